@@ -1,0 +1,27 @@
+# embedlab: corpus -> synthesize -> teacher/mine -> train -> evaluate -> tables.
+# Rules are thin: each calls `embedlab <stage>`; all logic lives in src/embedlab.
+from snakemake.utils import min_version, validate
+
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/corpus.smk"
+include: "workflow/rules/synthesize.smk"
+include: "workflow/rules/mine.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    input:
+        rules.tables.output,
+    default_target: True

@@ -1,0 +1,262 @@
+"""`embedlab <stage> ...`: every stage of the pipeline, runnable with or without Snakemake.
+
+Each command reads its inputs, validates them against their schemas, writes its outputs
+atomically and logs one MLflow run (params = its arguments, metrics = its figures).
+
+    embedlab corpus --out results/x/corpus.parquet --sources '[{"path": "corpus/wordnet-examples.txt"}]'
+    embedlab evaluate --model sentence-transformers/all-MiniLM-L6-v2 --name teacher --out eval.parquet
+"""
+
+import argparse
+import json
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from embedlab import schemas
+from embedlab.tracking import StageRun, stage_run
+
+log = logging.getLogger("embedlab")
+
+
+def _slug(name: str) -> str:
+    return name.rstrip("/").split("/")[-1]
+
+
+def cmd_corpus(args: argparse.Namespace, run: StageRun) -> None:
+    from embedlab.corpus import Source, build_corpus
+
+    sources = [Source(**s) for s in json.loads(args.sources)]
+    corpus, counts = build_corpus(
+        sources, args.mirror, args.max_sentences, args.min_chars, args.max_chars, args.seed
+    )
+    schemas.write(corpus, args.out, schemas.Corpus)
+    run.log_metrics(counts)
+    log.info("corpus: %s", counts)
+
+
+def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
+    from embedlab.synth.generate import PromptTemplate, load_llm, synthesize
+
+    corpus = schemas.read(args.corpus, schemas.Corpus)
+    template = PromptTemplate.load(args.prompt)
+    llm = load_llm(args.model, args.mirror)
+    pairs, rejected, stats = synthesize(
+        corpus, llm, template, args.n_anchors, args.batch_size, args.max_new_tokens,
+        args.copy_threshold, args.seed,
+    )
+    out = Path(args.out_dir)
+    schemas.write(rejected, out / "rejected.parquet", schemas.Rejected)
+    schemas.write(pairs, out / "pairs.parquet", schemas.Pairs)
+    run.log_metrics(stats)
+    run.log_artifact(out / "rejected.parquet", "synth")
+    log.info("synthesize: %s", stats)
+
+
+def cmd_teacher(args: argparse.Namespace, run: StageRun) -> None:
+    import time
+
+    from embedlab.encode import encode, load_encoder
+
+    pairs = schemas.read(args.pairs, schemas.Pairs)
+    model = load_encoder(args.model, args.mirror)
+    started = time.perf_counter()
+    emb = encode(model, pairs["anchor"].to_list(), args.batch_size, progress=True, desc="teacher")
+    seconds = time.perf_counter() - started
+    emb = emb.astype(np.float16 if args.dtype == "float16" else np.float32)
+    ids = pl.DataFrame({"id": pairs["id"], "row": np.arange(pairs.height, dtype=np.int64)})
+    schemas.write(ids, args.ids_out, schemas.TeacherIds)
+    tmp = Path(args.out).with_name(Path(args.out).name + ".tmp.npy")
+    np.save(tmp, emb)
+    tmp.replace(args.out)
+    run.log_metrics({"examples": pairs.height, "examples_per_s": pairs.height / seconds})
+
+
+def _load_teacher(embeddings: str, ids_path: str, pairs: pl.DataFrame) -> np.ndarray:
+    """Teacher rows aligned with ``pairs`` (joined by id, never by position)."""
+    ids = schemas.read(ids_path, schemas.TeacherIds)
+    emb = np.load(embeddings, mmap_mode="r")
+    if emb.shape[0] != ids.height:
+        raise schemas.DataError(f"{embeddings}: {emb.shape[0]} rows but {ids.height} ids in {ids_path}")
+    row_of = dict(zip(ids["id"], ids["row"], strict=True))
+    missing = [i for i in pairs["id"] if i not in row_of]
+    if missing:
+        raise schemas.DataError(f"{ids_path}: no teacher embedding for id {missing[0]!r}")
+    return np.asarray(emb[[row_of[i] for i in pairs["id"]]], dtype=np.float32)
+
+
+def cmd_mine(args: argparse.Namespace, run: StageRun) -> None:
+    from embedlab.mine import MINERS
+    from embedlab.mine.batches import batch_table, in_batch_similarity
+
+    pairs = schemas.read(args.pairs, schemas.Pairs)
+    emb = _load_teacher(args.embeddings, args.ids, pairs)
+    if args.miner not in MINERS:
+        raise SystemExit(f"unknown miner {args.miner!r}; known: {sorted(MINERS)}")
+    options = json.loads(args.options)
+    epochs, negatives, stats = MINERS[args.miner](
+        emb, pairs["anchor"].to_list(), args.batch_size, args.epochs, args.seed, **options
+    )
+    table = batch_table(epochs, pairs["id"].to_list(), negatives)
+    schemas.write(table, args.out, schemas.Batches)
+    sim = in_batch_similarity(emb, epochs)
+    stats |= {
+        "batches": float(table.select("epoch", "batch").unique().height),
+        "in_batch_sim_mean": float(sim.mean()),
+        "in_batch_sim_p50": float(np.quantile(sim, 0.5)),
+        "in_batch_sim_p90": float(np.quantile(sim, 0.9)),
+    }
+    run.log_metrics(stats)
+    log.info("mine %s: %s", args.miner, stats)
+
+
+def cmd_train(args: argparse.Namespace, run: StageRun) -> None:
+    from embedlab.train import TrainConfig, build_student, train
+
+    student = build_student(args.student, args.init, args.mirror, args.max_length)
+    if args.batches:
+        pairs = schemas.read(args.pairs, schemas.Pairs)
+        batches = schemas.read(args.batches, schemas.Batches)
+        config = TrainConfig(
+            lr=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
+            temperature=args.temperature, max_grad_norm=args.max_grad_norm,
+            mixed_precision=args.mixed_precision, seed=args.seed,
+        )
+        student = train(student, pairs, batches, config, on_step=lambda s, m: run.log_metrics(m, s))
+    out = Path(args.out)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    student.save(str(tmp))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.replace(out)
+
+
+def cmd_evaluate(args: argparse.Namespace, run: StageRun) -> None:
+    from embedlab.encode import load_encoder
+    from embedlab.evaluate import evaluate_sts, load_sts
+
+    model = load_encoder(args.model, args.mirror)
+    tasks = [load_sts(t, args.mirror) for t in args.tasks]
+    scores = evaluate_sts(model, tasks, args.batch_size)
+    schemas.write(scores, args.out, schemas.Scores)
+    run.log_metrics({f"{r['task']}.{r['metric']}": r["value"] for r in scores.iter_rows(named=True)})
+    run.log_artifact(args.out, "eval")
+    log.info("evaluate %s:\n%s", args.name, scores)
+
+
+def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
+    from embedlab.tables import fetch_scores, to_latex, to_markdown
+
+    scores = fetch_scores(args.models)
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "sts.md").write_text(to_markdown(scores))
+    (out / "sts.tex").write_text(to_latex(scores))
+    scores.write_csv(out / "sts.csv")
+    for name in ("sts.md", "sts.tex", "sts.csv"):
+        run.log_artifact(out / name, "tables")
+    print(to_markdown(scores))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="embedlab", description=__doc__.split("\n")[0])
+    p.add_argument("--rule", help="Snakemake rule name, recorded as an MLflow tag")
+    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                   help="wildcard to record as an MLflow tag (repeatable)")
+    sub = p.add_subparsers(dest="stage", required=True)
+
+    def stage(name: str, fn, help: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help)
+        sp.set_defaults(fn=fn)
+        sp.add_argument("--mirror", action="append", default=[], help="mirror folder (repeatable)")
+        return sp
+
+    s = stage("corpus", cmd_corpus, "collect, check and deduplicate sentences")
+    s.add_argument("--out", required=True)
+    s.add_argument("--sources", required=True, help="JSON list of {path, format, column, name}")
+    s.add_argument("--max-sentences", type=int)
+    s.add_argument("--min-chars", type=int, default=1)
+    s.add_argument("--max-chars", type=int, default=10_000)
+    s.add_argument("--seed", type=int, default=0)
+
+    s = stage("synthesize", cmd_synthesize, "LLM-written positives and hard negatives")
+    s.add_argument("--corpus", required=True)
+    s.add_argument("--out-dir", required=True)
+    s.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
+    s.add_argument("--prompt", default="config/prompts/partial.yaml")
+    s.add_argument("--n-anchors", type=int, default=320)
+    s.add_argument("--batch-size", type=int, default=32)
+    s.add_argument("--max-new-tokens", type=int, default=48)
+    s.add_argument("--copy-threshold", type=float, default=0.9)
+    s.add_argument("--seed", type=int, default=0)
+
+    s = stage("teacher", cmd_teacher, "teacher embeddings of the anchors")
+    s.add_argument("--pairs", required=True)
+    s.add_argument("--model", default="sentence-transformers/all-MiniLM-L6-v2")
+    s.add_argument("--out", required=True, help=".npy file")
+    s.add_argument("--ids-out", required=True, help="parquet of id -> row")
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--dtype", choices=["float16", "float32"], default="float32")
+
+    s = stage("mine", cmd_mine, "build the batch file (training order)")
+    s.add_argument("--miner", required=True)
+    s.add_argument("--pairs", required=True)
+    s.add_argument("--embeddings", required=True)
+    s.add_argument("--ids", required=True)
+    s.add_argument("--out", required=True)
+    s.add_argument("--batch-size", type=int, required=True)
+    s.add_argument("--epochs", type=int, default=1)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--options", default="{}", help="JSON object of miner options (b3: p, m, ...)")
+
+    s = stage("train", cmd_train, "train a student with InfoNCE over mined batches")
+    s.add_argument("--student", choices=["static", "transformer"], default="static")
+    s.add_argument("--init", default="sentence-transformers/all-MiniLM-L6-v2")
+    s.add_argument("--pairs")
+    s.add_argument("--batches", help="batch file; without it the untrained student is saved")
+    s.add_argument("--out", required=True)
+    s.add_argument("--max-length", type=int)
+    s.add_argument("--lr", type=float, default=5e-2)
+    s.add_argument("--weight-decay", type=float, default=0.0)
+    s.add_argument("--warmup-ratio", type=float, default=0.1)
+    s.add_argument("--temperature", type=float, default=0.05)
+    s.add_argument("--max-grad-norm", type=float, default=1.0)
+    s.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default="no")
+    s.add_argument("--seed", type=int, default=0)
+
+    s = stage("evaluate", cmd_evaluate, "STS12-16, STS-B, SICK-R (SentEval 'all')")
+    s.add_argument("--model", required=True, help="a model folder or a public id")
+    s.add_argument("--name", required=True, help="row name in tables")
+    s.add_argument("--out", required=True)
+    s.add_argument("--tasks", nargs="+", default=["STS12", "STS13", "STS14", "STS15", "STS16",
+                                                  "STSBenchmark", "SICKRelatedness"])
+    s.add_argument("--batch-size", type=int, default=64)
+
+    s = stage("tables", cmd_tables, "paper tables from MLflow evaluate runs")
+    s.add_argument("--models", nargs="+", required=True)
+    s.add_argument("--out-dir", required=True)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    tags = dict(t.split("=", 1) for t in args.tag)
+    if args.stage == "evaluate":
+        tags.setdefault("model", args.name)
+    params = {k: v for k, v in vars(args).items() if k not in ("fn", "tag", "rule")}
+    try:
+        with stage_run(args.stage, params, rule=args.rule, tags=tags) as run:
+            args.fn(args, run)
+    except (schemas.DataError, FileNotFoundError, ValueError, LookupError) as err:
+        print(f"embedlab {args.stage}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""Read sentence sources (txt, csv, tsv, parquet, STS-B / SICK files), check them, deduplicate.
+
+>>> df = build_corpus([Source("corpus/wordnet-examples.txt")], mirrors=["../shared/data"],
+...                   max_sentences=100)  # doctest: +SKIP
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from embedlab.ids import stable_id
+from embedlab.resolve import resolve_file
+from embedlab.schemas import DataError
+
+
+@dataclass(frozen=True)
+class Source:
+    """One input of the corpus.
+
+    path: a file, absolute or relative to a mirror; format: txt (one sentence a line), csv, tsv,
+    parquet, stsb (STS-B's tab-separated layout, both sentences) or sick (SICK, both sentences);
+    column: the text column of csv/tsv/parquet; name: the ``source`` value (default: file stem).
+    """
+
+    path: str
+    format: str = "auto"
+    column: str = "text"
+    name: str | None = None
+
+
+def _format(source: Source, path: Path) -> str:
+    if source.format != "auto":
+        return source.format
+    suffix = path.suffix.lower().lstrip(".")
+    if suffix in ("txt", "csv", "tsv", "parquet"):
+        return suffix
+    raise DataError(f"{path}: cannot tell the format from the suffix; set format: txt|csv|tsv|parquet")
+
+
+def _check_texts(texts: list[str | None], path: Path, first_row: int, what: str) -> None:
+    for i, text in enumerate(texts):
+        if text is None or not str(text).strip():
+            kind = "null" if text is None else "empty"
+            raise DataError(f"{path}: {what} {i + first_row} has an {kind} text")
+
+
+def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFrame:
+    """Read one source into columns ``text``, ``source``; stop on an empty or null text."""
+    path = resolve_file(source.path, mirrors)
+    fmt = _format(source, path)
+    if fmt == "txt":
+        texts: list[str | None] = path.read_text(encoding="utf-8").splitlines()
+        _check_texts(texts, path, 1, "line")
+    elif fmt in ("stsb", "sick"):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        start = 1 if fmt == "sick" else 0  # SICK has a header line
+        cols = (5, 6) if fmt == "stsb" else (1, 2)
+        texts = []
+        for lineno, line in enumerate(lines[start:], start=start + 1):
+            fields = line.split("\t")
+            if len(fields) <= max(cols):
+                raise DataError(f"{path}: line {lineno} has {len(fields)} fields, expected {fmt}")
+            texts += [fields[cols[0]], fields[cols[1]]]
+        _check_texts(texts, path, 1, "sentence")
+    else:
+        if fmt == "parquet":
+            frame = pl.read_parquet(path)
+        else:
+            frame = pl.read_csv(path, separator="\t" if fmt == "tsv" else ",", quote_char='"')
+        if source.column not in frame.columns:
+            raise DataError(f"{path}: no column {source.column!r}; columns are {frame.columns}")
+        texts = frame[source.column].cast(pl.String).to_list()
+        _check_texts(texts, path, 1, "row")  # 1-based data rows, header not counted
+    name = source.name or path.stem
+    clean = [" ".join(str(t).split()) for t in texts]
+    return pl.DataFrame({"text": clean, "source": [name] * len(clean)})
+
+
+def build_corpus(
+    sources: Sequence[Source],
+    mirrors: Sequence[str | Path] = (),
+    max_sentences: int | None = None,
+    min_chars: int = 1,
+    max_chars: int = 10_000,
+    seed: int = 0,
+) -> tuple[pl.DataFrame, dict[str, int]]:
+    """Concatenate sources, drop too short/long texts, deduplicate by text, sample, add ids.
+
+    Returns the corpus (``id``, ``text``, ``source``) and counts of what was dropped and why.
+    """
+    frames = [read_source(s, mirrors) for s in sources]
+    df = pl.concat(frames)
+    counts = {"read": df.height}
+    length = pl.col("text").str.len_chars()
+    kept = df.filter((length >= min_chars) & (length <= max_chars))
+    counts["dropped_length"] = df.height - kept.height
+    deduped = kept.unique(subset="text", keep="first", maintain_order=True)
+    counts["dropped_duplicate"] = kept.height - deduped.height
+    if max_sentences is not None and deduped.height > max_sentences:
+        deduped = deduped.sample(n=max_sentences, seed=seed, shuffle=False)
+        counts["dropped_sample"] = kept.height - counts["dropped_duplicate"] - deduped.height
+    ids = [stable_id(t, s) for t, s in zip(deduped["text"], deduped["source"], strict=True)]
+    corpus = deduped.with_columns(pl.Series("id", ids)).select("id", "text", "source")
+    counts["kept"] = corpus.height
+    return corpus, counts

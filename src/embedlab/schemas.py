@@ -1,0 +1,118 @@
+"""Pandera polars schemas of every artefact that crosses a stage boundary.
+
+``read(path, Model)`` and ``write(df, path, Model)`` validate eagerly (a LazyFrame check skips
+the data) and turn pandera's report into an error that names the file, the row and the column.
+"""
+
+from pathlib import Path
+
+import pandera.polars as pa
+import polars as pl
+
+
+class DataError(ValueError):
+    """Bad data in a file: the message names the file, the row and the column."""
+
+
+class Corpus(pa.DataFrameModel):
+    id: str = pa.Field(unique=True)
+    text: str = pa.Field(str_length={"min_value": 1})
+    source: str
+
+    class Config:
+        strict = True
+
+
+class Pairs(pa.DataFrameModel):
+    id: str = pa.Field(unique=True)
+    anchor: str = pa.Field(str_length={"min_value": 1})
+    positive: str = pa.Field(str_length={"min_value": 1})
+    hard_negative: str = pa.Field(str_length={"min_value": 1})
+    mode: str = pa.Field(isin=["partial", "scratch", "query"])
+    generator: str
+    prompt_id: str
+    copy_similarity: float = pa.Field(ge=0.0, le=1.0)
+
+    class Config:
+        strict = True
+
+
+class Rejected(pa.DataFrameModel):
+    id: str
+    anchor: str
+    positive: str = pa.Field(nullable=True)
+    hard_negative: str = pa.Field(nullable=True)
+    mode: str
+    generator: str
+    prompt_id: str
+    raw: str
+    reason: str
+
+    class Config:
+        strict = True
+
+
+class TeacherIds(pa.DataFrameModel):
+    id: str = pa.Field(unique=True)
+    row: int = pa.Field(ge=0)
+
+    class Config:
+        strict = True
+
+
+class Batches(pa.DataFrameModel):
+    epoch: int = pa.Field(ge=0)
+    batch: int = pa.Field(ge=0)
+    position: int = pa.Field(ge=0)
+    id: str
+    hard_negative_ids: list[str]
+
+    class Config:
+        strict = True
+
+
+class Scores(pa.DataFrameModel):
+    task: str
+    split: str
+    metric: str
+    value: float
+    n: int = pa.Field(ge=0)
+
+    class Config:
+        strict = True
+
+
+def validate(df: pl.DataFrame, model: type[pa.DataFrameModel], where: str | Path) -> pl.DataFrame:
+    """Validate ``df`` against ``model``; on failure raise DataError naming file, row and column."""
+    try:
+        return model.validate(df, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        cases = err.failure_cases.head(5).to_dicts()
+        lines = [
+            f"  row {c.get('index')}, column {c.get('column')!r}: check {c.get('check')} failed"
+            f" (value {c.get('failure_case')!r})"
+            for c in cases
+        ]
+        raise DataError(
+            f"{where}: does not match the {model.__name__} schema "
+            f"({len(err.failure_cases)} failure(s)):\n" + "\n".join(lines)
+        ) from None
+
+
+def read(path: str | Path, model: type[pa.DataFrameModel]) -> pl.DataFrame:
+    """Read a Parquet artefact and validate it."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file (expected a {model.__name__} table)")
+    return validate(pl.read_parquet(path), model, path)
+
+
+def write(df: pl.DataFrame, path: str | Path, model: type[pa.DataFrameModel]) -> Path:
+    """Validate, then write atomically (tmp file + rename) so a killed stage leaves no half file."""
+    path = Path(path)
+    df = validate(df, model, path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    df.write_parquet(tmp)
+    tmp.replace(path)
+    return path

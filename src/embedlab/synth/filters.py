@@ -1,0 +1,56 @@
+"""Parsing of LLM answers and quality filters; every failure has a reason code."""
+
+import difflib
+import re
+
+_LINE = {
+    "positive": re.compile(r"^\s*\**\s*paraphrase\s*\**\s*:\s*(.+?)\s*$", re.I | re.M),
+    "hard_negative": re.compile(r"^\s*\**\s*contradiction\s*\**\s*:\s*(.+?)\s*$", re.I | re.M),
+}
+
+
+def _clean(text: str) -> str:
+    return " ".join(text.strip().strip('"').strip("'").split())
+
+
+def parse_answer(raw: str) -> tuple[str | None, str | None]:
+    """Extract (positive, hard_negative) from tagged lines; None where a line is missing.
+
+    >>> parse_answer("Paraphrase: A dog runs.\\nContradiction: A dog sleeps.")
+    ('A dog runs.', 'A dog sleeps.')
+    """
+    found = {}
+    for key, pattern in _LINE.items():
+        match = pattern.search(raw)
+        found[key] = _clean(match.group(1)) if match and _clean(match.group(1)) else None
+    return found["positive"], found["hard_negative"]
+
+
+def _norm(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+def copy_similarity(a: str, b: str) -> float:
+    """Normalised edit similarity in [0, 1] (case and punctuation ignored); 1.0 means a copy."""
+    return difflib.SequenceMatcher(None, _norm(a), _norm(b), autojunk=False).ratio()
+
+
+def reject_reason(
+    anchor: str,
+    positive: str | None,
+    hard_negative: str | None,
+    copy_threshold: float,
+    min_chars: int = 3,
+) -> str | None:
+    """The reason code for rejecting a generated pair, or None if it is accepted."""
+    if positive is None or hard_negative is None:
+        return "parse"
+    if min(len(positive), len(hard_negative)) < min_chars:
+        return "too_short"
+    if copy_similarity(anchor, positive) >= copy_threshold:
+        return "positive_copies_anchor"
+    if copy_similarity(anchor, hard_negative) >= copy_threshold:
+        return "negative_copies_anchor"
+    if copy_similarity(positive, hard_negative) >= copy_threshold:
+        return "positive_equals_negative"
+    return None

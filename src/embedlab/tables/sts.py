@@ -1,0 +1,98 @@
+"""The STS table (SimCSE's layout): one row per model, STS12-16, STS-B, SICK-R and Avg.
+
+Values come from MLflow runs of the evaluate stage, never from files typed by hand, so
+`snakemake tables` rebuilds the table from tracked runs alone.
+
+>>> scores = fetch_scores(["teacher", "b3-bs32-seed0"])  # doctest: +SKIP
+>>> print(to_markdown(scores))  # doctest: +SKIP
+"""
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from embedlab.tracking import ensure_experiment, retry
+
+# metric key in MLflow -> column header
+COLUMNS: dict[str, str] = {
+    "STS12": "STS12",
+    "STS13": "STS13",
+    "STS14": "STS14",
+    "STS15": "STS15",
+    "STS16": "STS16",
+    "STSBenchmark": "STS-B",
+    "SICKRelatedness": "SICK-R",
+    "Avg": "Avg",
+}
+
+
+def fetch_scores(models: Sequence[str]) -> pl.DataFrame:
+    """The newest finished evaluate run of each model in the current experiment, as a table.
+
+    Raises LookupError naming every model that has no finished evaluate run.
+    """
+    import mlflow
+
+    experiment_id = ensure_experiment()
+    runs = retry(
+        mlflow.search_runs,
+        experiment_ids=[experiment_id],
+        filter_string="tags.stage = 'evaluate' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
+    newest = {}
+    for run in runs:
+        newest.setdefault(run.data.tags.get("wildcard.model"), run)
+    absent = [m for m in models if m not in newest]
+    if absent:
+        raise LookupError(f"no finished evaluate run in MLflow for model(s) {absent}")
+    rows = []
+    for model in models:
+        run = newest[model]
+        row = {"model": model, "run_id": run.info.run_id}
+        for key in COLUMNS:
+            row[COLUMNS[key]] = run.data.metrics.get(f"{key}.spearman")
+        rows.append(row)
+    return pl.DataFrame(rows)
+
+
+def _cells(scores: pl.DataFrame, bold: str) -> list[list[str]]:
+    best = {c: scores[c].max() for c in COLUMNS.values()}
+    out = []
+    for row in scores.iter_rows(named=True):
+        cells = [row["model"]]
+        for c in COLUMNS.values():
+            value = row[c]
+            text = "–" if value is None else f"{value:.2f}"
+            cells.append(bold.format(text) if value is not None and value == best[c] else text)
+        out.append(cells)
+    return out
+
+
+def to_markdown(scores: pl.DataFrame) -> str:
+    """A Markdown table; the best value of each column in bold."""
+    header = ["Model", *COLUMNS.values()]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * 8) + "|"]
+    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(scores, "**{}**")]
+    return "\n".join(lines) + "\n"
+
+
+def to_latex(scores: pl.DataFrame) -> str:
+    """A booktabs LaTeX table; the best value of each column in bold."""
+
+    def esc(text: str) -> str:
+        return text.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
+
+    header = " & ".join(["Model", *COLUMNS.values()]) + r" \\"
+    body = [" & ".join(esc(c) for c in cells) + r" \\" for cells in _cells(scores, r"\textbf{{{}}}")]
+    return "\n".join([
+        r"\begin{tabular}{l" + "r" * len(COLUMNS) + "}",
+        r"\toprule",
+        header,
+        r"\midrule",
+        *body,
+        r"\bottomrule",
+        r"\end{tabular}",
+        "",
+    ])

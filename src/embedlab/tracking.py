@@ -1,0 +1,161 @@
+"""MLflow tracking: one run per executed stage, tagged so tables can be rebuilt from runs alone.
+
+The context (tracking URI, experiment, pipeline run id, config hash) comes from environment
+variables that the Snakefile sets once per invocation, so that shell commands stay identical
+between invocations and Snakemake does not see them as changed code:
+
+    EMBEDLAB_TRACKING_URI   default sqlite:///results/mlflow.db
+    EMBEDLAB_EXPERIMENT     default "embedlab"
+    EMBEDLAB_PIPELINE_RUN   id shared by all rules of one `snakemake` invocation
+    EMBEDLAB_CONFIG_HASH    hash of the resolved config
+
+Example::
+
+    with stage_run("mine", params={"miner": "b3"}, rule="mine", tags={"miner": "b3"}) as run:
+        run.log_metrics({"hardness_mean": 0.41})
+"""
+
+import contextlib
+import fcntl
+import importlib.metadata
+import os
+import random
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+SECRET_MARKERS = ("key", "token", "secret", "password")
+VERSIONED = ("torch", "transformers", "sentence-transformers", "mlflow", "polars", "snakemake")
+
+
+def tracking_uri() -> str:
+    return os.environ.get("EMBEDLAB_TRACKING_URI", "sqlite:///results/mlflow.db")
+
+
+def experiment_name() -> str:
+    return os.environ.get("EMBEDLAB_EXPERIMENT", "embedlab")
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
+def retry(fn, *args, attempts: int = 8, base: float = 0.2, **kwargs):
+    """Call ``fn`` with exponential backoff and jitter; SQLite says "database is locked" under load."""
+    for attempt in range(attempts):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # mlflow wraps sqlite errors in several exception types
+            if attempt == attempts - 1 or "locked" not in str(err).lower():
+                raise
+            time.sleep(base * 2**attempt * (1 + random.random()))
+    raise AssertionError("unreachable")
+
+
+@contextlib.contextmanager
+def _lock(uri: str) -> Iterator[None]:
+    """Serialise schema creation and experiment creation on one SQLite file across processes."""
+    db = _sqlite_path(uri)
+    if db is None:
+        yield
+        return
+    db.parent.mkdir(parents=True, exist_ok=True)
+    with open(db.with_name(db.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_experiment(name: str | None = None, uri: str | None = None) -> str:
+    """Create the tracking store and experiment if needed; return the experiment id."""
+    import mlflow
+
+    uri, name = uri or tracking_uri(), name or experiment_name()
+    mlflow.set_tracking_uri(uri)
+    with _lock(uri):
+        client = mlflow.MlflowClient()
+        found = retry(client.get_experiment_by_name, name)
+        if found is not None:
+            return found.experiment_id
+        db = _sqlite_path(uri)
+        artifacts = (db.parent / "mlartifacts").resolve().as_uri() if db else None
+        return retry(client.create_experiment, name, artifact_location=artifacts)
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def _public(params: Mapping[str, Any]) -> dict[str, str]:
+    """Params as MLflow strings, with anything that looks like a secret left out."""
+    return {
+        k: str(v)[:6000]
+        for k, v in params.items()
+        if not any(m in k.lower() for m in SECRET_MARKERS) and v is not None
+    }
+
+
+class StageRun:
+    """Thin handle over the active MLflow run, retrying writes that SQLite may refuse."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        clean = {k: float(v) for k, v in metrics.items() if v is not None}
+        retry(mlflow.log_metrics, clean, step=step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        import mlflow
+
+        retry(mlflow.log_artifact, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        import mlflow
+
+        retry(mlflow.set_tags, dict(tags))
+
+
+@contextlib.contextmanager
+def stage_run(
+    stage: str,
+    params: Mapping[str, Any],
+    rule: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Iterator[StageRun]:
+    """Open one MLflow run for one executed stage; it ends FAILED if the stage raises."""
+    import mlflow
+
+    experiment_id = ensure_experiment()
+    all_tags = {
+        "pipeline_run": os.environ.get("EMBEDLAB_PIPELINE_RUN", "manual"),
+        "stage": stage,
+        "rule": rule or stage,
+        "config_hash": os.environ.get("EMBEDLAB_CONFIG_HASH", "none"),
+        "git_commit": git_commit(),
+        **{f"wildcard.{k}": str(v) for k, v in (tags or {}).items()},
+    }
+    for package in VERSIONED:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            all_tags[f"version.{package}"] = importlib.metadata.version(package)
+    name = "-".join([rule or stage, *[str(v) for v in (tags or {}).values()]])
+    run = retry(mlflow.start_run, experiment_id=experiment_id, run_name=name, tags=all_tags)
+    try:
+        retry(mlflow.log_params, _public(params))
+        yield StageRun(run.info.run_id)
+    except BaseException:
+        retry(mlflow.end_run, status="FAILED")
+        raise
+    retry(mlflow.end_run, status="FINISHED")
