@@ -2,7 +2,6 @@
 # Rules are thin: each calls `embedlab <stage>`; all logic lives in src/embedlab.
 from snakemake.utils import min_version, validate
 
-
 min_version("9.0")
 
 
@@ -13,6 +12,14 @@ validate(config, "workflow/schemas/config.schema.yaml")
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    miner="|".join(GRID["miners"]),
+    bs=r"\d+",
+    seed=r"\d+",
+
+
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/synthesize.smk"
 include: "workflow/rules/mine.smk"
@@ -22,6 +29,6 @@ include: "workflow/rules/tables.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.tables.output,
-    default_target: True

@@ -30,7 +30,7 @@ def _slug(name: str) -> str:
 def cmd_corpus(args: argparse.Namespace, run: StageRun) -> None:
     from embedlab.corpus import Source, build_corpus
 
-    sources = [Source(**s) for s in json.loads(args.sources)]
+    sources = [Source(**json.loads(s)) for s in args.sources]
     corpus, counts = build_corpus(
         sources, args.mirror, args.max_sentences, args.min_chars, args.max_chars, args.seed
     )
@@ -49,11 +49,10 @@ def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
         corpus, llm, template, args.n_anchors, args.batch_size, args.max_new_tokens,
         args.copy_threshold, args.seed,
     )
-    out = Path(args.out_dir)
-    schemas.write(rejected, out / "rejected.parquet", schemas.Rejected)
-    schemas.write(pairs, out / "pairs.parquet", schemas.Pairs)
+    schemas.write(rejected, args.rejected_out, schemas.Rejected)
+    schemas.write(pairs, args.pairs_out, schemas.Pairs)
     run.log_metrics(stats)
-    run.log_artifact(out / "rejected.parquet", "synth")
+    run.log_artifact(args.rejected_out, "synth")
     log.info("synthesize: %s", stats)
 
 
@@ -152,13 +151,13 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
     from embedlab.tables import fetch_scores, to_latex, to_markdown
 
     scores = fetch_scores(args.models)
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "sts.md").write_text(to_markdown(scores))
-    (out / "sts.tex").write_text(to_latex(scores))
-    scores.write_csv(out / "sts.csv")
-    for name in ("sts.md", "sts.tex", "sts.csv"):
-        run.log_artifact(out / name, "tables")
+    for path in (args.md, args.tex, args.csv):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.md).write_text(to_markdown(scores))
+    Path(args.tex).write_text(to_latex(scores))
+    scores.write_csv(args.csv)
+    for path in (args.md, args.tex, args.csv):
+        run.log_artifact(path, "tables")
     print(to_markdown(scores))
 
 
@@ -177,7 +176,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = stage("corpus", cmd_corpus, "collect, check and deduplicate sentences")
     s.add_argument("--out", required=True)
-    s.add_argument("--sources", required=True, help="JSON list of {path, format, column, name}")
+    s.add_argument("--sources", required=True, nargs="+",
+                   help='one JSON object per source: {"path": ..., "format": ..., "column": ...}')
     s.add_argument("--max-sentences", type=int)
     s.add_argument("--min-chars", type=int, default=1)
     s.add_argument("--max-chars", type=int, default=10_000)
@@ -185,7 +185,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = stage("synthesize", cmd_synthesize, "LLM-written positives and hard negatives")
     s.add_argument("--corpus", required=True)
-    s.add_argument("--out-dir", required=True)
+    s.add_argument("--pairs-out", required=True)
+    s.add_argument("--rejected-out", required=True)
     s.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
     s.add_argument("--prompt", default="config/prompts/partial.yaml")
     s.add_argument("--n-anchors", type=int, default=320)
@@ -238,7 +239,9 @@ def parser() -> argparse.ArgumentParser:
 
     s = stage("tables", cmd_tables, "paper tables from MLflow evaluate runs")
     s.add_argument("--models", nargs="+", required=True)
-    s.add_argument("--out-dir", required=True)
+    s.add_argument("--md", required=True, help="Markdown table to write")
+    s.add_argument("--tex", required=True, help="LaTeX (booktabs) table to write")
+    s.add_argument("--csv", required=True, help="CSV of the same values")
     return p
 
 

@@ -1,10 +1,11 @@
-# Shared helpers: result paths, the experiment grid, tracking context, argument quoting.
+# Shared helpers: result paths, the experiment grid, tracking context, CLI arguments from config.
 import hashlib
 import json
 import os
 import shlex
 import time
 import uuid
+from pathlib import Path
 
 R = f"{config['results']}/{config['experiment']}"
 GRID = config["grid"]
@@ -15,8 +16,7 @@ RUNS = [
     for seed in GRID["seeds"]
 ]
 MODELS = ["teacher", "student-init", *RUNS]
-MIRRORS = " ".join(f"--mirror {shlex.quote(m)}" for m in config["mirrors"])
-TEACHER = config["teacher"]["model"].rstrip("/").split("/")[-1]
+TEACHER = Path(config["teacher"]["model"]).name
 
 # Tracking context for every job of this invocation. Passed through the environment, not the
 # command line, so that commands stay identical between invocations (no spurious reruns).
@@ -30,21 +30,31 @@ os.environ.setdefault(
     hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12],
 )
 
-# Every job: torch threads = the job's threads, rule name and wildcards as MLflow tags.
-EMBEDLAB = "OMP_NUM_THREADS={threads} embedlab --rule {rule} {params.tags}"
+
+def track(name, **fixed):
+    """CLI options that tag a job's MLflow run with its rule name and wildcards."""
+
+    def args(wildcards):
+        tags = {**fixed, **dict(wildcards.items())}
+        return " ".join(
+            [f"--rule {name}", *(f"--tag {k}={v}" for k, v in tags.items())]
+        )
+
+    return args
 
 
-wildcard_constraints:
-    miner="|".join(GRID["miners"]),
-    bs=r"\d+",
-    seed=r"\d+",
+def cli_args(section, skip=()):
+    """A config section as `embedlab` options: key `n_anchors: 3` becomes `--n-anchors 3`.
 
-
-def tags(wildcards):
-    """`--tag key=value` for each wildcard of a job (recorded on its MLflow run)."""
-    return " ".join(f"--tag {k}={v}" for k, v in wildcards.items())
-
-
-def json_arg(value):
-    """A config value as one shell-quoted JSON argument."""
-    return shlex.quote(json.dumps(value))
+    Lists become several values, mappings JSON values; the mirrors are always passed.
+    """
+    out = [f"--mirror {shlex.quote(m)}" for m in config["mirrors"]]
+    for key, value in section.items():
+        if key in skip:
+            continue
+        values = value if isinstance(value, list) else [value]
+        values = [json.dumps(v) if isinstance(v, dict) else str(v) for v in values]
+        out.append(
+            f"--{key.replace('_', '-')} " + " ".join(shlex.quote(v) for v in values)
+        )
+    return " ".join(out)

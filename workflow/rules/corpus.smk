@@ -1,17 +1,17 @@
 rule corpus:
     output:
         f"{R}/corpus.parquet",
-    params:
-        tags=tags,
-        sources=json_arg(config["corpus"]["sources"]),
-        c=config["corpus"],
-        seed=config["seed"],
     log:
         f"{R}/logs/corpus.log",
     benchmark:
         f"{R}/benchmarks/corpus.tsv"
+    conda:
+        "../../envs/embedlab.yaml"
     threads: 1
+    params:
+        track=track("corpus"),
+        args=cli_args(config["corpus"]),
+        seed=config["seed"],
     shell:
-        EMBEDLAB + " corpus --out {output} --sources {params.sources} " + MIRRORS + ""
-        " --max-sentences {params.c[max_sentences]} --min-chars {params.c[min_chars]}"
-        " --max-chars {params.c[max_chars]} --seed {params.seed} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track} corpus --out {output}"
+        " --seed {params.seed} {params.args} > {log} 2>&1"

@@ -1,25 +1,23 @@
-EVAL_ARGS = " " + MIRRORS + " --tasks {params.e[tasks]} --batch-size {params.e[batch_size]}"
-
-
 ruleorder: evaluate_teacher > evaluate
 
 
 rule evaluate_teacher:
     output:
         f"{R}/eval/teacher.parquet",
-    params:
-        tags=lambda w: "--tag model=teacher",
-        e=config["evaluate"],
-        model=config["teacher"]["model"],
     log:
         f"{R}/logs/evaluate/teacher.log",
     benchmark:
         f"{R}/benchmarks/evaluate/teacher.tsv"
+    conda:
+        "../../envs/embedlab.yaml"
     threads: workflow.cores
+    params:
+        track=track("evaluate_teacher", model="teacher"),
+        args=cli_args(config["evaluate"]),
+        model=config["teacher"]["model"],
     shell:
-        EMBEDLAB + " evaluate --model {params.model} --name teacher --out {output}"
-        + EVAL_ARGS
-        + " > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {params.model}"
+        " --name teacher --out {output} {params.args} > {log} 2>&1"
 
 
 rule evaluate:
@@ -27,15 +25,16 @@ rule evaluate:
         f"{R}/models/{{model}}",
     output:
         f"{R}/eval/{{model}}.parquet",
-    params:
-        tags=tags,
-        e=config["evaluate"],
     log:
         f"{R}/logs/evaluate/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/evaluate/{{model}}.tsv"
+    conda:
+        "../../envs/embedlab.yaml"
     threads: workflow.cores
+    params:
+        track=track("evaluate"),
+        args=cli_args(config["evaluate"]),
     shell:
-        EMBEDLAB + " evaluate --model {input} --name {wildcards.model} --out {output}"
-        + EVAL_ARGS
-        + " > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {input}"
+        " --name {wildcards.model} --out {output} {params.args} > {log} 2>&1"

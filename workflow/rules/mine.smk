@@ -4,18 +4,19 @@ rule teacher:
     output:
         emb=f"{R}/teacher/{TEACHER}.npy",
         ids=f"{R}/teacher/{TEACHER}.ids.parquet",
-    params:
-        tags=tags,
-        t=config["teacher"],
     log:
         f"{R}/logs/teacher.log",
     benchmark:
         f"{R}/benchmarks/teacher.tsv"
+    conda:
+        "../../envs/embedlab.yaml"
     threads: workflow.cores
+    params:
+        track=track("teacher"),
+        args=cli_args(config["teacher"]),
     shell:
-        EMBEDLAB + " teacher --pairs {input.pairs} --model {params.t[model]} " + MIRRORS + ""
-        " --out {output.emb} --ids-out {output.ids} --batch-size {params.t[batch_size]}"
-        " --dtype {params.t[dtype]} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track} teacher --pairs {input.pairs}"
+        " --out {output.emb} --ids-out {output.ids} {params.args} > {log} 2>&1"
 
 
 rule mine:
@@ -25,17 +26,19 @@ rule mine:
         ids=rules.teacher.output.ids,
     output:
         f"{R}/batches/{{miner}}-bs{{bs}}-seed{{seed}}.parquet",
-    params:
-        tags=tags,
-        epochs=config["mine"]["epochs"],
-        options=lambda w: json_arg(config["mine"].get(w.miner, {})),
     log:
         f"{R}/logs/mine/{{miner}}-bs{{bs}}-seed{{seed}}.log",
     benchmark:
         f"{R}/benchmarks/mine/{{miner}}-bs{{bs}}-seed{{seed}}.tsv"
+    conda:
+        "../../envs/embedlab.yaml"
     threads: 1
+    params:
+        track=track("mine"),
+        epochs=config["mine"]["epochs"],
+        options=lambda w: shlex.quote(json.dumps(config["mine"].get(w.miner, {}))),
     shell:
-        EMBEDLAB + " mine --miner {wildcards.miner} --pairs {input.pairs}"
-        " --embeddings {input.emb} --ids {input.ids} --out {output}"
+        "OMP_NUM_THREADS={threads} embedlab {params.track} mine --miner {wildcards.miner}"
+        " --pairs {input.pairs} --embeddings {input.emb} --ids {input.ids} --out {output}"
         " --batch-size {wildcards.bs} --epochs {params.epochs} --seed {wildcards.seed}"
         " --options {params.options} > {log} 2>&1"

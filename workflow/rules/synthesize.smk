@@ -5,21 +5,21 @@ rule synthesize:
     output:
         pairs=f"{R}/synth/pairs.parquet",
         rejected=f"{R}/synth/rejected.parquet",
-    params:
-        tags=tags,
-        s=config["synthesize"],
-        seed=config["seed"],
-        out_dir=f"{R}/synth",
     log:
         f"{R}/logs/synthesize.log",
     benchmark:
         f"{R}/benchmarks/synthesize.tsv"
+    conda:
+        "../../envs/embedlab.yaml"
     threads: workflow.cores
     resources:
         mem_mb=4000,
+    params:
+        track=track("synthesize"),
+        args=cli_args(config["synthesize"], skip=["prompt"]),
+        seed=config["seed"],
     shell:
-        EMBEDLAB + " synthesize --corpus {input.corpus} --prompt {input.prompt}"
-        " --out-dir {params.out_dir} --model {params.s[model]} " + MIRRORS + ""
-        " --n-anchors {params.s[n_anchors]} --batch-size {params.s[batch_size]}"
-        " --max-new-tokens {params.s[max_new_tokens]}"
-        " --copy-threshold {params.s[copy_threshold]} --seed {params.seed} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track} synthesize"
+        " --corpus {input.corpus} --prompt {input.prompt} --seed {params.seed}"
+        " --pairs-out {output.pairs} --rejected-out {output.rejected} {params.args}"
+        " > {log} 2>&1"

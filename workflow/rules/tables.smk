@@ -5,14 +5,16 @@ rule tables:
         md=f"{R}/tables/sts.md",
         tex=f"{R}/tables/sts.tex",
         csv=f"{R}/tables/sts.csv",
-    params:
-        tags=tags,
-        models=" ".join(MODELS),
-        out_dir=f"{R}/tables",
     log:
         f"{R}/logs/tables.log",
     benchmark:
         f"{R}/benchmarks/tables.tsv"
+    conda:
+        "../../envs/embedlab.yaml"
     threads: 1
+    params:
+        track=track("tables"),
+        models=MODELS,
     shell:
-        EMBEDLAB + " tables --models {params.models} --out-dir {params.out_dir} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track} tables --models {params.models}"
+        " --md {output.md} --tex {output.tex} --csv {output.csv} > {log} 2>&1"

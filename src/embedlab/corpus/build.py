@@ -42,8 +42,8 @@ def _format(source: Source, path: Path) -> str:
 def _check_texts(texts: list[str | None], path: Path, first_row: int, what: str) -> None:
     for i, text in enumerate(texts):
         if text is None or not str(text).strip():
-            kind = "null" if text is None else "empty"
-            raise DataError(f"{path}: {what} {i + first_row} has an {kind} text")
+            kind = "a null" if text is None else "an empty"
+            raise DataError(f"{path}: {what} {i + first_row} has {kind} text")
 
 
 def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFrame:

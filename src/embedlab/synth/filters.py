@@ -4,8 +4,8 @@ import difflib
 import re
 
 _LINE = {
-    "positive": re.compile(r"^\s*\**\s*paraphrase\s*\**\s*:\s*(.+?)\s*$", re.I | re.M),
-    "hard_negative": re.compile(r"^\s*\**\s*contradiction\s*\**\s*:\s*(.+?)\s*$", re.I | re.M),
+    "positive": re.compile(r"^[\s*#-]*paraphrase[\s*]*:[\s*]*(.+?)\s*$", re.I | re.M),
+    "hard_negative": re.compile(r"^[\s*#-]*contradiction[\s*]*:[\s*]*(.+?)\s*$", re.I | re.M),
 }
 
 
@@ -51,6 +51,6 @@ def reject_reason(
         return "positive_copies_anchor"
     if copy_similarity(anchor, hard_negative) >= copy_threshold:
         return "negative_copies_anchor"
-    if copy_similarity(positive, hard_negative) >= copy_threshold:
+    if _norm(positive) == _norm(hard_negative):
         return "positive_equals_negative"
     return None

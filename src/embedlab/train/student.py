@@ -10,7 +10,7 @@ kind="transformer": the ``init`` model itself (any Hugging Face / sentence-trans
 from collections.abc import Sequence
 
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.models import StaticEmbedding
+from sentence_transformers.sentence_transformer.modules import StaticEmbedding
 
 from embedlab.encode import load_encoder
 

@@ -1,0 +1,67 @@
+"""Shared fixtures: the data mirror, an isolated MLflow store, the packaged teacher model."""
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MIRROR = (REPO / ".." / "shared" / "data").resolve()
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    assert MIRROR.exists(), f"the data mirror is expected at {MIRROR}"
+    return MIRROR
+
+
+@pytest.fixture(autouse=True)
+def tracking(tmp_path, monkeypatch) -> str:
+    """Every test logs to its own SQLite MLflow store, never to results/."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("EMBEDLAB_TRACKING_URI", uri)
+    monkeypatch.setenv("EMBEDLAB_EXPERIMENT", "test")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return uri
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    from embedlab.encode import load_encoder
+
+    return load_encoder("sentence-transformers/all-MiniLM-L6-v2", device="cpu")
+
+
+def make_pairs(n: int, seed: int = 0) -> pl.DataFrame:
+    """Tiny hand-made pairs table (valid ``Pairs`` schema) with distinct texts."""
+    rng = np.random.default_rng(seed)
+    subjects = ["The cat", "A man", "The girl", "My neighbour", "The old dog", "A child",
+                "The teacher", "Our team", "The farmer", "A musician"]
+    verbs = ["plays", "reads", "paints", "watches", "repairs", "sells", "cooks", "finds"]
+    objects = ["a guitar", "the newspaper", "a red fence", "the stars", "an old car",
+               "fresh bread", "a small boat", "the garden", "a letter", "some apples"]
+    rows = []
+    seen = set()
+    while len(rows) < n:
+        s, v, o = (rng.choice(x) for x in (subjects, verbs, objects))
+        anchor = f"{s} {v} {o}."
+        if anchor in seen:
+            continue
+        seen.add(anchor)
+        rows.append({
+            "id": f"id{len(rows):04d}",
+            "anchor": anchor,
+            "positive": f"{o.capitalize()} is what {s.lower()} {v}.",
+            "hard_negative": f"{s} never {v[:-1]} {o}.",
+            "mode": "partial",
+            "generator": "hand",
+            "prompt_id": "test",
+            "copy_similarity": 0.5,
+        })
+    return pl.DataFrame(rows)
+
+
+@pytest.fixture
+def pairs() -> pl.DataFrame:
+    return make_pairs(96)

@@ -1,0 +1,34 @@
+import polars as pl
+import pytest
+
+from embedlab import schemas
+
+
+def test_write_then_read_roundtrip(tmp_path):
+    df = pl.DataFrame({"id": ["a", "b"], "text": ["x", "y"], "source": ["s", "s"]})
+    path = schemas.write(df, tmp_path / "c.parquet", schemas.Corpus)
+    assert schemas.read(path, schemas.Corpus).equals(df)
+    assert not (tmp_path / "c.parquet.tmp").exists()
+
+
+def test_error_names_file_row_and_column(tmp_path):
+    path = tmp_path / "corpus.parquet"
+    pl.DataFrame({"id": ["a", "b", "c"], "text": ["x", "", "z"], "source": ["s"] * 3}).write_parquet(
+        path
+    )
+    with pytest.raises(schemas.DataError) as err:
+        schemas.read(path, schemas.Corpus)
+    message = str(err.value)
+    assert "corpus.parquet" in message and "row 1" in message and "'text'" in message
+
+
+def test_unexpected_column_is_refused(tmp_path):
+    df = pl.DataFrame({"id": ["a"], "text": ["x"], "source": ["s"], "extra": [1]})
+    with pytest.raises(schemas.DataError, match="extra"):
+        schemas.write(df, tmp_path / "c.parquet", schemas.Corpus)
+    assert not (tmp_path / "c.parquet").exists()
+
+
+def test_missing_file_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nothere.parquet"):
+        schemas.read(tmp_path / "nothere.parquet", schemas.Pairs)

@@ -1,0 +1,29 @@
+from embedlab.synth.filters import copy_similarity, parse_answer, reject_reason
+
+
+def test_parse_tagged_lines_in_any_case_and_markup():
+    raw = "Sure!\n**Paraphrase:** A dog is running.\ncontradiction: \"A dog is asleep.\"\n"
+    assert parse_answer(raw) == ("A dog is running.", "A dog is asleep.")
+
+
+def test_parse_missing_line_gives_none():
+    assert parse_answer("Paraphrase: only one") == ("only one", None)
+    assert parse_answer("nothing useful") == (None, None)
+
+
+def test_copy_similarity_ignores_case_and_punctuation():
+    assert copy_similarity("The cat sat.", "the cat sat") == 1.0
+    assert copy_similarity("The cat sat.", "A dog ran far away") < 0.5
+
+
+def test_reject_reasons():
+    anchor = "The committee approved the budget."
+    assert reject_reason(anchor, None, "x y z", 0.9) == "parse"
+    assert reject_reason(anchor, "ok", "The budget was rejected.", 0.9) == "too_short"
+    assert reject_reason(anchor, "the committee approved the budget", "No.", 0.9, 2) == (
+        "positive_copies_anchor"
+    )
+    assert reject_reason(anchor, "The budget got approved.", anchor, 0.9) == "negative_copies_anchor"
+    same = "The budget passed."
+    assert reject_reason(anchor, same, same + "!", 0.9) == "positive_equals_negative"
+    assert reject_reason(anchor, "The budget was accepted.", "The budget was voted down.", 0.9) is None

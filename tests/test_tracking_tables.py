@@ -1,0 +1,76 @@
+import multiprocessing
+
+import mlflow
+import pytest
+
+from embedlab.tables import fetch_scores, to_latex, to_markdown
+from embedlab.tracking import ensure_experiment, stage_run
+
+
+def _log_eval(model: str, base: float) -> None:
+    keys = ["STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness", "Avg"]
+    with stage_run("evaluate", {"model": model}, rule="evaluate", tags={"model": model}) as run:
+        run.log_metrics({f"{k}.spearman": base + i for i, k in enumerate(keys)})
+
+
+def test_stage_run_tags_params_and_hides_secrets(monkeypatch):
+    monkeypatch.setenv("EMBEDLAB_PIPELINE_RUN", "pr-1")
+    with stage_run("mine", {"miner": "b3", "api_key": "sk-secret"}, rule="mine",
+                   tags={"miner": "b3", "bs": "32"}) as run:
+        run.log_metrics({"in_batch_sim_mean": 0.4})
+    got = mlflow.get_run(run.run_id)
+    assert got.info.status == "FINISHED"
+    assert got.data.tags["pipeline_run"] == "pr-1"
+    assert got.data.tags["stage"] == "mine" and got.data.tags["rule"] == "mine"
+    assert got.data.tags["wildcard.miner"] == "b3" and got.data.tags["wildcard.bs"] == "32"
+    assert "version.torch" in got.data.tags and "git_commit" in got.data.tags
+    assert got.data.params["miner"] == "b3" and "api_key" not in got.data.params
+    assert got.data.metrics["in_batch_sim_mean"] == 0.4
+
+
+def test_failed_stage_is_marked_failed():
+    with pytest.raises(RuntimeError), stage_run("train", {}) as run:
+        raise RuntimeError("boom")
+    assert mlflow.get_run(run.run_id).info.status == "FAILED"
+
+
+def test_tables_use_newest_finished_run_per_model():
+    _log_eval("teacher", 70.0)
+    _log_eval("b3-bs32-seed0", 50.0)
+    _log_eval("b3-bs32-seed0", 60.0)  # a rerun: the newest counts
+    scores = fetch_scores(["teacher", "b3-bs32-seed0"])
+    assert scores["model"].to_list() == ["teacher", "b3-bs32-seed0"]
+    assert scores["STS12"].to_list() == [70.0, 60.0]
+    md = to_markdown(scores)
+    assert "| teacher | **70.00** |" in md and "STS-B" in md
+    tex = to_latex(scores)
+    assert r"\toprule" in tex and r"b3-bs32-seed0 & 60.00" in tex and r"\textbf{77.00}" in tex
+
+
+def test_tables_name_models_without_runs():
+    _log_eval("teacher", 70.0)
+    with pytest.raises(LookupError, match="random-bs32-seed0"):
+        fetch_scores(["teacher", "random-bs32-seed0"])
+
+
+def _worker(uri: str, i: int) -> None:
+    import os
+
+    os.environ["EMBEDLAB_TRACKING_URI"] = uri
+    os.environ["EMBEDLAB_EXPERIMENT"] = "test"
+    with stage_run("mine", {"i": i}, tags={"worker": str(i)}) as run:
+        for step in range(5):
+            run.log_metrics({"x": float(step)}, step=step)
+
+
+def test_concurrent_processes_log_to_one_sqlite_store(tracking):
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_worker, args=(tracking, i)) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert all(p.exitcode == 0 for p in procs)
+    runs = mlflow.search_runs([ensure_experiment()], output_format="list")
+    assert sorted(r.data.tags["wildcard.worker"] for r in runs) == ["0", "1", "2", "3"]
+    assert all(r.info.status == "FINISHED" for r in runs)
