@@ -36,11 +36,31 @@ def minilm():
 def make_pairs(n: int, seed: int = 0) -> pl.DataFrame:
     """Tiny hand-made pairs table (valid ``Pairs`` schema) with distinct texts."""
     rng = np.random.default_rng(seed)
-    subjects = ["The cat", "A man", "The girl", "My neighbour", "The old dog", "A child",
-                "The teacher", "Our team", "The farmer", "A musician"]
+    subjects = [
+        "The cat",
+        "A man",
+        "The girl",
+        "My neighbour",
+        "The old dog",
+        "A child",
+        "The teacher",
+        "Our team",
+        "The farmer",
+        "A musician",
+    ]
     verbs = ["plays", "reads", "paints", "watches", "repairs", "sells", "cooks", "finds"]
-    objects = ["a guitar", "the newspaper", "a red fence", "the stars", "an old car",
-               "fresh bread", "a small boat", "the garden", "a letter", "some apples"]
+    objects = [
+        "a guitar",
+        "the newspaper",
+        "a red fence",
+        "the stars",
+        "an old car",
+        "fresh bread",
+        "a small boat",
+        "the garden",
+        "a letter",
+        "some apples",
+    ]
     rows = []
     seen = set()
     while len(rows) < n:
@@ -49,16 +69,18 @@ def make_pairs(n: int, seed: int = 0) -> pl.DataFrame:
         if anchor in seen:
             continue
         seen.add(anchor)
-        rows.append({
-            "id": f"id{len(rows):04d}",
-            "anchor": anchor,
-            "positive": f"{o.capitalize()} is what {s.lower()} {v}.",
-            "hard_negative": f"{s} never {v[:-1]} {o}.",
-            "mode": "partial",
-            "generator": "hand",
-            "prompt_id": "test",
-            "copy_similarity": 0.5,
-        })
+        rows.append(
+            {
+                "id": f"id{len(rows):04d}",
+                "anchor": anchor,
+                "positive": f"{o.capitalize()} is what {s.lower()} {v}.",
+                "hard_negative": f"{s} never {v[:-1]} {o}.",
+                "mode": "partial",
+                "generator": "hand",
+                "prompt_id": "test",
+                "copy_similarity": 0.5,
+            }
+        )
     return pl.DataFrame(rows)
 
 

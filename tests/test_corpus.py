@@ -24,7 +24,10 @@ def test_txt_csv_parquet_are_merged_and_deduplicated(tmp_path):
         ]
     )
     assert corpus["text"].to_list() == [
-        "A first sentence.", "A second sentence.", "A third one.", "A fourth one."
+        "A first sentence.",
+        "A second sentence.",
+        "A third one.",
+        "A fourth one.",
     ]
     assert corpus["source"].to_list() == ["a", "a", "b", "user"]
     assert counts["dropped_duplicate"] == 3

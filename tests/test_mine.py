@@ -43,8 +43,9 @@ def test_b3_batches_are_harder_than_random():
 
 def test_b3_clusters_are_whole_and_hard_negatives_outside():
     emb = clustered(203)
-    epochs, negatives, _ = b3_batches(emb, None, 16, 2, 3, p=1, m=8, cluster_size=4,
-                                      hard_negatives=2)
+    epochs, negatives, _ = b3_batches(
+        emb, None, 16, 2, 3, p=1, m=8, cluster_size=4, hard_negatives=2
+    )
     # every aligned run of 4 positions is one cluster, the same in every epoch
     clusters = {tuple(sorted(b[i : i + 4])) for e in epochs for b in e for i in range(0, 16, 4)}
     members = [r for c in clusters for r in c]

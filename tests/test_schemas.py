@@ -13,9 +13,9 @@ def test_write_then_read_roundtrip(tmp_path):
 
 def test_error_names_file_row_and_column(tmp_path):
     path = tmp_path / "corpus.parquet"
-    pl.DataFrame({"id": ["a", "b", "c"], "text": ["x", "", "z"], "source": ["s"] * 3}).write_parquet(
-        path
-    )
+    pl.DataFrame(
+        {"id": ["a", "b", "c"], "text": ["x", "", "z"], "source": ["s"] * 3}
+    ).write_parquet(path)
     with pytest.raises(schemas.DataError) as err:
         schemas.read(path, schemas.Corpus)
     message = str(err.value)

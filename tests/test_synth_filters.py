@@ -2,7 +2,7 @@ from embedlab.synth.filters import copy_similarity, parse_answer, reject_reason
 
 
 def test_parse_tagged_lines_in_any_case_and_markup():
-    raw = "Sure!\n**Paraphrase:** A dog is running.\ncontradiction: \"A dog is asleep.\"\n"
+    raw = 'Sure!\n**Paraphrase:** A dog is running.\ncontradiction: "A dog is asleep."\n'
     assert parse_answer(raw) == ("A dog is running.", "A dog is asleep.")
 
 
@@ -23,7 +23,11 @@ def test_reject_reasons():
     assert reject_reason(anchor, "the committee approved the budget", "No.", 0.9, 2) == (
         "positive_copies_anchor"
     )
-    assert reject_reason(anchor, "The budget got approved.", anchor, 0.9) == "negative_copies_anchor"
+    assert (
+        reject_reason(anchor, "The budget got approved.", anchor, 0.9) == "negative_copies_anchor"
+    )
     same = "The budget passed."
     assert reject_reason(anchor, same, same + "!", 0.9) == "positive_equals_negative"
-    assert reject_reason(anchor, "The budget was accepted.", "The budget was voted down.", 0.9) is None
+    assert (
+        reject_reason(anchor, "The budget was accepted.", "The budget was voted down.", 0.9) is None
+    )

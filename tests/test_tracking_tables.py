@@ -15,8 +15,12 @@ def _log_eval(model: str, base: float) -> None:
 
 def test_stage_run_tags_params_and_hides_secrets(monkeypatch):
     monkeypatch.setenv("EMBEDLAB_PIPELINE_RUN", "pr-1")
-    with stage_run("mine", {"miner": "b3", "api_key": "sk-secret"}, rule="mine",
-                   tags={"miner": "b3", "bs": "32"}) as run:
+    with stage_run(
+        "mine",
+        {"miner": "b3", "api_key": "sk-secret"},
+        rule="mine",
+        tags={"miner": "b3", "bs": "32"},
+    ) as run:
         run.log_metrics({"in_batch_sim_mean": 0.4})
     got = mlflow.get_run(run.run_id)
     assert got.info.status == "FINISHED"

@@ -36,7 +36,9 @@ def test_static_student_learns_and_exports(pairs, tmp_path):
     student = build_student("static", "sentence-transformers/all-MiniLM-L6-v2")
     batches = _batches(pairs, 16, 6)
     seen: list[dict[str, float]] = []
-    trained = train(student, pairs, batches, TrainConfig(lr=0.05), on_step=lambda s, m: seen.append(m))
+    trained = train(
+        student, pairs, batches, TrainConfig(lr=0.05), on_step=lambda s, m: seen.append(m)
+    )
     assert len(seen) == batches.select("epoch", "batch").unique().height == 36
     first, last = np.mean([m["loss"] for m in seen[:6]]), np.mean([m["loss"] for m in seen[-6:]])
     assert last < first * 0.8, (first, last)

@@ -22,7 +22,10 @@ def snakemake(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.Co
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     return subprocess.run(
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(cwd), *args],
-        capture_output=True, text=True, timeout=timeout, env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -65,8 +68,12 @@ def tiny_config(tmp_path: Path) -> Path:
         "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db",
         "mirrors": [str(MIRROR)],
         "corpus": {"max_sentences": 300},
-        "synthesize": {"n_anchors": 48, "batch_size": 16, "max_new_tokens": 40,
-                       "prompt": str(REPO / "config/prompts/partial.yaml")},
+        "synthesize": {
+            "n_anchors": 48,
+            "batch_size": 16,
+            "max_new_tokens": 40,
+            "prompt": str(REPO / "config/prompts/partial.yaml"),
+        },
         "mine": {"epochs": 2, "b3": {"p": 1, "m": 6, "cluster_size": 4}},
         "evaluate": {"tasks": ["STS16", "STSBenchmark"]},
         "grid": {"miners": ["random", "b3"], "batch_sizes": [8], "seeds": [0]},
@@ -108,8 +115,21 @@ def test_whole_dag_on_a_tiny_config(tmp_path):
     runs = mlflow.search_runs(experiment_names=["tiny"], output_format="list")
     rules = sorted(r.data.tags["rule"] for r in runs)
     assert rules == sorted(
-        ["corpus", "synthesize", "teacher", "mine", "mine", "student_init", "train", "train",
-         "evaluate_teacher", "evaluate", "evaluate", "evaluate", "tables"]
+        [
+            "corpus",
+            "synthesize",
+            "teacher",
+            "mine",
+            "mine",
+            "student_init",
+            "train",
+            "train",
+            "evaluate_teacher",
+            "evaluate",
+            "evaluate",
+            "evaluate",
+            "tables",
+        ]
     )
     assert len({r.data.tags["pipeline_run"] for r in runs}) == 1
     assert all(r.info.status == "FINISHED" for r in runs)

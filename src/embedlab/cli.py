@@ -1,10 +1,12 @@
-"""`embedlab <stage> ...`: every stage of the pipeline, runnable with or without Snakemake.
+r"""`embedlab <stage> ...`: every stage of the pipeline, runnable with or without Snakemake.
 
 Each command reads its inputs, validates them against their schemas, writes its outputs
 atomically and logs one MLflow run (params = its arguments, metrics = its figures).
 
-    embedlab corpus --out results/x/corpus.parquet --sources '[{"path": "corpus/wordnet-examples.txt"}]'
-    embedlab evaluate --model sentence-transformers/all-MiniLM-L6-v2 --name teacher --out eval.parquet
+    embedlab corpus --out corpus.parquet --sources '{"path": "corpus/wordnet-examples.txt"}' \
+        --mirror ../shared/data
+    embedlab evaluate --model sentence-transformers/all-MiniLM-L6-v2 --name teacher \
+        --out eval.parquet --mirror ../shared/data
 """
 
 import argparse
@@ -46,8 +48,14 @@ def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
     template = PromptTemplate.load(args.prompt)
     llm = load_llm(args.model, args.mirror)
     pairs, rejected, stats = synthesize(
-        corpus, llm, template, args.n_anchors, args.batch_size, args.max_new_tokens,
-        args.copy_threshold, args.seed,
+        corpus,
+        llm,
+        template,
+        args.n_anchors,
+        args.batch_size,
+        args.max_new_tokens,
+        args.copy_threshold,
+        args.seed,
     )
     schemas.write(rejected, args.rejected_out, schemas.Rejected)
     schemas.write(pairs, args.pairs_out, schemas.Pairs)
@@ -80,7 +88,9 @@ def _load_teacher(embeddings: str, ids_path: str, pairs: pl.DataFrame) -> np.nda
     ids = schemas.read(ids_path, schemas.TeacherIds)
     emb = np.load(embeddings, mmap_mode="r")
     if emb.shape[0] != ids.height:
-        raise schemas.DataError(f"{embeddings}: {emb.shape[0]} rows but {ids.height} ids in {ids_path}")
+        raise schemas.DataError(
+            f"{embeddings}: {emb.shape[0]} rows but {ids.height} ids in {ids_path}"
+        )
     row_of = dict(zip(ids["id"], ids["row"], strict=True))
     missing = [i for i in pairs["id"] if i not in row_of]
     if missing:
@@ -121,9 +131,13 @@ def cmd_train(args: argparse.Namespace, run: StageRun) -> None:
         pairs = schemas.read(args.pairs, schemas.Pairs)
         batches = schemas.read(args.batches, schemas.Batches)
         config = TrainConfig(
-            lr=args.lr, weight_decay=args.weight_decay, warmup_ratio=args.warmup_ratio,
-            temperature=args.temperature, max_grad_norm=args.max_grad_norm,
-            mixed_precision=args.mixed_precision, seed=args.seed,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            warmup_ratio=args.warmup_ratio,
+            temperature=args.temperature,
+            max_grad_norm=args.max_grad_norm,
+            mixed_precision=args.mixed_precision,
+            seed=args.seed,
         )
         student = train(student, pairs, batches, config, on_step=lambda s, m: run.log_metrics(m, s))
     out = Path(args.out)
@@ -142,7 +156,9 @@ def cmd_evaluate(args: argparse.Namespace, run: StageRun) -> None:
     tasks = [load_sts(t, args.mirror) for t in args.tasks]
     scores = evaluate_sts(model, tasks, args.batch_size)
     schemas.write(scores, args.out, schemas.Scores)
-    run.log_metrics({f"{r['task']}.{r['metric']}": r["value"] for r in scores.iter_rows(named=True)})
+    run.log_metrics(
+        {f"{r['task']}.{r['metric']}": r["value"] for r in scores.iter_rows(named=True)}
+    )
     run.log_artifact(args.out, "eval")
     log.info("evaluate %s:\n%s", args.name, scores)
 
@@ -164,8 +180,13 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="embedlab", description=__doc__.split("\n")[0])
     p.add_argument("--rule", help="Snakemake rule name, recorded as an MLflow tag")
-    p.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
-                   help="wildcard to record as an MLflow tag (repeatable)")
+    p.add_argument(
+        "--tag",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="wildcard to record as an MLflow tag (repeatable)",
+    )
     sub = p.add_subparsers(dest="stage", required=True)
 
     def stage(name: str, fn, help: str) -> argparse.ArgumentParser:
@@ -176,8 +197,12 @@ def parser() -> argparse.ArgumentParser:
 
     s = stage("corpus", cmd_corpus, "collect, check and deduplicate sentences")
     s.add_argument("--out", required=True)
-    s.add_argument("--sources", required=True, nargs="+",
-                   help='one JSON object per source: {"path": ..., "format": ..., "column": ...}')
+    s.add_argument(
+        "--sources",
+        required=True,
+        nargs="+",
+        help='one JSON object per source: {"path": ..., "format": ..., "column": ...}',
+    )
     s.add_argument("--max-sentences", type=int)
     s.add_argument("--min-chars", type=int, default=1)
     s.add_argument("--max-chars", type=int, default=10_000)
@@ -233,8 +258,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--model", required=True, help="a model folder or a public id")
     s.add_argument("--name", required=True, help="row name in tables")
     s.add_argument("--out", required=True)
-    s.add_argument("--tasks", nargs="+", default=["STS12", "STS13", "STS14", "STS15", "STS16",
-                                                  "STSBenchmark", "SICKRelatedness"])
+    s.add_argument(
+        "--tasks",
+        nargs="+",
+        default=["STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness"],
+    )
     s.add_argument("--batch-size", type=int, default=64)
 
     s = stage("tables", cmd_tables, "paper tables from MLflow evaluate runs")

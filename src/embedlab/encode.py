@@ -3,10 +3,12 @@
 Used by the teacher (mine stage), the student (train stage) and evaluation, so every stage
 embeds text the same way.
 
->>> model = load_encoder("sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
->>> emb = encode(model, ["A cat sits.", "A dog runs."])  # doctest: +SKIP
->>> emb.shape  # doctest: +SKIP
-(2, 384)
+Example::
+
+    model = load_encoder("sentence-transformers/all-MiniLM-L6-v2")
+    emb = encode(model, ["A cat sits.", "A dog runs."])
+    emb.shape
+    # (2, 384)
 """
 
 from collections.abc import Sequence

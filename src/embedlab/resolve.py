@@ -43,7 +43,9 @@ def _package_dir(package: str) -> Path | None:
 
 
 def _offline() -> bool:
-    return any(os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "EMBEDLAB_OFFLINE"))
+    return any(
+        os.environ.get(v, "") not in ("", "0") for v in ("HF_HUB_OFFLINE", "EMBEDLAB_OFFLINE")
+    )
 
 
 def resolve_model(name: str, mirrors: Sequence[str | Path] = ()) -> Resolved:
@@ -99,4 +101,3 @@ def resolve_file(name: str, mirrors: Sequence[str | Path] = ()) -> Path:
                 return candidate
             tried.append(f"mirror {candidate.resolve()}")
     raise NotFound(f"data {name!r} not found; looked in:\n  " + "\n  ".join(tried))
-

@@ -43,7 +43,10 @@ def _sqlite_path(uri: str) -> Path | None:
 
 
 def retry(fn, *args, attempts: int = 8, base: float = 0.2, **kwargs):
-    """Call ``fn`` with exponential backoff and jitter; SQLite says "database is locked" under load."""
+    """Call ``fn``, retrying with exponential backoff and jitter while the store is locked.
+
+    SQLite answers "database is locked" when several jobs write at once.
+    """
     for attempt in range(attempts):
         try:
             return fn(*args, **kwargs)

@@ -1,7 +1,9 @@
 """Read sentence sources (txt, csv, tsv, parquet, STS-B / SICK files), check them, deduplicate.
 
->>> df = build_corpus([Source("corpus/wordnet-examples.txt")], mirrors=["../shared/data"],
-...                   max_sentences=100)  # doctest: +SKIP
+Example::
+
+    corpus, counts = build_corpus([Source("corpus/wordnet-examples.txt")],
+                                  mirrors=["../shared/data"], max_sentences=100)
 """
 
 from collections.abc import Sequence
@@ -36,7 +38,9 @@ def _format(source: Source, path: Path) -> str:
     suffix = path.suffix.lower().lstrip(".")
     if suffix in ("txt", "csv", "tsv", "parquet"):
         return suffix
-    raise DataError(f"{path}: cannot tell the format from the suffix; set format: txt|csv|tsv|parquet")
+    raise DataError(
+        f"{path}: cannot tell the format from the suffix; set format: txt|csv|tsv|parquet"
+    )
 
 
 def _check_texts(texts: list[str | None], path: Path, first_row: int, what: str) -> None:

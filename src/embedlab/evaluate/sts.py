@@ -5,8 +5,10 @@ similarity against gold over it. STS-B and SICK-R: the test split. Scores are Sp
 Files are read from a mirror in SentEval's ``data/downstream/STS`` layout; without one, the
 public hub copies (``mteb/sts12-sts`` ...) are read with ``datasets``.
 
->>> pairs = load_sts("STSBenchmark", mirrors=["../shared/data"])  # doctest: +SKIP
->>> scores = evaluate_sts(model, [pairs])  # doctest: +SKIP
+Example::
+
+    pairs = load_sts("STSBenchmark", mirrors=["../shared/data"])
+    scores = evaluate_sts(model, [pairs])
 """
 
 from collections.abc import Sequence
@@ -148,11 +150,33 @@ def evaluate_sts(
         b = emb[[index[s] for s in t.s2]]
         cosine = (a * b).sum(axis=1)  # rows are L2-normalised
         rho = spearmanr(cosine, t.gold).statistic * 100
-        rows.append({"task": t.task, "split": t.split, "metric": "spearman", "value": float(rho),
-                     "n": len(t.gold)})
+        rows.append(
+            {
+                "task": t.task,
+                "split": t.split,
+                "metric": "spearman",
+                "value": float(rho),
+                "n": len(t.gold),
+            }
+        )
     if len(rows) > 1:
         avg = float(np.mean([r["value"] for r in rows]))
-        rows.append({"task": "Avg", "split": "test", "metric": "spearman", "value": avg,
-                     "n": sum(r["n"] for r in rows)})
-    return pl.DataFrame(rows, schema={"task": pl.String, "split": pl.String, "metric": pl.String,
-                                      "value": pl.Float64, "n": pl.Int64})
+        rows.append(
+            {
+                "task": "Avg",
+                "split": "test",
+                "metric": "spearman",
+                "value": avg,
+                "n": sum(r["n"] for r in rows),
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "task": pl.String,
+            "split": pl.String,
+            "metric": pl.String,
+            "value": pl.Float64,
+            "n": pl.Int64,
+        },
+    )

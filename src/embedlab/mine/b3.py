@@ -9,8 +9,10 @@
 5. Each example gets K hard negatives drawn from its cluster's candidate lists, excluding the
    cluster's members and anything in a member's top p.
 
->>> epochs, negs, stats = b3_batches(emb, texts, batch_size=32, epochs=2, seed=0,
-...                                  p=2, m=16, cluster_size=8)  # doctest: +SKIP
+Example::
+
+    epochs, negs, stats = b3_batches(emb, texts, batch_size=32, epochs=2, seed=0,
+                                     p=2, m=16, cluster_size=8)
 """
 
 from collections.abc import Sequence

@@ -24,8 +24,13 @@ def batch_table(
                 rows["hard_negative_ids"].append([ids[j] for j in hard_negatives.get(row, [])])
     return pl.DataFrame(
         rows,
-        schema={"epoch": pl.Int64, "batch": pl.Int64, "position": pl.Int64, "id": pl.String,
-                "hard_negative_ids": pl.List(pl.String)},
+        schema={
+            "epoch": pl.Int64,
+            "batch": pl.Int64,
+            "position": pl.Int64,
+            "id": pl.String,
+            "hard_negative_ids": pl.List(pl.String),
+        },
     )
 
 

@@ -4,9 +4,7 @@ import numpy as np
 import torch
 
 
-def topk_neighbours(
-    emb: np.ndarray, k: int, block: int = 4096
-) -> tuple[np.ndarray, np.ndarray]:
+def topk_neighbours(emb: np.ndarray, k: int, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
     """For each row of L2-normalised ``emb``, the ``k`` most similar other rows, best first.
 
     Returns (indices int64 [N, k], similarities float32 [N, k]). Memory is O(block x N).

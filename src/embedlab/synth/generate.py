@@ -3,8 +3,11 @@
 Anchors are sorted by length and generated in left-padded batches with greedy decoding, so the
 same config gives the same pairs. Every anchor ends in pairs.parquet or rejected.parquet.
 
->>> llm = load_llm("HuggingFaceTB/SmolLM2-135M-Instruct")  # doctest: +SKIP
->>> pairs, rejected, stats = synthesize(corpus, llm, PromptTemplate.load("config/prompts/partial.yaml"))  # doctest: +SKIP
+Example::
+
+    llm = load_llm("HuggingFaceTB/SmolLM2-135M-Instruct")
+    template = PromptTemplate.load("config/prompts/partial.yaml")
+    pairs, rejected, stats = synthesize(corpus, llm, template, n_anchors=100)
 """
 
 import time

@@ -3,8 +3,10 @@
 Values come from MLflow runs of the evaluate stage, never from files typed by hand, so
 `snakemake tables` rebuilds the table from tracked runs alone.
 
->>> scores = fetch_scores(["teacher", "b3-bs32-seed0"])  # doctest: +SKIP
->>> print(to_markdown(scores))  # doctest: +SKIP
+Example::
+
+    scores = fetch_scores(["teacher", "b3-bs32-seed0"])
+    print(to_markdown(scores))
 """
 
 from collections.abc import Sequence
@@ -85,14 +87,18 @@ def to_latex(scores: pl.DataFrame) -> str:
         return text.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
 
     header = " & ".join(["Model", *COLUMNS.values()]) + r" \\"
-    body = [" & ".join(esc(c) for c in cells) + r" \\" for cells in _cells(scores, r"\textbf{{{}}}")]
-    return "\n".join([
-        r"\begin{tabular}{l" + "r" * len(COLUMNS) + "}",
-        r"\toprule",
-        header,
-        r"\midrule",
-        *body,
-        r"\bottomrule",
-        r"\end{tabular}",
-        "",
-    ])
+    body = [
+        " & ".join(esc(c) for c in cells) + r" \\" for cells in _cells(scores, r"\textbf{{{}}}")
+    ]
+    return "\n".join(
+        [
+            r"\begin{tabular}{l" + "r" * len(COLUMNS) + "}",
+            r"\toprule",
+            header,
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}",
+            "",
+        ]
+    )

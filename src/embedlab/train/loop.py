@@ -2,7 +2,9 @@
 
 accelerate places the model and handles mixed precision, so the same loop runs on a CPU or a GPU.
 
->>> student = train(student, pairs, batches, TrainConfig(lr=5e-2), on_step=print)  # doctest: +SKIP
+Example::
+
+    student = train(student, pairs, batches, TrainConfig(lr=5e-2), on_step=print)
 """
 
 import time
@@ -45,18 +47,23 @@ def _steps(pairs: pl.DataFrame, batches: pl.DataFrame) -> list[dict[str, list[st
     by_id = {r["id"]: r for r in pairs.iter_rows(named=True)}
     missing = set(batches["id"]) - set(by_id)
     if missing:
-        raise DataError(f"batch file names {len(missing)} id(s) absent from the pairs, e.g. "
-                        f"{sorted(missing)[0]!r}: were the batches mined from other pairs?")
+        raise DataError(
+            f"batch file names {len(missing)} id(s) absent from the pairs, e.g. "
+            f"{sorted(missing)[0]!r}: were the batches mined from other pairs?"
+        )
     steps = []
     for (_, _), group in batches.group_by(["epoch", "batch"], maintain_order=True):
         group = group.sort("position")
         ids = group["id"].to_list()
         extra = [j for hn in group["hard_negative_ids"].to_list() for j in hn if j in by_id]
-        steps.append({
-            "anchor": [by_id[i]["anchor"] for i in ids],
-            "positive": [by_id[i]["positive"] for i in ids],
-            "negative": [by_id[i]["hard_negative"] for i in ids] + [by_id[j]["anchor"] for j in extra],
-        })
+        steps.append(
+            {
+                "anchor": [by_id[i]["anchor"] for i in ids],
+                "positive": [by_id[i]["positive"] for i in ids],
+                "negative": [by_id[i]["hard_negative"] for i in ids]
+                + [by_id[j]["anchor"] for j in extra],
+            }
+        )
     return steps
 
 
@@ -71,7 +78,9 @@ def train(
     torch.manual_seed(config.seed)
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     steps = _steps(pairs, batches)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+    )
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(config.warmup_ratio * len(steps)), len(steps)
     )
@@ -92,11 +101,14 @@ def train(
         scheduler.step()
         seconds = time.perf_counter() - started
         if on_step is not None:
-            on_step(step, {
-                "loss": float(loss.detach()),
-                "lr": scheduler.get_last_lr()[0],
-                "grad_norm": float(grad_norm),
-                "examples_per_s": len(texts["anchor"]) / seconds,
-            })
+            on_step(
+                step,
+                {
+                    "loss": float(loss.detach()),
+                    "lr": scheduler.get_last_lr()[0],
+                    "grad_norm": float(grad_norm),
+                    "examples_per_s": len(texts["anchor"]) / seconds,
+                },
+            )
     module.eval()
     return module

@@ -4,7 +4,9 @@ kind="static": a token-embedding bag (sentence-transformers' StaticEmbedding) in
 the ``init`` model's input token embeddings; it trains thousands of examples per second on a CPU.
 kind="transformer": the ``init`` model itself (any Hugging Face / sentence-transformers encoder).
 
->>> student = build_student("static", "sentence-transformers/all-MiniLM-L6-v2")  # doctest: +SKIP
+Example::
+
+    student = build_student("static", "sentence-transformers/all-MiniLM-L6-v2")
 """
 
 from collections.abc import Sequence
