@@ -1,14 +1,10 @@
-from embedlab.synth.filters import copy_similarity, parse_answer, reject_reason
+from embedlab.synth.filters import copy_similarity, first_sentence, reject_reason
 
 
-def test_parse_tagged_lines_in_any_case_and_markup():
-    raw = 'Sure!\n**Paraphrase:** A dog is running.\ncontradiction: "A dog is asleep."\n'
-    assert parse_answer(raw) == ("A dog is running.", "A dog is asleep.")
-
-
-def test_parse_missing_line_gives_none():
-    assert parse_answer("Paraphrase: only one") == ("only one", None)
-    assert parse_answer("nothing useful") == (None, None)
+def test_first_sentence_strips_labels_quotes_and_markup():
+    assert first_sentence('**Paraphrase:** "A dog is running."\nNote: more') == "A dog is running."
+    assert first_sentence("\n\n  Contradiction: A dog sleeps.") == "A dog sleeps."
+    assert first_sentence("   \n") is None
 
 
 def test_copy_similarity_ignores_case_and_punctuation():

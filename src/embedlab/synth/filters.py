@@ -3,27 +3,25 @@
 import difflib
 import re
 
-_LINE = {
-    "positive": re.compile(r"^[\s*#-]*paraphrase[\s*]*:[\s*]*(.+?)\s*$", re.I | re.M),
-    "hard_negative": re.compile(r"^[\s*#-]*contradiction[\s*]*:[\s*]*(.+?)\s*$", re.I | re.M),
-}
-
 
 def _clean(text: str) -> str:
     return " ".join(text.strip().strip('"').strip("'").split())
 
 
-def parse_answer(raw: str) -> tuple[str | None, str | None]:
-    """Extract (positive, hard_negative) from tagged lines; None where a line is missing.
+def first_sentence(raw: str) -> str | None:
+    """The first non-empty line of an answer, without quotes or a leading role label.
 
-    >>> parse_answer("Paraphrase: A dog runs.\\nContradiction: A dog sleeps.")
-    ('A dog runs.', 'A dog sleeps.')
+    >>> first_sentence('Paraphrase: "A dog runs."\\nMore text.')
+    'A dog runs.'
     """
-    found = {}
-    for key, pattern in _LINE.items():
-        match = pattern.search(raw)
-        found[key] = _clean(match.group(1)) if match and _clean(match.group(1)) else None
-    return found["positive"], found["hard_negative"]
+    for line in raw.splitlines():
+        line = re.sub(
+            r"^[\s*#-]*(paraphrase|contradiction|sentence|answer)[\s*]*:", "", line, flags=re.I
+        )
+        cleaned = _clean(line.replace("*", ""))
+        if cleaned:
+            return cleaned
+    return None
 
 
 def _norm(text: str) -> str:

@@ -10,6 +10,7 @@ Example::
     pairs, rejected, stats = synthesize(corpus, llm, template, n_anchors=100)
 """
 
+import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,33 +22,54 @@ import yaml
 from tqdm.auto import tqdm
 
 from embedlab.resolve import resolve_model
-from embedlab.synth.filters import copy_similarity, parse_answer, reject_reason
+from embedlab.synth.filters import copy_similarity, first_sentence, reject_reason
+
+ROLES = ("positive", "hard_negative")
+
+
+@dataclass(frozen=True)
+class RolePrompt:
+    instruction: str  # with an {anchor} placeholder
+    exemplars: list[dict[str, str]] = field(default_factory=list)  # {anchor, output}
 
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """A chat prompt with few-shot exemplars, read from config/prompts/*.yaml (data, not code)."""
+    """A chat prompt per role with few-shot exemplars, read from config/prompts/*.yaml.
+
+    Prompts are data, not code: the file gives the system text and, for each role
+    (``positive``, ``hard_negative``), the instruction and the exemplars.
+    """
 
     id: str
     system: str
-    instruction: str
-    answer_format: str
-    exemplars: list[dict[str, str]] = field(default_factory=list)
+    roles: dict[str, RolePrompt]
 
     @classmethod
     def load(cls, path: str | Path) -> "PromptTemplate":
         data = yaml.safe_load(Path(path).read_text())
-        missing = {"id", "system", "instruction", "answer_format"} - set(data)
+        missing = {"id", "system", "roles"} - set(data or {})
         if missing:
             raise ValueError(f"{path}: prompt template lacks key(s) {sorted(missing)}")
-        return cls(**data)
+        absent = set(ROLES) - set(data["roles"])
+        if absent:
+            raise ValueError(f"{path}: roles lack {sorted(absent)}")
+        roles = {}
+        for role in ROLES:
+            spec = data["roles"][role]
+            if "{anchor}" not in spec.get("instruction", ""):
+                raise ValueError(f"{path}: roles.{role}.instruction has no {{anchor}} placeholder")
+            roles[role] = RolePrompt(spec["instruction"], spec.get("exemplars", []))
+        return cls(id=data["id"], system=data["system"], roles=roles)
 
-    def messages(self, anchor: str) -> list[dict[str, str]]:
+    def messages(self, role: str, anchor: str) -> list[dict[str, str]]:
+        """The chat turns that ask for ``role`` (positive or hard_negative) of ``anchor``."""
+        spec = self.roles[role]
         turns = [{"role": "system", "content": self.system}]
-        for ex in self.exemplars:
-            turns.append({"role": "user", "content": self.instruction.format(anchor=ex["anchor"])})
-            turns.append({"role": "assistant", "content": self.answer_format.format(**ex)})
-        turns.append({"role": "user", "content": self.instruction.format(anchor=anchor)})
+        for ex in spec.exemplars:
+            turns.append({"role": "user", "content": spec.instruction.format(anchor=ex["anchor"])})
+            turns.append({"role": "assistant", "content": ex["output"]})
+        turns.append({"role": "user", "content": spec.instruction.format(anchor=anchor)})
         return turns
 
 
@@ -109,16 +131,19 @@ def synthesize(
     rows = anchors.to_dicts()
     for start in tqdm(range(0, len(rows), batch_size), desc="synthesize", unit="batch"):
         chunk = rows[start : start + batch_size]
-        prompts = [
-            llm.tokenizer.apply_chat_template(
-                template.messages(r["text"]), tokenize=False, add_generation_prompt=True
-            )
-            for r in chunk
-        ]
-        answers, tokens = llm.generate(prompts, max_new_tokens)
-        n_tokens += tokens
-        for row, raw in zip(chunk, answers, strict=True):
-            positive, negative = parse_answer(raw)
+        answers = {}
+        for role in ROLES:
+            prompts = [
+                llm.tokenizer.apply_chat_template(
+                    template.messages(role, r["text"]), tokenize=False, add_generation_prompt=True
+                )
+                for r in chunk
+            ]
+            answers[role], tokens = llm.generate(prompts, max_new_tokens)
+            n_tokens += tokens
+        for i, row in enumerate(chunk):
+            raw = {role: answers[role][i] for role in ROLES}
+            positive, negative = (first_sentence(raw[role]) for role in ROLES)
             reason = reject_reason(row["text"], positive, negative, copy_threshold)
             base = {
                 "id": row["id"],
@@ -132,7 +157,7 @@ def synthesize(
             if reason is None:
                 accepted.append({**base, "copy_similarity": copy_similarity(row["text"], positive)})
             else:
-                rejected.append({**base, "raw": raw, "reason": reason})
+                rejected.append({**base, "raw": json.dumps(raw), "reason": reason})
     elapsed = time.perf_counter() - started
     pairs = pl.DataFrame(accepted, schema=_PAIR_SCHEMA).sort("id")
     rej = pl.DataFrame(rejected, schema=_REJECTED_SCHEMA).sort("id")
