@@ -77,3 +77,14 @@ def test_mirror_sources(mirror):
     assert counts["read"] == 29271 + 2 * 5749 + 2 * 4500
     assert set(corpus["source"]) == {"wordnet-examples", "sts-train", "SICK_train"}
     assert corpus["text"].n_unique() == corpus.height
+
+
+def test_hf_source_reads_a_local_dataset_folder(tmp_path):
+    folder = tmp_path / "my-dataset"
+    folder.mkdir()
+    pl.DataFrame({"sentence": ["One sentence here.", "Another one here."]}).write_csv(
+        folder / "train.csv"
+    )
+    corpus, _ = build_corpus([Source(str(folder), format="hf", column="sentence")])
+    assert corpus["text"].to_list() == ["One sentence here.", "Another one here."]
+    assert corpus["source"].to_list() == ["my-dataset"] * 2

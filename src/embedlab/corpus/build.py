@@ -21,14 +21,18 @@ from embedlab.schemas import DataError
 class Source:
     """One input of the corpus.
 
-    path: a file, absolute or relative to a mirror; format: txt (one sentence a line), csv, tsv,
-    parquet, stsb (STS-B's tab-separated layout, both sentences) or sick (SICK, both sentences);
-    column: the text column of csv/tsv/parquet; name: the ``source`` value (default: file stem).
+    path: a file, absolute or relative to a mirror, or with format ``hf`` a dataset that
+    ``datasets.load_dataset`` reads (a hub id, or a local dataset folder);
+    format: txt (one sentence a line), csv, tsv, parquet, stsb (STS-B's tab-separated layout,
+    both sentences), sick (SICK, both sentences) or hf; column: the text column of
+    csv/tsv/parquet/hf; split: the split of an hf dataset; name: the ``source`` value
+    (default: the file stem).
     """
 
     path: str
     format: str = "auto"
     column: str = "text"
+    split: str = "train"
     name: str | None = None
 
 
@@ -52,6 +56,8 @@ def _check_texts(texts: list[str | None], path: Path, first_row: int, what: str)
 
 def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFrame:
     """Read one source into columns ``text``, ``source``; stop on an empty or null text."""
+    if source.format == "hf":
+        return _read_hf(source, mirrors)
     path = resolve_file(source.path, mirrors)
     fmt = _format(source, path)
     if fmt == "txt":
@@ -79,6 +85,24 @@ def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFr
         _check_texts(texts, path, 1, "row")  # 1-based data rows, header not counted
     name = source.name or path.stem
     clean = [" ".join(str(t).split()) for t in texts]
+    return pl.DataFrame({"text": clean, "source": [name] * len(clean)})
+
+
+def _read_hf(source: Source, mirrors: Sequence[str | Path]) -> pl.DataFrame:
+    """A dataset read with ``datasets``: a local dataset folder (or mirror copy), else the hub."""
+    import datasets
+
+    try:
+        where = str(resolve_file(source.path, mirrors))
+    except FileNotFoundError:
+        where = source.path  # a hub id
+    data = datasets.load_dataset(where, split=source.split)
+    if source.column not in data.column_names:
+        raise DataError(f"{where}: no column {source.column!r}; columns are {data.column_names}")
+    texts = data[source.column]
+    _check_texts(texts, Path(where), 1, f"{source.split} row")
+    clean = [" ".join(str(t).split()) for t in texts]
+    name = source.name or Path(source.path).name
     return pl.DataFrame({"text": clean, "source": [name] * len(clean)})
 
 
