@@ -64,15 +64,10 @@ def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFr
         texts: list[str | None] = path.read_text(encoding="utf-8").splitlines()
         _check_texts(texts, path, 1, "line")
     elif fmt in ("stsb", "sick"):
-        lines = path.read_text(encoding="utf-8").splitlines()
-        start = 1 if fmt == "sick" else 0  # SICK has a header line
-        cols = (5, 6) if fmt == "stsb" else (1, 2)
-        texts = []
-        for lineno, line in enumerate(lines[start:], start=start + 1):
-            fields = line.split("\t")
-            if len(fields) <= max(cols):
-                raise DataError(f"{path}: line {lineno} has {len(fields)} fields, expected {fmt}")
-            texts += [fields[cols[0]], fields[cols[1]]]
+        from embedlab.evaluate.sts import read_pair_file
+
+        s1, s2, _ = read_pair_file(path, fmt)
+        texts = [t for pair in zip(s1, s2, strict=True) for t in pair]
         _check_texts(texts, path, 1, "sentence")
     else:
         if fmt == "parquet":

@@ -74,31 +74,33 @@ def _read_year(folder: Path, task: str) -> StsPairs:
     return StsPairs(task, "test", s1, s2, np.asarray(gold))
 
 
-def _read_stsb(folder: Path, split: str) -> StsPairs:
-    path = folder / f"sts-{split}.csv"
-    s1, s2, gold = [], [], []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        fields = line.split("\t")
-        if len(fields) < 7:
-            raise DataError(f"{path}: line {lineno} has {len(fields)} fields, expected 7")
-        gold.append(float(fields[4]))
-        s1.append(_ws(fields[5]))
-        s2.append(_ws(fields[6]))
-    return StsPairs("STSBenchmark", split, s1, s2, np.asarray(gold))
+# Tab-separated pair files: whether the first line is a header, then the columns of
+# (gold score, sentence 1, sentence 2).
+PAIR_LAYOUTS: dict[str, tuple[bool, tuple[int, int, int]]] = {
+    "stsb": (False, (4, 5, 6)),  # genre, file, year, id, score, s1, s2
+    "sick": (True, (3, 1, 2)),  # pair_ID, sentence_A, sentence_B, relatedness, entailment
+}
+SICK_FILES = {"train": "SICK_train.txt", "dev": "SICK_trial.txt", "test": "SICK_test_annotated.txt"}
 
 
-def _read_sick(folder: Path, split: str) -> StsPairs:
-    name = {"train": "SICK_train.txt", "dev": "SICK_trial.txt", "test": "SICK_test_annotated.txt"}
-    path = folder / name[split]
+def read_pair_file(path: Path, layout: str) -> tuple[list[str], list[str], np.ndarray]:
+    """Sentence pairs and gold scores of an STS-B or SICK file; bad lines are named."""
+    header, (score, a, b) = PAIR_LAYOUTS[layout]
     s1, s2, gold = [], [], []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines()[1:], start=2):
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for lineno, line in enumerate(lines[header:], start=1 + header):
         fields = line.split("\t")
-        if len(fields) < 4:
-            raise DataError(f"{path}: line {lineno} has {len(fields)} fields, expected 5")
-        s1.append(_ws(fields[1]))
-        s2.append(_ws(fields[2]))
-        gold.append(float(fields[3]))
-    return StsPairs("SICKRelatedness", split, s1, s2, np.asarray(gold))
+        if len(fields) <= max(score, a, b):
+            raise DataError(f"{path}: line {lineno} has {len(fields)} fields, expected {layout}")
+        try:
+            gold.append(float(fields[score]))
+        except ValueError:
+            raise DataError(
+                f"{path}: line {lineno}: score {fields[score]!r} is no number"
+            ) from None
+        s1.append(_ws(fields[a]))
+        s2.append(_ws(fields[b]))
+    return s1, s2, np.asarray(gold)
 
 
 def _read_hub(task: str, hub_id: str, split: str) -> StsPairs:
@@ -127,9 +129,9 @@ def load_sts(task: str, mirrors: Sequence[str | Path] = (), split: str = "test")
         except Exception as hub_err:
             raise NotFound(f"{err}\n  hub {hub_id} ({type(hub_err).__name__})") from None
     if task == "STSBenchmark":
-        return _read_stsb(folder, split)
+        return StsPairs(task, split, *read_pair_file(folder / f"sts-{split}.csv", "stsb"))
     if task == "SICKRelatedness":
-        return _read_sick(folder, split)
+        return StsPairs(task, split, *read_pair_file(folder / SICK_FILES[split], "sick"))
     return _read_year(folder, task)
 
 

@@ -4,7 +4,7 @@ accelerate places the model and handles mixed precision, so the same loop runs o
 
 Example::
 
-    student = train(student, pairs, batches, TrainConfig(lr=5e-2), on_step=print)
+    student = train(student, pairs, batches, TrainConfig(lr=1e-2), on_step=print)
 """
 
 import time
@@ -25,10 +25,10 @@ from embedlab.train.loss import info_nce
 
 @dataclass(frozen=True)
 class TrainConfig:
-    lr: float = 5e-2
+    lr: float = 1e-2
     weight_decay: float = 0.0
     warmup_ratio: float = 0.1
-    temperature: float = 0.05
+    temperature: float = 0.2
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"  # "no" or "bf16" (GPU)
     seed: int = 0

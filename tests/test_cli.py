@@ -1,0 +1,80 @@
+import json
+
+import mlflow
+import numpy as np
+import polars as pl
+
+from embedlab import schemas
+from embedlab.cli import main
+from embedlab.tracking import ensure_experiment
+
+from .conftest import make_pairs
+
+
+def _runs():
+    return mlflow.search_runs([ensure_experiment()], output_format="list")
+
+
+def test_bad_corpus_file_fails_cleanly_and_is_tracked_as_failed(tmp_path, capsys):
+    bad = tmp_path / "user.txt"
+    bad.write_text("one fine sentence\n \n")
+    code = main(
+        [
+            "--rule",
+            "corpus",
+            "corpus",
+            "--out",
+            str(tmp_path / "c.parquet"),
+            "--sources",
+            json.dumps({"path": str(bad)}),
+        ]
+    )
+    assert code == 1
+    assert "user.txt: line 2 has an empty text" in capsys.readouterr().err
+    assert not (tmp_path / "c.parquet").exists()
+    (run,) = _runs()
+    assert run.info.status == "FAILED" and run.data.tags["rule"] == "corpus"
+
+
+def test_mine_cli_writes_identical_bytes_for_the_same_seed(tmp_path):
+    pairs = make_pairs(64)
+    schemas.write(pairs, tmp_path / "pairs.parquet", schemas.Pairs)
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((64, 8)).astype(np.float32)
+    np.save(tmp_path / "t.npy", emb / np.linalg.norm(emb, axis=1, keepdims=True))
+    ids = pl.DataFrame({"id": pairs["id"], "row": np.arange(64, dtype=np.int64)})
+    schemas.write(ids, tmp_path / "t.ids.parquet", schemas.TeacherIds)
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.parquet"
+        code = main(
+            [
+                "--tag",
+                "miner=b3",
+                "mine",
+                "--miner",
+                "b3",
+                "--pairs",
+                str(tmp_path / "pairs.parquet"),
+                "--embeddings",
+                str(tmp_path / "t.npy"),
+                "--ids",
+                str(tmp_path / "t.ids.parquet"),
+                "--out",
+                str(out),
+                "--batch-size",
+                "16",
+                "--epochs",
+                "2",
+                "--seed",
+                "4",
+                "--options",
+                json.dumps({"p": 1, "m": 6, "cluster_size": 4}),
+            ]
+        )
+        assert code == 0
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    runs = _runs()
+    assert len(runs) == 2 and all(r.data.metrics["in_batch_sim_mean"] > -1 for r in runs)
+    assert runs[0].data.params["miner"] == "b3"
