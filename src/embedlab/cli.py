@@ -25,10 +25,6 @@ from embedlab.tracking import StageRun, stage_run
 log = logging.getLogger("embedlab")
 
 
-def _slug(name: str) -> str:
-    return name.rstrip("/").split("/")[-1]
-
-
 def cmd_corpus(args: argparse.Namespace, run: StageRun) -> None:
     from embedlab.corpus import Source, build_corpus
 

@@ -21,8 +21,9 @@ TEACHER = Path(config["teacher"]["model"]).name
 # Tracking context for every job of this invocation. Passed through the environment, not the
 # command line, so that commands stay identical between invocations (no spurious reruns).
 # The config decides where runs go; a wrapper may set EMBEDLAB_PIPELINE_RUN itself.
-os.environ["EMBEDLAB_TRACKING_URI"] = config["tracking_uri"]
-os.environ["EMBEDLAB_EXPERIMENT"] = config["experiment"]
+os.environ.update(
+    EMBEDLAB_TRACKING_URI=config["tracking_uri"], EMBEDLAB_EXPERIMENT=config["experiment"]
+)
 os.environ.setdefault(
     "EMBEDLAB_PIPELINE_RUN", time.strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
 )
