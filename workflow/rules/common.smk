@@ -22,7 +22,8 @@ TEACHER = Path(config["teacher"]["model"]).name
 # command line, so that commands stay identical between invocations (no spurious reruns).
 # The config decides where runs go; a wrapper may set EMBEDLAB_PIPELINE_RUN itself.
 os.environ.update(
-    EMBEDLAB_TRACKING_URI=config["tracking_uri"], EMBEDLAB_EXPERIMENT=config["experiment"]
+    EMBEDLAB_TRACKING_URI=config["tracking_uri"],
+    EMBEDLAB_EXPERIMENT=config["experiment"],
 )
 os.environ.setdefault(
     "EMBEDLAB_PIPELINE_RUN", time.strftime("%Y%m%dT%H%M%S-") + uuid.uuid4().hex[:6]
