@@ -32,3 +32,4 @@ rule all:
     default_target: True
     input:
         rules.tables.output,
+        expand(f"{R}/batches/{{run}}.png", run=RUNS),

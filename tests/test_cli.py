@@ -40,9 +40,15 @@ def test_mine_cli_writes_identical_bytes_for_the_same_seed(tmp_path):
     pairs = make_pairs(64)
     schemas.write(pairs, tmp_path / "pairs.parquet", schemas.Pairs)
     rng = np.random.default_rng(0)
-    emb = rng.standard_normal((64, 8)).astype(np.float32)
+    emb = rng.standard_normal((3 * 64, 8)).astype(np.float32)  # anchors, positives, negatives
     np.save(tmp_path / "t.npy", emb / np.linalg.norm(emb, axis=1, keepdims=True))
-    ids = pl.DataFrame({"id": pairs["id"], "row": np.arange(64, dtype=np.int64)})
+    ids = pl.DataFrame(
+        {
+            "id": pairs["id"].to_list() * 3,
+            "field": ["anchor"] * 64 + ["positive"] * 64 + ["hard_negative"] * 64,
+            "row": np.arange(3 * 64, dtype=np.int64),
+        }
+    )
     schemas.write(ids, tmp_path / "t.ids.parquet", schemas.TeacherIds)
     outputs = []
     for name in ("a", "b"):
@@ -70,11 +76,33 @@ def test_mine_cli_writes_identical_bytes_for_the_same_seed(tmp_path):
                 "4",
                 "--options",
                 json.dumps({"p": 1, "m": 6, "cluster_size": 4}),
+                "--plot",
+                str(tmp_path / f"{name}.png"),
             ]
         )
         assert code == 0
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     runs = _runs()
-    assert len(runs) == 2 and all(r.data.metrics["in_batch_sim_mean"] > -1 for r in runs)
-    assert runs[0].data.params["miner"] == "b3"
+    assert len(runs) == 2 and runs[0].data.params["miner"] == "b3"
+    metrics = runs[0].data.metrics
+    assert metrics["batches_with_duplicate_text"] == 0
+    assert 0 <= metrics["false_negative_rate"] <= 1
+    assert {"in_batch_sim_mean", "random_in_batch_sim_mean", "in_batch_sim_p90"} <= set(metrics)
+    assert (tmp_path / "a.png").exists()
+
+
+def test_teacher_ids_must_cover_the_pairs(tmp_path):
+    pairs = make_pairs(8)
+    schemas.write(pairs, tmp_path / "pairs.parquet", schemas.Pairs)
+    np.save(tmp_path / "t.npy", np.eye(8, dtype=np.float32))
+    ids = pl.DataFrame(
+        {"id": pairs["id"], "field": ["anchor"] * 8, "row": np.arange(8, dtype=np.int64)}
+    )
+    schemas.write(ids, tmp_path / "t.ids.parquet", schemas.TeacherIds)
+    import pytest
+
+    from embedlab.mine.teacher import TeacherView
+
+    with pytest.raises(schemas.DataError, match="no teacher embedding of the positive of id"):
+        TeacherView.load(tmp_path / "t.npy", tmp_path / "t.ids.parquet", pairs)

@@ -1,8 +1,15 @@
 import numpy as np
 import pytest
 
-from embedlab.mine import b3_batches, random_batches, topk_neighbours
-from embedlab.mine.batches import batch_table, in_batch_similarity
+from embedlab.mine import (
+    b3_batches,
+    hardneg_batches,
+    kmeans_batches,
+    random_batches,
+    topk_neighbours,
+)
+from embedlab.mine.batches import batch_table, fill_batches, in_batch_similarity
+from embedlab.mine.diagnostics import duplicate_texts, false_negative_rate
 
 
 def clustered(n: int, d: int = 16, centres: int = 20, seed: int = 0) -> np.ndarray:
@@ -78,3 +85,77 @@ def test_batch_table_keeps_order():
     assert table["id"].to_list() == ["c", "a", "b", "d"]
     assert table["batch"].to_list() == [0, 0, 1, 1]
     assert table["hard_negative_ids"].to_list() == [["d"], [], [], []]
+
+
+def test_fill_batches_never_puts_a_text_twice_in_a_batch():
+    texts = ["a", "a", "a", "b", "c", "d", "e", "f"]
+    batches = fill_batches(list(range(8)), texts, batch_size=3)
+    assert all(len({texts[r] for r in b}) == 3 for b in batches)
+    assert len(batches) == 2  # the third "a" cannot join a full batch: dropped
+
+
+def test_random_miner_spreads_duplicate_texts():
+    emb = clustered(64)
+    texts = [f"text {i % 40}" for i in range(64)]  # 24 texts appear twice
+    epochs, _, _ = random_batches(emb, texts, 16, 3, 0)
+    assert duplicate_texts(texts, epochs) == 0
+    assert all(len(b) == 16 for e in epochs for b in e)
+
+
+def test_kmeans_batches_are_harder_than_random():
+    emb = clustered(640)
+    km, _, stats = kmeans_batches(emb, None, 32, 2, 0)
+    rnd, _, _ = random_batches(emb, None, 32, 2, 0)
+    assert in_batch_similarity(emb, km).mean() > in_batch_similarity(emb, rnd).mean() + 0.1
+    assert stats["clusters"] == 20
+    assert all(len(b) == 32 for e in km for b in e)
+
+
+def test_hardneg_respects_the_margin_to_the_positive():
+    emb = clustered(300)
+    rng = np.random.default_rng(1)
+    pos = emb + 0.2 * rng.standard_normal(emb.shape).astype(np.float32)
+    pos /= np.linalg.norm(pos, axis=1, keepdims=True)
+    epochs, negatives, stats = hardneg_batches(
+        emb,
+        None,
+        32,
+        1,
+        0,
+        positives=pos,
+        p=0,
+        m=16,
+        hard_negatives=2,
+        margin=0.1,
+        margin_type="absolute",
+    )
+    pos_sim = (emb * pos).sum(1)
+    checked = 0
+    for row, negs in negatives.items():
+        assert len(negs) <= 2 and row not in negs
+        for j in negs:
+            assert emb[row] @ emb[j] < pos_sim[row] - 0.1
+            checked += 1
+    assert checked > 100 and stats["removed_by_margin"] > 0
+    with pytest.raises(ValueError, match="positives"):
+        hardneg_batches(emb, None, 32, 1, 0)
+
+
+def test_b3_handles_a_disconnected_graph():
+    """Two orthogonal groups and a sparse window leave components and isolated nodes: METIS
+    still places every example (isolated ones where balance needs them), and stats say so."""
+    rng = np.random.default_rng(0)
+    far = np.zeros((64, 8), dtype=np.float32)
+    far[:32, 0], far[32:, 1] = 1, 1  # two groups, orthogonal: no edge between them
+    emb = far + 0.05 * rng.standard_normal(far.shape).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    epochs, _, stats = b3_batches(emb, None, 16, 1, 0, p=1, m=4, cluster_size=8)
+    assert sorted(r for b in epochs[0] for r in b) == list(range(64))
+    assert stats["isolated"] > 0 and stats["left_out"] == 0
+
+
+def test_false_negative_rate_counts_pairs_closer_than_the_positive():
+    anchor = np.array([[1, 0], [1, 0], [0, 1]], dtype=np.float32)
+    positive = np.array([[0.6, 0.8], [1, 0], [0, 1]], dtype=np.float32)
+    # pairs (0,1): sim 1 > pos 0.6 -> hit; (1,0): 1 > 1 no; all others 0 < pos
+    assert false_negative_rate(anchor, positive, [[[0, 1, 2]]]) == pytest.approx(1 / 6)

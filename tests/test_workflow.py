@@ -29,7 +29,7 @@ def snakemake(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.Co
 
 
 def test_default_config_dry_run():
-    result = snakemake("-n")
+    result = snakemake("-n", "--forceall")  # every job, whatever results/ holds
     assert result.returncode == 0, result.stderr[-3000:]
     for rule in ("corpus", "synthesize", "teacher", "mine", "train", "evaluate", "tables"):
         assert f"rule {rule}:" in result.stdout
@@ -102,6 +102,7 @@ def test_whole_dag_on_a_tiny_config(tmp_path):
             batches.select("epoch", "batch").unique().height
         )
         assert (out / f"models/{miner}-bs8-seed0/modules.json").exists()
+        assert (out / f"batches/{miner}-bs8-seed0.png").read_bytes()[:4] == b"\x89PNG"
     for model in ("teacher", "student-init", "random-bs8-seed0", "b3-bs8-seed0"):
         scores = schemas.read(out / f"eval/{model}.parquet", schemas.Scores)
         assert scores["task"].to_list() == ["STS16", "STSBenchmark", "Avg"]

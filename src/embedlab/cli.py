@@ -16,9 +16,6 @@ import shutil
 import sys
 from pathlib import Path
 
-import numpy as np
-import polars as pl
-
 from embedlab import schemas
 from embedlab.tracking import StageRun, stage_run
 
@@ -63,59 +60,48 @@ def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
 def cmd_teacher(args: argparse.Namespace, run: StageRun) -> None:
     import time
 
-    from embedlab.encode import encode, load_encoder
+    from embedlab.encode import load_encoder
+    from embedlab.mine import teacher
 
     pairs = schemas.read(args.pairs, schemas.Pairs)
     model = load_encoder(args.model, args.mirror)
     started = time.perf_counter()
-    emb = encode(model, pairs["anchor"].to_list(), args.batch_size, progress=True, desc="teacher")
+    emb, ids = teacher.embed_pairs(model, pairs, args.batch_size)
     seconds = time.perf_counter() - started
-    emb = emb.astype(np.float16 if args.dtype == "float16" else np.float32)
-    ids = pl.DataFrame({"id": pairs["id"], "row": np.arange(pairs.height, dtype=np.int64)})
-    schemas.write(ids, args.ids_out, schemas.TeacherIds)
-    tmp = Path(args.out).with_name(Path(args.out).name + ".tmp.npy")
-    np.save(tmp, emb)
-    tmp.replace(args.out)
-    run.log_metrics({"examples": pairs.height, "examples_per_s": pairs.height / seconds})
-
-
-def _load_teacher(embeddings: str, ids_path: str, pairs: pl.DataFrame) -> np.ndarray:
-    """Teacher rows aligned with ``pairs`` (joined by id, never by position)."""
-    ids = schemas.read(ids_path, schemas.TeacherIds)
-    emb = np.load(embeddings, mmap_mode="r")
-    if emb.shape[0] != ids.height:
-        raise schemas.DataError(
-            f"{embeddings}: {emb.shape[0]} rows but {ids.height} ids in {ids_path}"
-        )
-    row_of = dict(zip(ids["id"], ids["row"], strict=True))
-    missing = [i for i in pairs["id"] if i not in row_of]
-    if missing:
-        raise schemas.DataError(f"{ids_path}: no teacher embedding for id {missing[0]!r}")
-    return np.asarray(emb[[row_of[i] for i in pairs["id"]]], dtype=np.float32)
+    teacher.save(emb.astype(args.dtype), ids, args.out, args.ids_out)
+    run.log_metrics({"texts": ids.height, "texts_per_s": ids.height / seconds})
 
 
 def cmd_mine(args: argparse.Namespace, run: StageRun) -> None:
     from embedlab.mine import MINERS
-    from embedlab.mine.batches import batch_table, in_batch_similarity
+    from embedlab.mine.batches import batch_table
+    from embedlab.mine.diagnostics import plot_similarity, summarize
+    from embedlab.mine.teacher import TeacherView
 
-    pairs = schemas.read(args.pairs, schemas.Pairs)
-    emb = _load_teacher(args.embeddings, args.ids, pairs)
     if args.miner not in MINERS:
-        raise SystemExit(f"unknown miner {args.miner!r}; known: {sorted(MINERS)}")
+        raise ValueError(f"unknown miner {args.miner!r}; known: {sorted(MINERS)}")
+    pairs = schemas.read(args.pairs, schemas.Pairs)
+    view = TeacherView.load(args.embeddings, args.ids, pairs)
+    texts = pairs["anchor"].to_list()
     options = json.loads(args.options)
     epochs, negatives, stats = MINERS[args.miner](
-        emb, pairs["anchor"].to_list(), args.batch_size, args.epochs, args.seed, **options
+        view.anchor,
+        texts,
+        args.batch_size,
+        args.epochs,
+        args.seed,
+        positives=view.positive,
+        **options,
     )
     table = batch_table(epochs, pairs["id"].to_list(), negatives)
     schemas.write(table, args.out, schemas.Batches)
-    sim = in_batch_similarity(emb, epochs)
-    stats |= {
-        "batches": float(table.select("epoch", "batch").unique().height),
-        "in_batch_sim_mean": float(sim.mean()),
-        "in_batch_sim_p50": float(np.quantile(sim, 0.5)),
-        "in_batch_sim_p90": float(np.quantile(sim, 0.9)),
-    }
+    baseline, _, _ = MINERS["random"](view.anchor, texts, args.batch_size, args.epochs, args.seed)
+    stats |= summarize(view.anchor, view.positive, texts, epochs, baseline)
+    stats["batches"] = float(table.select("epoch", "batch").unique().height)
     run.log_metrics(stats)
+    if args.plot:
+        plot_similarity(view.anchor, epochs, baseline, args.miner, args.plot)
+        run.log_artifact(args.plot, "mine")
     log.info("mine %s: %s", args.miner, stats)
 
 
@@ -234,6 +220,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=1)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--options", default="{}", help="JSON object of miner options (b3: p, m, ...)")
+    s.add_argument("--plot", help="PNG histogram of in-batch similarity against random batches")
 
     s = stage("train", cmd_train, "train a student with InfoNCE over mined batches")
     s.add_argument("--student", choices=["static", "transformer"], default="static")

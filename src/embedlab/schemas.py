@@ -53,11 +53,13 @@ class Rejected(pa.DataFrameModel):
 
 
 class TeacherIds(pa.DataFrameModel):
-    id: str = pa.Field(unique=True)
-    row: int = pa.Field(ge=0)
+    id: str
+    field: str = pa.Field(isin=["anchor", "positive", "hard_negative"])
+    row: int = pa.Field(ge=0, unique=True)
 
     class Config:
         strict = True
+        unique = ["id", "field"]
 
 
 class Batches(pa.DataFrameModel):

@@ -25,7 +25,8 @@ rule mine:
         emb=rules.teacher.output.emb,
         ids=rules.teacher.output.ids,
     output:
-        f"{R}/batches/{{miner}}-bs{{bs}}-seed{{seed}}.parquet",
+        batches=f"{R}/batches/{{miner}}-bs{{bs}}-seed{{seed}}.parquet",
+        plot=f"{R}/batches/{{miner}}-bs{{bs}}-seed{{seed}}.png",
     log:
         f"{R}/logs/mine/{{miner}}-bs{{bs}}-seed{{seed}}.log",
     benchmark:
@@ -39,6 +40,6 @@ rule mine:
         options=lambda w: shlex.quote(json.dumps(config["mine"].get(w.miner, {}))),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} mine --miner {wildcards.miner}"
-        " --pairs {input.pairs} --embeddings {input.emb} --ids {input.ids} --out {output}"
+        " --pairs {input.pairs} --embeddings {input.emb} --ids {input.ids} --out {output.batches}"
         " --batch-size {wildcards.bs} --epochs {params.epochs} --seed {wildcards.seed}"
-        " --options {params.options} > {log} 2>&1"
+        " --options {params.options} --plot {output.plot} > {log} 2>&1"

@@ -19,7 +19,7 @@ rule student_init:
 rule train:
     input:
         pairs=rules.synthesize.output.pairs,
-        batches=rules.mine.output[0],
+        batches=rules.mine.output.batches,
     output:
         directory(f"{R}/models/{{miner}}-bs{{bs}}-seed{{seed}}"),
     log:

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 import pymetis
 
+from embedlab.mine.batches import check_size
 from embedlab.mine.knn import topk_neighbours
-from embedlab.mine.random import _check_size
 
 
 def mutual_graph(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -90,7 +90,7 @@ def b3_batches(
 ) -> tuple[list[list[list[int]]], dict[int, list[int]], dict[str, float]]:
     """B3 batches for L2-normalised teacher embeddings ``emb`` (see the module docstring)."""
     n = emb.shape[0]
-    _check_size(n, batch_size)
+    check_size(n, batch_size)
     if batch_size % cluster_size:
         raise ValueError(
             f"cluster_size={cluster_size} must divide batch size {batch_size} "

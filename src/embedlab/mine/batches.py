@@ -1,9 +1,49 @@
-"""Turning a list of batches (lists of row numbers) into the batch-file table."""
+"""Shared pieces of the miners: cutting an order into batches, and the batch-file table."""
 
+from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
 import polars as pl
+
+
+def check_size(n: int, batch_size: int) -> None:
+    if n < batch_size:
+        raise ValueError(
+            f"only {n} examples for batch size {batch_size}: synthesize more anchors "
+            "(synthesize.n_anchors) or lower grid.batch_sizes"
+        )
+
+
+def fill_batches(
+    order: Sequence[int], texts: Sequence[str] | None, batch_size: int
+) -> list[list[int]]:
+    """Cut ``order`` into full batches in which no text occurs twice.
+
+    A row whose text is already in the open batch waits for the next batch (so duplicates of a
+    text land in different batches); rows left when no full batch can be made are dropped.
+
+    >>> fill_batches([0, 1, 2, 3], ["a", "a", "b", "c"], 2)
+    [[0, 2], [1, 3]]
+    """
+    queue, waiting = deque(order), []
+    batches: list[list[int]] = []
+    current: list[int] = []
+    seen: set[str | int] = set()
+    while queue:
+        row = queue.popleft()
+        key = texts[row] if texts is not None else row
+        if key in seen:
+            waiting.append(row)
+            continue
+        current.append(row)
+        seen.add(key)
+        if len(current) == batch_size:
+            batches.append(current)
+            current, seen = [], set()
+            queue.extendleft(reversed(waiting))
+            waiting = []
+    return batches
 
 
 def batch_table(

@@ -4,29 +4,23 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from embedlab.mine.batches import check_size, fill_batches
+
 
 def random_batches(
-    emb: np.ndarray, texts: Sequence[str], batch_size: int, epochs: int, seed: int, **_: object
+    emb: np.ndarray,
+    texts: Sequence[str] | None,
+    batch_size: int,
+    epochs: int,
+    seed: int,
+    **_: object,
 ) -> tuple[list[list[list[int]]], dict[int, list[int]], dict[str, float]]:
-    """Shuffle per epoch and cut into full batches (the remainder of an epoch is dropped).
+    """Shuffle per epoch and cut into full batches with no text twice in a batch.
 
-    Texts are unique by construction of the corpus, so no batch holds a duplicate text.
     Returns (epochs -> batches -> rows, hard negatives per row (none), stats).
     """
     n = emb.shape[0]
-    _check_size(n, batch_size)
+    check_size(n, batch_size)
     rng = np.random.default_rng(seed)
-    out = []
-    for _epoch in range(epochs):
-        order = rng.permutation(n)
-        full = n // batch_size * batch_size
-        out.append([order[i : i + batch_size].tolist() for i in range(0, full, batch_size)])
-    return out, {}, {"dropped_per_epoch": float(n % batch_size)}
-
-
-def _check_size(n: int, batch_size: int) -> None:
-    if n < batch_size:
-        raise ValueError(
-            f"only {n} examples for batch size {batch_size}: synthesize more anchors "
-            "(synthesize.n_anchors) or lower grid.batch_sizes"
-        )
+    out = [fill_batches(rng.permutation(n).tolist(), texts, batch_size) for _ in range(epochs)]
+    return out, {}, {"dropped_per_epoch": float(n - len(out[0]) * batch_size)}
