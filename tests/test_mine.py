@@ -8,6 +8,7 @@ from embedlab.mine import (
     random_batches,
     topk_neighbours,
 )
+from embedlab.mine.b3 import mutual_graph
 from embedlab.mine.batches import batch_table, fill_batches, in_batch_similarity
 from embedlab.mine.diagnostics import duplicate_texts, false_negative_rate
 
@@ -159,3 +160,25 @@ def test_false_negative_rate_counts_pairs_closer_than_the_positive():
     positive = np.array([[0.6, 0.8], [1, 0], [0, 1]], dtype=np.float32)
     # pairs (0,1): sim 1 > pos 0.6 -> hit; (1,0): 1 > 1 no; all others 0 < pos
     assert false_negative_rate(anchor, positive, [[[0, 1, 2]]]) == pytest.approx(1 / 6)
+
+
+@pytest.mark.parametrize("backend", ["faiss-exact", "faiss-ivf"])
+def test_faiss_backends_agree_with_exact_search(backend):
+    emb = clustered(3000, d=32, centres=30)
+    exact, exact_sim = topk_neighbours(emb, k=10, backend="exact")
+    got, got_sim = topk_neighbours(emb, k=10, backend=backend)
+    assert not (got == np.arange(3000)[:, None]).any()  # never itself
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, exact, strict=True)])
+    assert recall > (0.999 if backend == "faiss-exact" else 0.9), recall
+    if backend == "faiss-exact":
+        np.testing.assert_allclose(got_sim, exact_sim, atol=1e-5)
+
+
+def test_mutual_graph_ignores_missing_neighbours():
+    xadj, adjncy = mutual_graph(np.array([[1, -1], [0, -1], [-1, -1]]))
+    assert [adjncy[xadj[i] : xadj[i + 1]].tolist() for i in range(3)] == [[1], [0], []]
+
+
+def test_unknown_knn_backend_is_named():
+    with pytest.raises(ValueError, match="unknown knn backend 'annoy'"):
+        topk_neighbours(clustered(20), k=3, backend="annoy")

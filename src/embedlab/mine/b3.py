@@ -37,6 +37,8 @@ def mutual_graph(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n, k = candidates.shape
     src = np.repeat(np.arange(n, dtype=np.int64), k)
     dst = candidates.ravel().astype(np.int64)
+    found = dst >= 0  # an approximate search marks missing neighbours with -1
+    src, dst = src[found], dst[found]
     mutual = np.isin(src * n + dst, dst * n + src)  # the reverse edge exists too
     src, dst = src[mutual], dst[mutual]
     order = np.lexsort((dst, src))
@@ -86,6 +88,8 @@ def b3_batches(
     m: int = 16,
     cluster_size: int = 8,
     hard_negatives: int = 1,
+    knn: str = "auto",
+    nprobe: int = 16,
     **_: object,
 ) -> tuple[list[list[list[int]]], dict[int, list[int]], dict[str, float]]:
     """B3 batches for L2-normalised teacher embeddings ``emb`` (see the module docstring)."""
@@ -98,7 +102,7 @@ def b3_batches(
         )
     if p + m >= n:
         raise ValueError(f"rank window p+m={p + m} must be below N={n}; lower mine.b3.p or m")
-    neighbours, _ = topk_neighbours(emb, p + m)
+    neighbours, _ = topk_neighbours(emb, p + m, backend=knn, nprobe=nprobe, seed=seed)
     candidates = neighbours[:, p:]
     xadj, adjncy = mutual_graph(candidates)
     n_parts = max(1, -(-n // cluster_size))
@@ -117,7 +121,7 @@ def b3_batches(
     negatives: dict[int, list[int]] = {}
     for cluster in clusters:
         inside = set(cluster)
-        excluded = inside | set(neighbours[cluster, :p].ravel().tolist())
+        excluded = inside | set(neighbours[cluster, :p].ravel().tolist()) | {-1}
         pool = sorted(set(candidates[cluster].ravel().tolist()) - excluded)
         for row in cluster:
             take = min(hard_negatives, len(pool))

@@ -33,6 +33,8 @@ def hardneg_batches(
     hard_negatives: int = 1,
     margin: float = 0.05,
     margin_type: str = "relative",
+    knn: str = "auto",
+    nprobe: int = 16,
     **_: object,
 ) -> tuple[list[list[list[int]]], dict[int, list[int]], dict[str, float]]:
     """Random batches plus, for each row, up to ``hard_negatives`` mined negatives."""
@@ -43,11 +45,11 @@ def hardneg_batches(
     n = emb.shape[0]
     if p + m >= n:
         raise ValueError(f"rank window p+m={p + m} must be below N={n}; lower mine.hardneg.p or m")
-    neighbours, sims = topk_neighbours(emb, p + m)
+    neighbours, sims = topk_neighbours(emb, p + m, backend=knn, nprobe=nprobe, seed=seed)
     neighbours, sims = neighbours[:, p:], sims[:, p:]
     pos_sim = (emb * positives).sum(axis=1, keepdims=True)
     limit = pos_sim - margin if margin_type == "absolute" else pos_sim * (1 - margin)
-    keep = sims < limit
+    keep = (sims < limit) & (neighbours >= 0)  # an approximate search may return fewer than k
     negatives = {i: neighbours[i, keep[i]][:hard_negatives].tolist() for i in range(n)}
     epochs_out, _, stats = random_batches(emb, texts, batch_size, epochs, seed)
     found = np.array([len(v) for v in negatives.values()])

@@ -1,30 +1,89 @@
-"""Exact top-k neighbours by cosine similarity, computed in row blocks (never an N x N matrix)."""
+"""Top-k neighbours by cosine similarity without an N x N matrix.
+
+Backends:
+- ``exact``: blocked matrix products in torch, O(block x N) memory; exact, deterministic.
+- ``faiss-exact``: FAISS flat inner-product index; exact, fast for medium N.
+- ``faiss-ivf``: FAISS inverted-file index (``nlist`` ~ 4 sqrt(N) lists, ``nprobe`` of them
+  searched); approximate, for hundreds of thousands to millions of examples.
+- ``auto``: exact up to 50,000 rows, faiss-ivf above.
+
+>>> idx, sim = topk_neighbours(np.eye(3, dtype=np.float32), k=2)
+>>> idx.shape
+(3, 2)
+"""
 
 import numpy as np
 import torch
 
+EXACT_LIMIT = 50_000
 
-def topk_neighbours(emb: np.ndarray, k: int, block: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-    """For each row of L2-normalised ``emb``, the ``k`` most similar other rows, best first.
 
-    Returns (indices int64 [N, k], similarities float32 [N, k]). Memory is O(block x N).
-    Ties are broken by index, so the result is deterministic.
-
-    >>> idx, sim = topk_neighbours(np.eye(3, dtype=np.float32), k=2)
-    >>> idx.shape
-    (3, 2)
-    """
-    n = emb.shape[0]
-    if not 0 < k < n:
-        raise ValueError(f"k={k} must be between 1 and N-1={n - 1}")
-    data = torch.from_numpy(np.ascontiguousarray(emb, dtype=np.float32))
+def _exact(data: np.ndarray, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    n = data.shape[0]
+    tensor = torch.from_numpy(data)
     indices = np.empty((n, k), dtype=np.int64)
     sims = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, block):
         stop = min(start + block, n)
-        scores = data[start:stop] @ data.T
+        scores = tensor[start:stop] @ tensor.T
         scores[torch.arange(stop - start), torch.arange(start, stop)] = -torch.inf  # not itself
         top = torch.topk(scores, k, dim=1, sorted=True)
         indices[start:stop] = top.indices.numpy()
         sims[start:stop] = top.values.numpy()
     return indices, sims
+
+
+def _faiss(
+    data: np.ndarray, k: int, ivf: bool, nprobe: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+
+    n, d = data.shape
+    if ivf:
+        nlist = max(1, min(n // 39, int(4 * np.sqrt(n))))  # FAISS wants >= 39 points per list
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        rng = np.random.default_rng(seed)
+        sample = data[rng.choice(n, size=min(n, 256 * nlist), replace=False)]
+        index.cp.seed = seed
+        index.train(sample)
+        index.nprobe = min(nprobe, nlist)
+    else:
+        index = faiss.IndexFlatIP(d)
+    index.add(data)
+    sims, indices = index.search(data, k + 1)
+    # drop each row itself (normally first); keep the k best others
+    own = indices == np.arange(n)[:, None]
+    order = np.argsort(own, axis=1, kind="stable")[:, :k]
+    indices = np.take_along_axis(indices, order, 1)
+    sims = np.take_along_axis(sims, order, 1)
+    missing = indices < 0  # an IVF probe can return fewer than k hits
+    sims[missing] = -np.inf
+    return indices.astype(np.int64), sims.astype(np.float32)
+
+
+def topk_neighbours(
+    emb: np.ndarray,
+    k: int,
+    backend: str = "auto",
+    block: int = 4096,
+    nprobe: int = 16,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of L2-normalised ``emb``, the ``k`` most similar other rows, best first.
+
+    Returns (indices int64 [N, k], similarities float32 [N, k]). Approximate backends may
+    return -1 with similarity -inf where fewer than k neighbours were found.
+    """
+    n = emb.shape[0]
+    if not 0 < k < n:
+        raise ValueError(f"k={k} must be between 1 and N-1={n - 1}")
+    data = np.ascontiguousarray(emb, dtype=np.float32)
+    if backend == "auto":
+        backend = "exact" if n <= EXACT_LIMIT else "faiss-ivf"
+    if backend == "exact":
+        return _exact(data, k, block)
+    if backend in ("faiss-exact", "faiss-ivf"):
+        return _faiss(data, k, backend == "faiss-ivf", nprobe, seed)
+    raise ValueError(
+        f"unknown knn backend {backend!r}; expected auto, exact, faiss-exact, faiss-ivf"
+    )
