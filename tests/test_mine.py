@@ -182,3 +182,13 @@ def test_mutual_graph_ignores_missing_neighbours():
 def test_unknown_knn_backend_is_named():
     with pytest.raises(ValueError, match="unknown knn backend 'annoy'"):
         topk_neighbours(clustered(20), k=3, backend="annoy")
+
+
+def test_b3_with_louvain_communities_is_harder_than_random():
+    emb = clustered(400)
+    b3, _, stats = b3_batches(emb, None, 32, 1, 0, p=2, m=16, cluster_size=8, detector="louvain")
+    rnd, _, _ = random_batches(emb, None, 32, 1, 0)
+    assert in_batch_similarity(emb, b3).mean() > in_batch_similarity(emb, rnd).mean() + 0.1
+    assert all(len(b) == 32 and len(set(b)) == 32 for b in b3[0])
+    with pytest.raises(ValueError, match="unknown community detector 'spectral'"):
+        b3_batches(emb, None, 32, 1, 0, detector="spectral")

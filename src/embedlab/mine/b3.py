@@ -3,8 +3,9 @@
 1. For each example, the teacher's neighbours at ranks [p, p+m) are candidate strong negatives
    (the top p are skipped as likely false negatives). Blocked top-k: no N x N matrix.
 2. A sparse graph keeps the mutual candidate edges.
-3. METIS (pymetis) cuts it into ceil(N / c) parts; parts are then made exactly size c (members
-   with the fewest edges inside an oversized part are trimmed; short parts are filled with them).
+3. METIS (pymetis) cuts it into ceil(N / c) parts (or Louvain finds communities); parts are
+   then made exactly size c (members with the fewest edges inside an oversized part are
+   trimmed; short parts are filled with them).
 4. Each epoch shuffles the clusters and a batch is B / c whole clusters.
 5. Each example gets K hard negatives drawn from its cluster's candidate lists, excluding the
    cluster's members and anything in a member's top p.
@@ -78,6 +79,35 @@ def fixed_size_clusters(
     return clusters, stats
 
 
+def partition(
+    xadj: np.ndarray, adjncy: np.ndarray, n_parts: int, detector: str, seed: int
+) -> np.ndarray:
+    """A part number per node: METIS into ``n_parts`` balanced parts, or Louvain communities.
+
+    Louvain (networkx, pure Python: for up to ~100k examples) finds communities of any size;
+    fixed_size_clusters then cuts and fills them to the cluster size.
+    """
+    n = len(xadj) - 1
+    if detector == "metis":
+        if n_parts == 1:
+            return np.zeros(n, dtype=np.int64)
+        graph = pymetis.CSRAdjacency(xadj, adjncy)
+        _, parts = pymetis.part_graph(n_parts, adjacency=graph, options=pymetis.Options(seed=seed))
+        return np.asarray(parts)
+    if detector == "louvain":
+        import networkx as nx
+
+        graph = nx.Graph()
+        graph.add_nodes_from(range(n))
+        src = np.repeat(np.arange(n), np.diff(xadj))
+        graph.add_edges_from(zip(src.tolist(), adjncy.tolist(), strict=True))
+        parts = np.empty(n, dtype=np.int64)
+        for label, members in enumerate(nx.community.louvain_communities(graph, seed=seed)):
+            parts[list(members)] = label
+        return parts
+    raise ValueError(f"unknown community detector {detector!r}; expected 'metis' or 'louvain'")
+
+
 def b3_batches(
     emb: np.ndarray,
     texts: Sequence[str],
@@ -90,6 +120,7 @@ def b3_batches(
     hard_negatives: int = 1,
     knn: str = "auto",
     nprobe: int = 16,
+    detector: str = "metis",
     **_: object,
 ) -> tuple[list[list[list[int]]], dict[int, list[int]], dict[str, float]]:
     """B3 batches for L2-normalised teacher embeddings ``emb`` (see the module docstring)."""
@@ -105,14 +136,7 @@ def b3_batches(
     neighbours, _ = topk_neighbours(emb, p + m, backend=knn, nprobe=nprobe, seed=seed)
     candidates = neighbours[:, p:]
     xadj, adjncy = mutual_graph(candidates)
-    n_parts = max(1, -(-n // cluster_size))
-    if n_parts == 1:
-        parts = np.zeros(n, dtype=np.int64)
-    else:
-        options = pymetis.Options(seed=seed)
-        graph = pymetis.CSRAdjacency(xadj, adjncy)
-        _, part_list = pymetis.part_graph(n_parts, adjacency=graph, options=options)
-        parts = np.asarray(part_list)
+    parts = partition(xadj, adjncy, max(1, -(-n // cluster_size)), detector, seed)
     clusters, stats = fixed_size_clusters(parts, xadj, adjncy, cluster_size)
     stats["edges"] = float(len(adjncy) / 2)
     stats["isolated"] = float((np.diff(xadj) == 0).sum())
