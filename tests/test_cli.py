@@ -106,3 +106,20 @@ def test_teacher_ids_must_cover_the_pairs(tmp_path):
 
     with pytest.raises(schemas.DataError, match="no teacher embedding of the positive of id"):
         TeacherView.load(tmp_path / "t.npy", tmp_path / "t.ids.parquet", pairs)
+
+
+def test_teacher_embeddings_are_cached_by_content(tmp_path, minilm):
+    from embedlab.mine.teacher import TeacherView, embed_pairs
+
+    pairs = make_pairs(12)
+    cache = tmp_path / "cache"
+    first, ids, hit = embed_pairs(minilm, pairs, cache_dir=cache, model_name="m")
+    assert not hit and len(list(cache.glob("m-*.npy"))) == 1
+    again, _, hit = embed_pairs(minilm, pairs, cache_dir=cache, model_name="m")
+    assert hit and np.array_equal(first, again)
+    _, _, hit = embed_pairs(minilm, make_pairs(12, seed=1), cache_dir=cache, model_name="m")
+    assert not hit  # other texts, other key
+    np.save(tmp_path / "t.npy", first)
+    schemas.write(ids, tmp_path / "t.ids.parquet", schemas.TeacherIds)
+    view = TeacherView.load(tmp_path / "t.npy", tmp_path / "t.ids.parquet", pairs.reverse())
+    np.testing.assert_allclose(view.anchor[0], first[11], atol=1e-6)  # joined by id

@@ -66,10 +66,13 @@ def cmd_teacher(args: argparse.Namespace, run: StageRun) -> None:
     pairs = schemas.read(args.pairs, schemas.Pairs)
     model = load_encoder(args.model, args.mirror)
     started = time.perf_counter()
-    emb, ids = teacher.embed_pairs(model, pairs, args.batch_size)
+    emb, ids, hit = teacher.embed_pairs(model, pairs, args.batch_size, args.cache_dir, args.model)
     seconds = time.perf_counter() - started
     teacher.save(emb.astype(args.dtype), ids, args.out, args.ids_out)
-    run.log_metrics({"texts": ids.height, "texts_per_s": ids.height / seconds})
+    run.log_metrics(
+        {"texts": ids.height, "cache_hit": float(hit)}
+        | ({} if hit else {"texts_per_s": ids.height / seconds})
+    )
 
 
 def cmd_mine(args: argparse.Namespace, run: StageRun) -> None:
@@ -209,6 +212,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--ids-out", required=True, help="parquet of id -> row")
     s.add_argument("--batch-size", type=int, default=64)
     s.add_argument("--dtype", choices=["float16", "float32"], default="float32")
+    s.add_argument("--cache-dir", help="reuse embeddings of identical texts stored here")
 
     s = stage("mine", cmd_mine, "build the batch file (training order)")
     s.add_argument("--miner", required=True)

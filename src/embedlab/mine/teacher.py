@@ -5,11 +5,13 @@ The matrix (``teacher/<model>.npy``) has one L2-normalised row per (id, field); 
 
 Example::
 
-    emb, ids = embed_pairs(load_encoder("sentence-transformers/all-MiniLM-L6-v2"), pairs)
+    emb, ids, hit = embed_pairs(load_encoder("sentence-transformers/all-MiniLM-L6-v2"), pairs)
     view = TeacherView.load("teacher/all-MiniLM-L6-v2.npy", "teacher/...ids.parquet", pairs)
     view.anchor.shape, view.positive.shape
 """
 
+import hashlib
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +25,39 @@ from embedlab.encode import encode
 FIELDS = ("anchor", "positive", "hard_negative")
 
 
+def content_hash(model_name: str, texts: list[str]) -> str:
+    """A key for the embeddings of ``texts`` under ``model_name`` (same texts, same key)."""
+    digest = hashlib.sha256(model_name.encode())
+    for text in texts:
+        digest.update(b"\x1f" + text.encode())
+    return digest.hexdigest()[:20]
+
+
 def embed_pairs(
-    model: SentenceTransformer, pairs: pl.DataFrame, batch_size: int = 64
-) -> tuple[np.ndarray, pl.DataFrame]:
-    """Embed every field of ``pairs`` in one length-sorted pass; return (matrix, ids table)."""
+    model: SentenceTransformer,
+    pairs: pl.DataFrame,
+    batch_size: int = 64,
+    cache_dir: str | Path | None = None,
+    model_name: str = "",
+) -> tuple[np.ndarray, pl.DataFrame, bool]:
+    """Embed every field of ``pairs`` in one length-sorted pass.
+
+    Returns (matrix, ids table, cache hit). With ``cache_dir``, the matrix is stored under the
+    content hash of (model_name, texts) and reused by any later run with the same texts.
+    """
     texts = [t for field in FIELDS for t in pairs[field].to_list()]
-    emb = encode(model, texts, batch_size, progress=True, desc="teacher")
+    cached = None
+    if cache_dir is not None:
+        cached = Path(cache_dir) / f"{Path(model_name).name}-{content_hash(model_name, texts)}.npy"
+    if cached is not None and cached.exists():
+        emb, hit = np.load(cached), True
+    else:
+        emb, hit = encode(model, texts, batch_size, progress=True, desc="teacher"), False
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(cached.name + ".tmp.npy")
+            np.save(tmp, emb)
+            shutil.move(tmp, cached)
     ids = pl.DataFrame(
         {
             "id": pairs["id"].to_list() * len(FIELDS),
@@ -36,7 +65,7 @@ def embed_pairs(
             "row": np.arange(len(texts), dtype=np.int64),
         }
     )
-    return emb, ids
+    return emb, ids, hit
 
 
 def save(emb: np.ndarray, ids: pl.DataFrame, out: str | Path, ids_out: str | Path) -> None:
