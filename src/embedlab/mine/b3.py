@@ -70,7 +70,13 @@ def fixed_size_clusters(
         pool.extend(nodes)
     filled = len(pool) - len(pool) % size
     clusters.extend(pool[i : i + size] for i in range(0, filled, size))
+    sizes = np.array([len(v) for v in members.values()])
     stats = {
+        "part_size_min": float(sizes.min()),
+        "part_size_p50": float(np.median(sizes)),
+        "part_size_max": float(sizes.max()),
+        "parts_oversized": float((sizes > size).sum()),
+        "parts_undersized": float((sizes < size).sum()),
         "clusters": float(len(clusters)),
         "trimmed": float(trimmed),
         "filled": float(filled),
