@@ -84,6 +84,15 @@ class Scores(pa.DataFrameModel):
         strict = True
 
 
+def polars_schema(model: type[pa.DataFrameModel]) -> dict[str, pl.DataType]:
+    """The polars dtypes of ``model``'s columns, to build a frame that the model accepts.
+
+    >>> polars_schema(Scores)["value"]
+    Float64
+    """
+    return {name: column.dtype.type for name, column in model.to_schema().columns.items()}
+
+
 def validate(df: pl.DataFrame, model: type[pa.DataFrameModel], where: str | Path) -> pl.DataFrame:
     """Validate ``df`` against ``model``; on failure raise DataError naming file, row and column."""
     try:

@@ -22,7 +22,7 @@ from sentence_transformers import SentenceTransformer
 
 from embedlab.encode import encode
 from embedlab.resolve import NotFound, resolve_file
-from embedlab.schemas import DataError
+from embedlab.schemas import DataError, Scores, polars_schema
 
 # task name -> (mirror folder, hub id, subsets of the folder or None for a fixed split file)
 STS_TASKS: dict[str, tuple[str, str]] = {
@@ -172,13 +172,4 @@ def evaluate_sts(
                 "n": sum(r["n"] for r in rows),
             }
         )
-    return pl.DataFrame(
-        rows,
-        schema={
-            "task": pl.String,
-            "split": pl.String,
-            "metric": pl.String,
-            "value": pl.Float64,
-            "n": pl.Int64,
-        },
-    )
+    return pl.DataFrame(rows, schema=polars_schema(Scores))

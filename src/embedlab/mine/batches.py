@@ -6,6 +6,8 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from embedlab.schemas import Batches, polars_schema
+
 
 def check_size(n: int, batch_size: int) -> None:
     if n < batch_size:
@@ -62,16 +64,7 @@ def batch_table(
                 rows["position"].append(p)
                 rows["id"].append(ids[row])
                 rows["hard_negative_ids"].append([ids[j] for j in hard_negatives.get(row, [])])
-    return pl.DataFrame(
-        rows,
-        schema={
-            "epoch": pl.Int64,
-            "batch": pl.Int64,
-            "position": pl.Int64,
-            "id": pl.String,
-            "hard_negative_ids": pl.List(pl.String),
-        },
-    )
+    return pl.DataFrame(rows, schema=polars_schema(Batches))
 
 
 def in_batch_similarity(emb: np.ndarray, epochs: Sequence[Sequence[Sequence[int]]]) -> np.ndarray:

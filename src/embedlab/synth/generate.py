@@ -22,6 +22,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from embedlab.resolve import resolve_model
+from embedlab.schemas import Pairs, Rejected, polars_schema
 from embedlab.synth.filters import copy_similarity, first_sentence, reject_reason
 
 ROLES = ("positive", "hard_negative")
@@ -159,8 +160,8 @@ def synthesize(
             else:
                 rejected.append({**base, "raw": json.dumps(raw), "reason": reason})
     elapsed = time.perf_counter() - started
-    pairs = pl.DataFrame(accepted, schema=_PAIR_SCHEMA).sort("id")
-    rej = pl.DataFrame(rejected, schema=_REJECTED_SCHEMA).sort("id")
+    pairs = pl.DataFrame(accepted, schema=polars_schema(Pairs)).sort("id")
+    rej = pl.DataFrame(rejected, schema=polars_schema(Rejected)).sort("id")
     stats = {
         "anchors": float(len(rows)),
         "accepted": float(pairs.height),
@@ -172,20 +173,3 @@ def synthesize(
     for reason, count in rej.group_by("reason").len().iter_rows():
         stats[f"rejected_{reason}"] = float(count)
     return pairs, rej, stats
-
-
-_PAIR_SCHEMA = {
-    "id": pl.String,
-    "anchor": pl.String,
-    "positive": pl.String,
-    "hard_negative": pl.String,
-    "mode": pl.String,
-    "generator": pl.String,
-    "prompt_id": pl.String,
-    "copy_similarity": pl.Float64,
-}
-_REJECTED_SCHEMA = {
-    **{k: v for k, v in _PAIR_SCHEMA.items() if k != "copy_similarity"},
-    "raw": pl.String,
-    "reason": pl.String,
-}
