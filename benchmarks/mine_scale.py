@@ -63,16 +63,16 @@ def dense_reference(emb: np.ndarray, seed: int) -> list[list[int]]:
     ]
 
 
-def one(n: int, method: str) -> dict[str, float]:
+def one(n: int, method: str, seed: int = 0) -> dict[str, float]:
     from embedlab.mine import b3_batches, random_batches
 
     emb = synthetic(n)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     started = time.perf_counter()
     if method == "dense":
-        batches = dense_reference(emb, seed=0)
+        batches = dense_reference(emb, seed=seed)
     else:
-        epochs, _, _ = b3_batches(emb, None, BATCH, 1, 0, p=P, m=M, cluster_size=CLUSTER)
+        epochs, _, _ = b3_batches(emb, None, BATCH, 1, seed, p=P, m=M, cluster_size=CLUSTER)
         batches = epochs[0]
     seconds = time.perf_counter() - started
     rnd, _, _ = random_batches(emb, None, BATCH, 1, 0)
@@ -92,42 +92,58 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--dense", type=int, nargs="*", default=[20_000])
-    parser.add_argument("--one", nargs=2, metavar=("N", "METHOD"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="mining seeds of the dense comparison",
+    )
+    parser.add_argument("--one", nargs=3, metavar=("N", "METHOD", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(int(args.one[0]), args.one[1])))
+        print(json.dumps(one(int(args.one[0]), args.one[1], int(args.one[2]))))
         return
-    jobs = [(n, "embedlab") for n in args.sizes]
+    jobs = [(n, "embedlab", 0) for n in args.sizes]
     for n in args.dense:
-        jobs += [(n, "embedlab"), (n, "dense")]
+        jobs += [(n, method, s) for s in args.seeds for method in ("embedlab", "dense")]
     print(f"B3 with p={P}, m={M}, cluster size {CLUSTER}, batch {BATCH}; 384-d synthetic data")
     print("peak GiB: the process's peak RSS; added: peak minus RSS before mining (data loaded)")
     print(
-        f"{'N':>9} {'method':>9} {'seconds':>9} {'peak GiB':>9} {'added':>9} "
+        f"{'N':>9} {'method':>9} {'seed':>5} {'seconds':>9} {'peak GiB':>9} {'added':>9} "
         f"{'hardness':>9} {'random':>9}"
     )
     results = {}
-    for n, method in jobs:
+    for n, method, seed in jobs:
         out = subprocess.run(
-            [sys.executable, __file__, "--one", str(n), method],
+            [sys.executable, __file__, "--one", str(n), method, str(seed)],
             capture_output=True,
             text=True,
             check=True,
         )
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        results[(n, method)] = r
+        results.setdefault((n, method), []).append(r)
         print(
-            f"{n:>9} {method:>9} {r['seconds']:>9.1f} {r['peak_gib']:>9.2f} "
+            f"{n:>9} {method:>9} {seed:>5} {r['seconds']:>9.1f} {r['peak_gib']:>9.2f} "
             f"{r['peak_gib'] - r['base_gib']:>9.2f} {r['hardness']:>9.4f} "
             f"{r['random_hardness']:>9.4f}",
             flush=True,
         )
     for n in args.dense:
         ours, dense = results[(n, "embedlab")], results[(n, "dense")]
+
+        def median(runs: list[dict[str, float]], key: str) -> float:
+            return float(np.median([r[key] for r in runs]))
+
+        def hardness(runs: list[dict[str, float]]) -> str:
+            values = [r["hardness"] for r in runs]
+            return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
+
         print(
-            f"N={n}: dense/embedlab time {dense['seconds'] / ours['seconds']:.1f}x, "
-            f"peak memory {dense['peak_gib'] / ours['peak_gib']:.1f}x, "
-            f"hardness {ours['hardness']:.4f} (embedlab) vs {dense['hardness']:.4f} (dense)"
+            f"N={n}, seeds {args.seeds}: dense/embedlab median time "
+            f"{median(dense, 'seconds') / median(ours, 'seconds'):.1f}x, median peak memory "
+            f"{median(dense, 'peak_gib') / median(ours, 'peak_gib'):.1f}x; hardness "
+            f"{hardness(ours)} (embedlab) vs {hardness(dense)} (dense)"
         )
 
 
