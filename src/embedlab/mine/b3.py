@@ -152,10 +152,13 @@ def b3_batches(
     for cluster in clusters:
         inside = set(cluster)
         excluded = inside | set(neighbours[cluster, :p].ravel().tolist()) | {-1}
-        pool = sorted(set(candidates[cluster].ravel().tolist()) - excluded)
-        for row in cluster:
-            take = min(hard_negatives, len(pool))
-            negatives[row] = rng.choice(pool, size=take, replace=False).tolist() if take else []
+        pool = np.array(
+            sorted(set(candidates[cluster].ravel().tolist()) - excluded), dtype=np.int64
+        )
+        take = min(hard_negatives, len(pool))
+        # K distinct picks from the pool for every member at once: argsort of random keys
+        picks = np.argsort(rng.random((len(cluster), len(pool))), axis=1)[:, :take]
+        negatives.update(zip(cluster, pool[picks].tolist(), strict=True))
 
     per_batch = batch_size // cluster_size
     out = []
