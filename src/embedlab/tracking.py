@@ -125,11 +125,6 @@ class StageRun:
 
         retry(mlflow.log_artifact, str(path), artifact_path)
 
-    def set_tags(self, tags: Mapping[str, str]) -> None:
-        import mlflow
-
-        retry(mlflow.set_tags, dict(tags))
-
 
 @contextlib.contextmanager
 def stage_run(
