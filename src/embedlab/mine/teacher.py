@@ -11,7 +11,6 @@ Example::
 """
 
 import hashlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +53,7 @@ def embed_pairs(
     else:
         emb, hit = encode(model, texts, batch_size, progress=True, desc="teacher"), False
         if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cached.with_name(cached.name + ".tmp.npy")
-            np.save(tmp, emb)
-            shutil.move(tmp, cached)
+            _save_npy(emb, cached)
     ids = pl.DataFrame(
         {
             "id": pairs["id"].to_list() * len(FIELDS),
@@ -71,10 +67,16 @@ def embed_pairs(
 def save(emb: np.ndarray, ids: pl.DataFrame, out: str | Path, ids_out: str | Path) -> None:
     """Write the ids table and the matrix, each atomically."""
     schemas.write(ids, ids_out, schemas.TeacherIds)
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp.npy")
-    np.save(tmp, emb)
-    tmp.replace(out)
+    _save_npy(emb, out)
+
+
+def _save_npy(array: np.ndarray, path: str | Path) -> None:
+    """np.save through a temporary file and a rename, so a killed stage leaves no half file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npy")
+    np.save(tmp, array)
+    tmp.replace(path)
 
 
 @dataclass(frozen=True)
