@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = (REPO / ".." / "shared" / "data").resolve()
@@ -87,3 +88,30 @@ def make_pairs(n: int, seed: int = 0) -> pl.DataFrame:
 @pytest.fixture
 def pairs() -> pl.DataFrame:
     return make_pairs(96)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A 2-layer, 32-wide BERT with random weights and MiniLM's tokenizer: a transformer student
+    small enough to train in a test (its scores mean nothing, its gradients are real)."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from embedlab.resolve import resolve_model
+
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    minilm = resolve_model("sentence-transformers/all-MiniLM-L6-v2").path
+    tokenizer = AutoTokenizer.from_pretrained(str(minilm))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=128,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+    )
+    torch.manual_seed(0)  # the same random weights in every session
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

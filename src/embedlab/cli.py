@@ -109,10 +109,22 @@ def cmd_mine(args: argparse.Namespace, run: StageRun) -> None:
 
 
 def cmd_train(args: argparse.Namespace, run: StageRun) -> None:
-    from embedlab.train import TrainConfig, build_student, train
+    from embedlab.train import TrainConfig, build_student, train, train_head
+    from embedlab.train.distributed import world
 
-    student = build_student(args.student, args.init, args.mirror, args.max_length)
+    student = build_student(
+        args.student,
+        args.init,
+        args.mirror,
+        args.max_length,
+        args.pooling,
+        args.static_init,
+        args.dim,
+        args.seed,
+    )
     if args.batches:
+        from embedlab.evaluate import load_sts
+
         pairs = schemas.read(args.pairs, schemas.Pairs)
         batches = schemas.read(args.batches, schemas.Batches)
         config = TrainConfig(
@@ -120,17 +132,41 @@ def cmd_train(args: argparse.Namespace, run: StageRun) -> None:
             weight_decay=args.weight_decay,
             warmup_ratio=args.warmup_ratio,
             temperature=args.temperature,
+            symmetric=args.symmetric,
+            pair_weights=args.pair_weights,
             max_grad_norm=args.max_grad_norm,
             mixed_precision=args.mixed_precision,
+            chunk_size=args.chunk_size,
+            checkpoint_every=args.checkpoint_every,
+            eval_every=args.eval_every,
             seed=args.seed,
         )
-        student = train(student, pairs, batches, config, on_step=lambda s, m: run.log_metrics(m, s))
-    out = Path(args.out)
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    student.save(str(tmp))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.replace(out)
+        dev = load_sts("STSBenchmark", args.mirror, split="dev") if args.eval_every else None
+        result = train(
+            student,
+            pairs,
+            batches,
+            config,
+            on_step=lambda s, m: run.log_metrics(m, s),
+            head=train_head(student, args.pooling),
+            dev=dev,
+            checkpoint_dir=args.checkpoint_dir,
+        )
+        student = result.model
+        summary = {"steps": result.steps, "resumed_from_step": result.resumed_from}
+        if result.dev_spearman is not None:
+            summary |= {"best_dev_spearman": result.dev_spearman, "best_step": result.dev_step}
+        run.log_metrics(summary)
+        log.info("train: %s", summary)
+    if world()[0] == 0:
+        out = Path(args.out)
+        tmp = out.with_name(out.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        student.save(str(tmp))
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.replace(out)
+        if args.checkpoint_dir:  # the run is complete: its checkpoints have served
+            shutil.rmtree(args.checkpoint_dir, ignore_errors=True)
 
 
 def cmd_evaluate(args: argparse.Namespace, run: StageRun) -> None:
@@ -229,6 +265,9 @@ def parser() -> argparse.ArgumentParser:
     s = stage("train", cmd_train, "train a student with InfoNCE over mined batches")
     s.add_argument("--student", choices=["static", "transformer"], default="static")
     s.add_argument("--init", default="sentence-transformers/all-MiniLM-L6-v2")
+    s.add_argument("--pooling", choices=["mean", "cls", "cls_mlp"], help="transformer students")
+    s.add_argument("--static-init", choices=["teacher", "random"], default="teacher")
+    s.add_argument("--dim", type=int, default=256, help="width of a random static student")
     s.add_argument("--pairs")
     s.add_argument("--batches", help="batch file; without it the untrained student is saved")
     s.add_argument("--out", required=True)
@@ -237,8 +276,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--weight-decay", type=float, default=0.0)
     s.add_argument("--warmup-ratio", type=float, default=0.1)
     s.add_argument("--temperature", type=float, default=0.2)
+    s.add_argument("--symmetric", action=argparse.BooleanOptionalAction, default=False)
+    s.add_argument("--pair-weights", help="Pairs column that weighs each row's loss")
     s.add_argument("--max-grad-norm", type=float, default=1.0)
     s.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default="no")
+    s.add_argument("--chunk-size", type=int, default=0, help="GradCache chunk (0: off)")
+    s.add_argument("--checkpoint-every", type=int, default=0)
+    s.add_argument("--checkpoint-dir", help="where checkpoints go; a rerun resumes from them")
+    s.add_argument("--eval-every", type=int, default=0, help="STS-B dev selection (0: off)")
     s.add_argument("--seed", type=int, default=0)
 
     s = stage("evaluate", cmd_evaluate, "STS12-16, STS-B, SICK-R (SentEval 'all')")

@@ -24,14 +24,19 @@ class Corpus(pa.DataFrameModel):
 
 
 class Pairs(pa.DataFrameModel):
+    """One training row. A null positive marks an unlabeled row (unsupervised SimCSE: the anchor
+    is its own positive under dropout noise); a null hard negative, a row without one. The
+    optional ``score`` (e.g. a 0-5 AI-feedback similarity) can weigh the row's loss."""
+
     id: str = pa.Field(unique=True)
     anchor: str = pa.Field(str_length={"min_value": 1})
-    positive: str = pa.Field(str_length={"min_value": 1})
-    hard_negative: str = pa.Field(str_length={"min_value": 1})
-    mode: str = pa.Field(isin=["partial", "scratch", "query"])
+    positive: str = pa.Field(str_length={"min_value": 1}, nullable=True)
+    hard_negative: str = pa.Field(str_length={"min_value": 1}, nullable=True)
+    mode: str = pa.Field(isin=["partial", "scratch", "query", "unlabeled"])
     generator: str
     prompt_id: str
     copy_similarity: float = pa.Field(ge=0.0, le=1.0)
+    score: float | None = pa.Field(ge=0.0, nullable=True)
 
     class Config:
         strict = True

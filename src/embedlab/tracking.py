@@ -109,21 +109,57 @@ def _public(params: Mapping[str, Any]) -> dict[str, str]:
 
 
 class StageRun:
-    """Thin handle over the active MLflow run, retrying writes that SQLite may refuse."""
+    """Thin handle over the active MLflow run, retrying writes that SQLite may refuse.
 
-    def __init__(self, run_id: str):
+    Metrics are buffered and written in batches (every ``flush_s`` seconds, every 1000 values,
+    and when the run ends): a training loop logging every step would otherwise spend more time
+    in SQLite than in training.
+    """
+
+    def __init__(self, run_id: str, flush_s: float = 5.0):
         self.run_id = run_id
+        self.flush_s = flush_s
+        self._buffer: list = []
+        self._flushed = time.monotonic()
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self._buffer += [
+            Metric(k, float(v), now, step or 0) for k, v in metrics.items() if v is not None
+        ]
+        if len(self._buffer) >= 1000 or time.monotonic() - self._flushed > self.flush_s:
+            self.flush()
+
+    def flush(self) -> None:
         import mlflow
 
-        clean = {k: float(v) for k, v in metrics.items() if v is not None}
-        retry(mlflow.log_metrics, clean, step=step)
+        while self._buffer:
+            chunk, self._buffer = self._buffer[:1000], self._buffer[1000:]
+            retry(mlflow.MlflowClient().log_batch, self.run_id, metrics=chunk)
+        self._flushed = time.monotonic()
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         import mlflow
 
         retry(mlflow.log_artifact, str(path), artifact_path)
+
+
+class NullRun(StageRun):
+    """The run handle of processes other than rank 0: it records nothing."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        pass
 
 
 @contextlib.contextmanager
@@ -133,8 +169,16 @@ def stage_run(
     rule: str | None = None,
     tags: Mapping[str, str] | None = None,
 ) -> Iterator[StageRun]:
-    """Open one MLflow run for one executed stage; it ends FAILED if the stage raises."""
+    """Open one MLflow run for one executed stage; it ends FAILED if the stage raises.
+
+    Under several processes (``accelerate launch``) only rank 0 tracks; the others get a run
+    handle that records nothing.
+    """
     import mlflow
+
+    if int(os.environ.get("RANK", "0")) > 0:
+        yield NullRun()
+        return
 
     experiment_id = ensure_experiment()
     all_tags = {
@@ -150,10 +194,13 @@ def stage_run(
             all_tags[f"version.{package}"] = importlib.metadata.version(package)
     name = "-".join([rule or stage, *[str(v) for v in (tags or {}).values()]])
     run = retry(mlflow.start_run, experiment_id=experiment_id, run_name=name, tags=all_tags)
+    handle = StageRun(run.info.run_id)
     try:
         retry(mlflow.log_params, _public(params))
-        yield StageRun(run.info.run_id)
+        yield handle
     except BaseException:
+        handle.flush()
         retry(mlflow.end_run, status="FAILED")
         raise
+    handle.flush()
     retry(mlflow.end_run, status="FINISHED")

@@ -136,7 +136,10 @@ def load_sts(task: str, mirrors: Sequence[str | Path] = (), split: str = "test")
 
 
 def evaluate_sts(
-    model: SentenceTransformer, tasks: Sequence[StsPairs], batch_size: int = 64
+    model: SentenceTransformer,
+    tasks: Sequence[StsPairs],
+    batch_size: int = 64,
+    progress: bool = True,
 ) -> pl.DataFrame:
     """Spearman x 100 of cosine similarity per task, plus their plain average ("Avg").
 
@@ -145,7 +148,7 @@ def evaluate_sts(
     """
     unique = sorted({s for t in tasks for s in (*t.s1, *t.s2)})
     index = {s: i for i, s in enumerate(unique)}
-    emb = encode(model, unique, batch_size=batch_size, progress=True, desc="evaluate")
+    emb = encode(model, unique, batch_size=batch_size, progress=progress, desc="evaluate")
     rows = []
     for t in tasks:
         a = emb[[index[s] for s in t.s1]]

@@ -44,7 +44,13 @@ def embed_pairs(
     Returns (matrix, ids table, cache hit). With ``cache_dir``, the matrix is stored under the
     content hash of (model_name, texts) and reused by any later run with the same texts.
     """
-    texts = [t for field in FIELDS for t in pairs[field].to_list()]
+    present = [
+        (i, f, t)
+        for f in FIELDS
+        for i, t in zip(pairs["id"], pairs[f], strict=True)
+        if t is not None
+    ]
+    texts = [t for _, _, t in present]  # rows without a positive or hard negative have none
     cached = None
     if cache_dir is not None:
         cached = Path(cache_dir) / f"{Path(model_name).name}-{content_hash(model_name, texts)}.npy"
@@ -56,8 +62,8 @@ def embed_pairs(
             _save_npy(emb, cached)
     ids = pl.DataFrame(
         {
-            "id": pairs["id"].to_list() * len(FIELDS),
-            "field": [f for f in FIELDS for _ in range(pairs.height)],
+            "id": [i for i, _, _ in present],
+            "field": [f for _, f, _ in present],
             "row": np.arange(len(texts), dtype=np.int64),
         }
     )
@@ -97,8 +103,12 @@ class TeacherView:
                 f"{embeddings}: {emb.shape[0]} rows but {ids.height} ids in {ids_path}"
             )
         aligned = {}
+        anchors = dict(ids.filter(pl.col("field") == "anchor").select("id", "row").iter_rows())
         for field in ("anchor", "positive"):
             rows = dict(ids.filter(pl.col("field") == field).select("id", "row").iter_rows())
+            if field == "positive":  # an unlabeled row (no positive) stands for its anchor
+                unlabeled = pairs.filter(pl.col("positive").is_null())["id"]
+                rows |= {i: anchors[i] for i in unlabeled if i in anchors}
             missing = [i for i in pairs["id"].to_list() if i not in rows]
             if missing:
                 raise schemas.DataError(

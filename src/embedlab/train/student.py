@@ -1,34 +1,82 @@
 """Student encoders, built as sentence-transformers models so the export loads anywhere.
 
-kind="static": a token-embedding bag (sentence-transformers' StaticEmbedding) initialised from
-the ``init`` model's input token embeddings; it trains thousands of examples per second on a CPU.
-kind="transformer": the ``init`` model itself (any Hugging Face / sentence-transformers encoder).
+kind="static": a token-embedding bag (sentence-transformers' StaticEmbedding) whose table is
+the ``init`` model's input token embeddings (``static_init="teacher"``) or random normal
+(``static_init="random"``, width ``dim``); it trains thousands of examples per second on a CPU.
+kind="transformer": the ``init`` encoder (any Hugging Face or sentence-transformers model) with
+``pooling`` "mean", "cls" or "cls_mlp" (SimCSE's: CLS with an MLP on top during training only;
+the export keeps the plain CLS vector, as SimCSE evaluates). Without ``pooling`` a
+sentence-transformers model keeps its own pooling and a bare Hugging Face encoder gets "mean".
 
 Example::
 
     student = build_student("static", "sentence-transformers/all-MiniLM-L6-v2")
+    head = train_head(student, "cls_mlp")  # identity unless pooling is cls_mlp
 """
 
 from collections.abc import Sequence
+from pathlib import Path
 
+import torch
 from sentence_transformers import SentenceTransformer
-from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+from sentence_transformers.sentence_transformer.modules import (
+    Pooling,
+    StaticEmbedding,
+    Transformer,
+)
+from torch import nn
 
-from embedlab.encode import load_encoder
+from embedlab.resolve import resolve_model
+
+POOLINGS = ("mean", "cls", "cls_mlp")
 
 
 def build_student(
-    kind: str, init: str, mirrors: Sequence[str] = (), max_length: int | None = None
+    kind: str,
+    init: str,
+    mirrors: Sequence[str] = (),
+    max_length: int | None = None,
+    pooling: str | None = None,
+    static_init: str = "teacher",
+    dim: int = 256,
+    seed: int = 0,
 ) -> SentenceTransformer:
-    """Return the untrained student (on CPU; the trainer moves it)."""
-    base = load_encoder(init, mirrors, device="cpu")
+    """Return the untrained student, on the CPU (the trainer moves it)."""
+    if pooling is not None and pooling not in POOLINGS:
+        raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
+    path = Path(resolve_model(init, mirrors).path)
     if kind == "transformer":
+        is_st = (path / "modules.json").exists()
+        if is_st and pooling is None:
+            model = SentenceTransformer(str(path), device="cpu")
+        else:
+            body = Transformer(str(path), max_seq_length=max_length)
+            mode = "cls" if (pooling or "mean").startswith("cls") else "mean"
+            head = Pooling(body.get_embedding_dimension(), pooling_mode=mode)
+            model = SentenceTransformer(modules=[body, head], device="cpu")
         if max_length:
-            base.max_seq_length = max_length
-        return base
+            model.max_seq_length = max_length
+        return model
     if kind == "static":
-        backbone = base[0].auto_model
-        weights = backbone.get_input_embeddings().weight.detach().clone()
+        base = Transformer(str(path))
+        if static_init == "teacher":
+            weights = base.auto_model.get_input_embeddings().weight.detach().clone()
+        elif static_init == "random":
+            generator = torch.Generator().manual_seed(seed)
+            weights = torch.randn(len(base.tokenizer), dim, generator=generator) * dim**-0.5
+        else:
+            raise ValueError(f"unknown static_init {static_init!r}; expected 'teacher' or 'random'")
         static = StaticEmbedding(base.tokenizer, embedding_weights=weights)
         return SentenceTransformer(modules=[static], device="cpu")
     raise ValueError(f"unknown student kind {kind!r}; expected 'static' or 'transformer'")
+
+
+def train_head(model: SentenceTransformer, pooling: str | None) -> nn.Module:
+    """The train-time projection: SimCSE's Linear+Tanh for "cls_mlp", else the identity.
+
+    It is trained with the student but not exported.
+    """
+    if pooling != "cls_mlp":
+        return nn.Identity()
+    dim = model.get_embedding_dimension()
+    return nn.Sequential(nn.Linear(dim, dim), nn.Tanh())

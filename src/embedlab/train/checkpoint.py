@@ -1,0 +1,103 @@
+"""Checkpoints that a run killed at any moment resumes from exactly.
+
+A checkpoint is a folder ``step-000120/`` holding the model, train-head, optimiser and scheduler
+states, the best dev model so far, every rank's RNG states, and a fingerprint of the inputs and
+config. It is written under a temporary name and renamed, so a kill leaves either the previous
+checkpoint or the new one, never half of one. Only the newest checkpoint is kept.
+"""
+
+import logging
+import random
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from embedlab.train.distributed import world
+
+PREFIX = "step-"
+log = logging.getLogger(__name__)
+
+
+def _barrier() -> None:
+    if world()[1] > 1:
+        dist.barrier()
+
+
+def rng_states() -> dict[str, Any]:
+    return {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"]:
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+@dataclass
+class Checkpoint:
+    step: int  # optimiser steps done
+    state: dict[str, Any]  # model, head, optimizer, scheduler, best, fingerprint
+    rng: dict[str, Any]
+
+
+def save(folder: Path, step: int, state: dict[str, Any]) -> Path:
+    """Write checkpoint ``step`` atomically (every rank calls this; rank 0 writes the shared
+    state, each rank its RNG states), then delete older checkpoints."""
+    rank, _ = world()
+    final = folder / f"{PREFIX}{step:06d}"
+    tmp = folder / f".{PREFIX}{step:06d}.tmp"
+    if rank == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    _barrier()
+    torch.save(rng_states(), tmp / f"rng-{rank}.pt")
+    if rank == 0:
+        torch.save(state, tmp / "state.pt")
+    _barrier()
+    if rank == 0:
+        tmp.rename(final)
+        for old in folder.glob(f"{PREFIX}*"):
+            if old != final and not old.name.endswith(".stale"):
+                shutil.rmtree(old, ignore_errors=True)
+    _barrier()
+    return final
+
+
+def latest(folder: Path | None, fingerprint: str) -> Checkpoint | None:
+    """The newest complete checkpoint of this run (same fingerprint), or None.
+
+    A checkpoint of other inputs or another config is not resumed (that would silently mix two
+    experiments): rank 0 renames it to ``<name>.stale`` and logs a warning, and training starts
+    afresh.
+    """
+    if folder is None or not folder.exists():
+        return None
+    found = sorted(p for p in folder.glob(f"{PREFIX}*") if not p.name.endswith(".stale"))
+    if not found:
+        return None
+    path = found[-1]
+    rank, _ = world()
+    state = torch.load(path / "state.pt", map_location="cpu", weights_only=False)
+    if state.get("fingerprint") != fingerprint:
+        log.warning(
+            "%s: checkpoint of other inputs or config; kept as .stale, starting afresh", path
+        )
+        _barrier()
+        if rank == 0:
+            path.rename(path.with_name(path.name + ".stale"))
+        _barrier()
+        return None
+    rng = torch.load(path / f"rng-{rank}.pt", map_location="cpu", weights_only=False)
+    return Checkpoint(int(path.name.removeprefix(PREFIX)), state, rng)
