@@ -133,6 +133,11 @@ def test_whole_dag_on_a_tiny_config(tmp_path):
     )
     assert len({r.data.tags["pipeline_run"] for r in runs}) == 1
     assert all(r.info.status == "FINISHED" for r in runs)
+    for run in (r for r in runs if r.data.tags["rule"] == "train"):
+        assert {"loss", "lr", "grad_norm", "tokens_per_s", "best_dev_spearman"} <= set(
+            run.data.metrics
+        )
+    assert not list(out.glob("checkpoints/*/step-*"))  # finished jobs clear their checkpoints
     mine_runs = [r for r in runs if r.data.tags["stage"] == "mine"]
     assert {r.data.tags["wildcard.miner"] for r in mine_runs} == {"random", "b3"}
     teacher_eval = next(r for r in runs if r.data.tags["rule"] == "evaluate_teacher")

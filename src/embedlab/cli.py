@@ -279,7 +279,11 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--symmetric", action=argparse.BooleanOptionalAction, default=False)
     s.add_argument("--pair-weights", help="Pairs column that weighs each row's loss")
     s.add_argument("--max-grad-norm", type=float, default=1.0)
-    s.add_argument("--mixed-precision", choices=["no", "bf16", "fp16"], default="no")
+    s.add_argument(
+        "--mixed-precision",
+        choices=["no", "bf16", "fp16"],
+        help="default: as the accelerate config says (no on a CPU)",
+    )
     s.add_argument("--chunk-size", type=int, default=0, help="GradCache chunk (0: off)")
     s.add_argument("--checkpoint-every", type=int, default=0)
     s.add_argument("--checkpoint-dir", help="where checkpoints go; a rerun resumes from them")

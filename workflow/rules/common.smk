@@ -49,11 +49,15 @@ def track(name, **fixed):
 def cli_args(section, skip=()):
     """A config section as `embedlab` options: key `n_anchors: 3` becomes `--n-anchors 3`.
 
-    Lists become several values, mappings JSON values; the mirrors are always passed.
+    Lists become several values, mappings JSON values, booleans `--key` / `--no-key`; the
+    mirrors are always passed.
     """
     out = [f"--mirror {shlex.quote(m)}" for m in config["mirrors"]]
     for key, value in section.items():
         if key in skip:
+            continue
+        if isinstance(value, bool):
+            out.append(f"--{'' if value else 'no-'}{key.replace('_', '-')}")
             continue
         values = value if isinstance(value, list) else [value]
         values = [json.dumps(v) if isinstance(v, dict) else str(v) for v in values]
@@ -61,3 +65,18 @@ def cli_args(section, skip=()):
             f"--{key.replace('_', '-')} " + " ".join(shlex.quote(v) for v in values)
         )
     return " ".join(out)
+
+
+def launcher(gpus):
+    """The command that starts training jobs. On a CPU that is `embedlab` itself; with GPUs,
+    `accelerate launch` with one process per GPU (config/accelerate/<train.accelerate>.yaml).
+    """
+    setting = config["train"].get("accelerate")
+    if gpus == 0 and setting is None:
+        return "embedlab"
+    setting = setting or ("gpu" if gpus == 1 else "multi-gpu" if gpus > 1 else "cpu")
+    processes = max(gpus, 1)
+    return (
+        f"accelerate launch --config_file config/accelerate/{setting}.yaml"
+        f" --num_processes {processes} -m embedlab.cli"
+    )

@@ -1,3 +1,6 @@
+TRAIN_OPTIONS = ["gpus", "accelerate"]  # rule settings, not `embedlab train` options
+
+
 rule student_init:
     output:
         directory(f"{R}/models/student-init"),
@@ -10,12 +13,15 @@ rule student_init:
     threads: 1
     params:
         track=track("student_init"),
-        args=cli_args(config["train"]),
+        args=cli_args(config["train"], skip=TRAIN_OPTIONS),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} train --out {output}"
         " {params.args} > {log} 2>&1"
 
 
+# One optimiser step per mined batch, in the batch file's order. With train.gpus > 0 the job
+# asks the scheduler for that many GPUs and runs one process per GPU; checkpoints go outside the
+# output folder, so a job killed midway resumes where it stopped when Snakemake reruns it.
 rule train:
     input:
         pairs=rules.synthesize.output.pairs,
@@ -29,10 +35,15 @@ rule train:
     conda:
         "../../envs/embedlab.yaml"
     threads: workflow.cores
+    resources:
+        gpu=config["train"]["gpus"],
     params:
+        launch=launcher(config["train"]["gpus"]),
         track=track("train"),
-        args=cli_args(config["train"]),
+        args=cli_args(config["train"], skip=TRAIN_OPTIONS),
+        checkpoints=f"{R}/checkpoints/{{miner}}-bs{{bs}}-seed{{seed}}",
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} train --pairs {input.pairs}"
-        " --batches {input.batches} --out {output} --seed {wildcards.seed}"
+        "OMP_NUM_THREADS={threads} {params.launch} {params.track} train"
+        " --pairs {input.pairs} --batches {input.batches} --out {output}"
+        " --checkpoint-dir {params.checkpoints} --seed {wildcards.seed}"
         " {params.args} > {log} 2>&1"

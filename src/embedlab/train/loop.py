@@ -58,7 +58,7 @@ class TrainConfig:
     symmetric: bool = False  # add the positive->anchor InfoNCE term
     pair_weights: str | None = None  # a Pairs column weighing each row's loss (e.g. "score")
     max_grad_norm: float = 1.0
-    mixed_precision: str = "no"  # "no", "bf16" or "fp16"
+    mixed_precision: str | None = None  # "no", "bf16", "fp16"; None: the accelerate config
     chunk_size: int = 0  # > 0: GradCache, embedding at most this many texts at once
     checkpoint_every: int = 0  # steps between checkpoints (0: none)
     eval_every: int = 0  # steps between STS-B dev scores, keeping the best model (0: none)

@@ -1,0 +1,182 @@
+"""Training throughput: embedlab's trainer against sentence-transformers' trainer, same work.
+
+Both train the same student on the same (anchor, positive, hard negative) triplets, in the same
+order, with the same batch size and InfoNCE over in-batch plus hard negatives:
+
+- ours: ``embedlab.train.train`` over a batch file (plain, or GradCache with ``--chunk``);
+- theirs: ``SentenceTransformerTrainer`` with ``MultipleNegativesRankingLoss`` (plain), or
+  ``CachedMultipleNegativesRankingLoss`` (GradCache) with the same chunk.
+
+Triplets are STS-B train pairs scored >= 4 (anchor, positive) with another pair's sentence as the
+hard negative, from the mirror. Settings alternate, --repeats times; medians of examples/s and
+their ratio are printed (and, for transformers, model FLOPs utilisation when --peak-tflops is
+given, counting 6 x non-embedding parameters x tokens per example, 8x with GradCache's extra
+forward).
+
+    .venv/bin/python benchmarks/train_throughput.py --students static transformer
+    .venv/bin/python benchmarks/train_throughput.py --device cuda --bf16 --peak-tflops 989
+"""
+
+import argparse
+import json
+import logging
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import polars as pl
+import torch
+
+from embedlab.evaluate.sts import read_pair_file
+from embedlab.mine.batches import batch_table
+from embedlab.resolve import resolve_file
+from embedlab.train import TrainConfig, build_student, train
+
+MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def triplets(mirror: str, n: int) -> pl.DataFrame:
+    """(id, anchor, positive, hard_negative) rows as a Pairs table, from STS-B train."""
+    s1, s2, gold = read_pair_file(resolve_file("sts/STSBenchmark/sts-train.csv", [mirror]), "stsb")
+    keep = [i for i in range(len(gold)) if gold[i] >= 4.0][:n]
+    if len(keep) < n:
+        raise SystemExit(f"only {len(keep)} STS-B train pairs score >= 4; ask for fewer")
+    rng = np.random.default_rng(0)
+    other = rng.permutation(len(s1))
+    return pl.DataFrame(
+        {
+            "id": [f"t{i}" for i in keep],
+            "anchor": [s1[i] for i in keep],
+            "positive": [s2[i] for i in keep],
+            "hard_negative": [s2[other[i]] for i in keep],
+            "mode": ["partial"] * n,
+            "generator": ["sts-b"] * n,
+            "prompt_id": ["none"] * n,
+            "copy_similarity": [0.0] * n,
+        }
+    )
+
+
+def ours(kind: str, pairs: pl.DataFrame, args) -> tuple[float, float]:
+    """Seconds of embedlab's train(), and its tokens/s."""
+    n = pairs.height // args.batch_size * args.batch_size
+    order = [np.arange(n).reshape(-1, args.batch_size)]
+    batches = batch_table(order, pairs["id"].to_list())
+    student = build_student(kind, MODEL, max_length=args.max_length).to(args.device)
+    tokens: list[float] = []
+    config = TrainConfig(
+        lr=args.lr,
+        temperature=0.05,
+        chunk_size=args.chunk,  # texts per forward, as mini_batch_size is theirs
+        mixed_precision="bf16" if args.bf16 else "no",
+    )
+    started = time.perf_counter()
+    train(student, pairs, batches, config, on_step=lambda s, m: tokens.append(m["tokens_per_s"]))
+    return time.perf_counter() - started, float(np.median(tokens))
+
+
+def theirs(kind: str, pairs: pl.DataFrame, args) -> float:
+    """Seconds of SentenceTransformerTrainer.train() on the same triplets."""
+    import datasets
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
+    from sentence_transformers.sentence_transformer import losses
+
+    n = pairs.height // args.batch_size * args.batch_size
+    data = datasets.Dataset.from_dict(
+        {c: pairs[c].to_list()[:n] for c in ("anchor", "positive", "hard_negative")}
+    )
+    student = build_student(kind, MODEL, max_length=args.max_length).to(args.device)
+    if args.chunk:
+        loss = losses.CachedMultipleNegativesRankingLoss(
+            student, scale=20.0, mini_batch_size=args.chunk
+        )
+    else:
+        loss = losses.MultipleNegativesRankingLoss(student, scale=20.0)
+    with tempfile.TemporaryDirectory() as out:
+        training = SentenceTransformerTrainingArguments(
+            output_dir=out,
+            per_device_train_batch_size=args.batch_size,
+            num_train_epochs=1,
+            learning_rate=args.lr,
+            warmup_ratio=0.1,
+            bf16=args.bf16,
+            use_cpu=args.device == "cpu",
+            report_to="none",
+            save_strategy="no",
+            logging_strategy="no",
+            disable_tqdm=True,
+            seed=0,
+        )
+        trainer = SentenceTransformerTrainer(
+            model=student, args=training, train_dataset=data, loss=loss
+        )
+        started = time.perf_counter()
+        trainer.train()
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mirror", default="../shared/data")
+    parser.add_argument("--students", nargs="+", default=["static", "transformer"])
+    parser.add_argument("--n", type=int, default=0, help="examples (default: 2048 static, 256)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument("--chunk", type=int, default=0, help="GradCache mini-batch (0: off)")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--peak-tflops", type=float, help="device peak (H100 bf16: 989)")
+    parser.add_argument("--json", help="write the figures here too")
+    args = parser.parse_args()
+    logging.disable(logging.WARNING)
+
+    figures = []
+    for kind in args.students:
+        n = args.n or (2048 if kind == "static" else 256)
+        pairs = triplets(args.mirror, n)
+        a, b, tok = [], [], []
+        for _ in range(args.repeats):
+            seconds, tokens_per_s = ours(kind, pairs, args)
+            a.append(n / seconds)
+            tok.append(tokens_per_s)
+            b.append(n / theirs(kind, pairs, args))
+        row = {
+            "student": kind,
+            "device": args.device + (" bf16" if args.bf16 else ""),
+            "gradcache": args.chunk or None,
+            "batch_size": args.batch_size,
+            "examples": n,
+            "ours_examples_per_s": statistics.median(a),
+            "st_examples_per_s": statistics.median(b),
+            "ratio": statistics.median(a) / statistics.median(b),
+            "ours_tokens_per_s": statistics.median(tok),
+            "runs": {"ours": a, "st": b},
+        }
+        if args.peak_tflops and kind == "transformer":
+            model = build_student(kind, MODEL)
+            body = sum(p.numel() for p in model.parameters())
+            body -= model[0].auto_model.get_input_embeddings().weight.numel()
+            flops = (8 if args.chunk else 6) * body * row["ours_tokens_per_s"]
+            row["mfu"] = flops / (args.peak_tflops * 1e12)
+        figures.append(row)
+        print(
+            f"{kind:11s} {row['device']:9s} B={args.batch_size} gradcache={args.chunk or '-'}: "
+            f"embedlab {row['ours_examples_per_s']:.0f} ex/s, sentence-transformers "
+            f"{row['st_examples_per_s']:.0f} ex/s, ratio {row['ratio']:.2f}x"
+            + (f", MFU {row['mfu']:.1%}" if "mfu" in row else ""),
+            flush=True,
+        )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(figures, f, indent=1)
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+
+
+if __name__ == "__main__":
+    main()
