@@ -32,7 +32,9 @@ def reset_peak() -> None:
         f.write("5")
 
 
-def one(rows: int, chunk: int, mirror: str, device: str) -> dict[str, float]:
+def one(
+    rows: int, chunk: int, mirror: str, device: str, model_name: str = MODEL
+) -> dict[str, float]:
     """One step in this process; returns its memory and time figures."""
     import numpy as np
     import torch
@@ -51,7 +53,7 @@ def one(rows: int, chunk: int, mirror: str, device: str) -> dict[str, float]:
         negative=[s2[(i + 7) % len(s2)] for i in other],
         weight=None,
     )
-    model = build_student("transformer", MODEL, max_length=32).to(device)
+    model = build_student("transformer", model_name, max_length=32).to(device)
     model.train()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -76,11 +78,12 @@ def main() -> None:
     parser.add_argument("--plain-up-to", type=int, default=1024, help="largest B without cache")
     parser.add_argument("--mirror", default="../shared/data")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default=MODEL, help="the student (id or folder)")
     parser.add_argument("--json", help="write the figures here too")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(one(args.one, args.chunk, args.mirror, args.device)))
+        print(json.dumps(one(args.one, args.chunk, args.mirror, args.device, args.model)))
         return
     figures = []
     for rows in args.sizes:
@@ -88,7 +91,7 @@ def main() -> None:
             if chunk == 0 and rows > args.plain_up_to:
                 continue
             cmd = [sys.executable, __file__, "--one", str(rows), "--chunk", str(chunk)]
-            cmd += ["--mirror", args.mirror, "--device", args.device]
+            cmd += ["--mirror", args.mirror, "--device", args.device, "--model", args.model]
             done = subprocess.run(cmd, capture_output=True, text=True)
             if done.returncode != 0:
                 print(f"B={rows} chunk={chunk}: failed\n{done.stderr[-2000:]}", file=sys.stderr)

@@ -7,7 +7,7 @@ order, with the same batch size and InfoNCE over in-batch plus hard negatives:
 - theirs: ``SentenceTransformerTrainer`` with ``MultipleNegativesRankingLoss`` (plain), or
   ``CachedMultipleNegativesRankingLoss`` (GradCache) with the same chunk.
 
-Triplets are STS-B train pairs scored >= 4 (anchor, positive) with another pair's sentence as the
+Triplets are STS-B train pairs scored >= 3 (anchor, positive) with another pair's sentence as the
 hard negative, from the mirror. Settings alternate, --repeats times; medians of examples/s and
 their ratio are printed (and, for transformers, model FLOPs utilisation when --peak-tflops is
 given, counting 6 x non-embedding parameters x tokens per example, 8x with GradCache's extra
@@ -39,9 +39,9 @@ MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 def triplets(mirror: str, n: int) -> pl.DataFrame:
     """(id, anchor, positive, hard_negative) rows as a Pairs table, from STS-B train."""
     s1, s2, gold = read_pair_file(resolve_file("sts/STSBenchmark/sts-train.csv", [mirror]), "stsb")
-    keep = [i for i in range(len(gold)) if gold[i] >= 4.0][:n]
+    keep = [i for i in range(len(gold)) if gold[i] >= 3.0][:n]
     if len(keep) < n:
-        raise SystemExit(f"only {len(keep)} STS-B train pairs score >= 4; ask for fewer")
+        raise SystemExit(f"only {len(keep)} STS-B train pairs score >= 3; ask for fewer")
     rng = np.random.default_rng(0)
     other = rng.permutation(len(s1))
     return pl.DataFrame(
@@ -63,7 +63,7 @@ def ours(kind: str, pairs: pl.DataFrame, args) -> tuple[float, float]:
     n = pairs.height // args.batch_size * args.batch_size
     order = [np.arange(n).reshape(-1, args.batch_size)]
     batches = batch_table(order, pairs["id"].to_list())
-    student = build_student(kind, MODEL, max_length=args.max_length).to(args.device)
+    student = build_student(kind, args.model, max_length=args.max_length).to(args.device)
     tokens: list[float] = []
     config = TrainConfig(
         lr=args.lr,
@@ -89,7 +89,7 @@ def theirs(kind: str, pairs: pl.DataFrame, args) -> float:
     data = datasets.Dataset.from_dict(
         {c: pairs[c].to_list()[:n] for c in ("anchor", "positive", "hard_negative")}
     )
-    student = build_student(kind, MODEL, max_length=args.max_length).to(args.device)
+    student = build_student(kind, args.model, max_length=args.max_length).to(args.device)
     if args.chunk:
         loss = losses.CachedMultipleNegativesRankingLoss(
             student, scale=20.0, mini_batch_size=args.chunk
@@ -122,6 +122,7 @@ def theirs(kind: str, pairs: pl.DataFrame, args) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mirror", default="../shared/data")
+    parser.add_argument("--model", default=MODEL, help="the student's init model (id or folder)")
     parser.add_argument("--students", nargs="+", default=["static", "transformer"])
     parser.add_argument("--n", type=int, default=0, help="examples (default: 2048 static, 256)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -159,7 +160,7 @@ def main() -> None:
             "runs": {"ours": a, "st": b},
         }
         if args.peak_tflops and kind == "transformer":
-            model = build_student(kind, MODEL)
+            model = build_student(kind, args.model)
             body = sum(p.numel() for p in model.parameters())
             body -= model[0].auto_model.get_input_embeddings().weight.numel()
             flops = (8 if args.chunk else 6) * body * row["ours_tokens_per_s"]
