@@ -19,7 +19,6 @@ Example::
 from collections.abc import Sequence
 
 import numpy as np
-import pymetis
 
 from embedlab.mine.batches import check_size
 from embedlab.mine.knn import topk_neighbours
@@ -97,6 +96,8 @@ def partition(
     if detector == "metis":
         if n_parts == 1:
             return np.zeros(n, dtype=np.int64)
+        import pymetis  # native; imported only when METIS is used
+
         graph = pymetis.CSRAdjacency(xadj, adjncy)
         _, parts = pymetis.part_graph(n_parts, adjacency=graph, options=pymetis.Options(seed=seed))
         return np.asarray(parts)
