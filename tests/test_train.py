@@ -310,3 +310,18 @@ def test_transformer_student_with_simcse_pooling_exports_without_its_head(
     np.testing.assert_allclose(
         encode(result.model, texts), loaded.encode(texts, normalize_embeddings=True), atol=1e-5
     )
+
+
+def test_unlabeled_rows_train_a_dropout_student_and_warn_for_a_static_one(tiny_bert, pairs, caplog):
+    unlabeled = pairs.with_columns(pl.lit(None, pl.String).alias("positive"))
+    batches = _batches(unlabeled, 16, 1)
+    student = build_student("transformer", str(tiny_bert), pooling="cls", max_length=32)
+    seen: list[dict[str, float]] = []
+    with caplog.at_level("WARNING"):
+        train(student, unlabeled, batches, TrainConfig(lr=1e-3), lambda s, m: seen.append(m))
+    assert "no dropout" not in caplog.text
+    # the anchor and its copy differ under dropout, so the loss is above its floor and trains
+    assert all(np.isfinite(m["loss"]) and m["grad_norm"] > 0 for m in seen)
+    with caplog.at_level("WARNING"):
+        train(build_student("static", MINILM), unlabeled, batches, TrainConfig())
+    assert "no dropout" in caplog.text

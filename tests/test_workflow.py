@@ -156,3 +156,17 @@ def test_whole_dag_on_a_tiny_config(tmp_path):
     again = snakemake(str(b3), "--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert b3.read_bytes() == saved
+
+
+@pytest.mark.parametrize(("gpus", "setting"), [(1, "gpu"), (4, "multi-gpu")])
+def test_gpu_config_launches_one_process_per_gpu(tmp_path, gpus, setting):
+    config = yaml.safe_load((REPO / "config/gpu-transformer.yaml").read_text())
+    config["train"]["gpus"] = gpus
+    path = tmp_path / "gpu.yaml"
+    path.write_text(yaml.safe_dump(config))
+    result = snakemake("-n", "-p", "--forceall", "--configfile", str(path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    launch = f"accelerate launch --config_file config/accelerate/{setting}.yaml"
+    assert f"{launch} --num_processes {gpus} -m embedlab.cli" in result.stdout
+    assert f"gpu={gpus}" in result.stdout
+    assert "--student transformer" in result.stdout and "--pooling cls_mlp" in result.stdout

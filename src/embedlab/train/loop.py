@@ -134,6 +134,11 @@ def _embed(model: SentenceTransformer, texts: Sequence[str], counter: list[int])
     return model(batch_to_device(features, model.device))["sentence_embedding"]
 
 
+def _split(n: int, parts: int) -> list[slice]:
+    """``parts`` contiguous slices covering range(n), sizes differing by at most one."""
+    return [shard(n, i, parts) for i in range(parts)]
+
+
 def _dev_spearman(model: SentenceTransformer, dev: StsPairs) -> float:
     return float(evaluate_sts(model, [dev], progress=False)["value"][0])
 
@@ -156,8 +161,17 @@ def backward(
     n = (len(anchor), len(positive), len(negative))
     weights = None if step.weight is None else torch.tensor(step.weight, device=model.device)
     tokens = [0]
+    # Embed in order of length so that each forward pads little; put rows back for the loss.
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    by_length = [texts[i] for i in order]
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[order] = torch.arange(len(order))
 
-    def loss_of(reps: torch.Tensor) -> torch.Tensor:
+    def embed(chunk: Sequence[str]) -> torch.Tensor:
+        return _embed(model, chunk, tokens)
+
+    def loss_of(reps_by_length: torch.Tensor) -> torch.Tensor:
+        reps = reps_by_length[inverse.to(reps_by_length.device)]
         anchors, positives, negatives = (gather_with_grad(head(x)) for x in reps.split(n))
         return info_nce(
             anchors, positives, negatives, config.temperature, config.symmetric, weights
@@ -165,10 +179,15 @@ def backward(
 
     with accelerator.autocast():
         if config.chunk_size:
-            embed = lambda t: _embed(model, t, tokens)  # noqa: E731
-            loss = cached_backward(embed, texts, loss_of, config.chunk_size, accelerator.backward)
+            loss = cached_backward(
+                embed, by_length, loss_of, config.chunk_size, accelerator.backward
+            )
         else:
-            loss = loss_of(_embed(model, texts, tokens))
+            # a transformer pads each forward to its longest text: a few length groups waste
+            # less than one padded batch (a static student has no padding: one call)
+            groups = 3 if hasattr(model[0], "auto_model") and len(texts) >= 48 else 1
+            parts = [embed(by_length[g]) for g in _split(len(texts), groups)]
+            loss = loss_of(torch.cat(parts))
             accelerator.backward(loss)
     all_reduce_grads(p for p in [*model.parameters(), *head.parameters()] if p.requires_grad)
     total = tokens[0]
@@ -204,6 +223,13 @@ def train(
     steps = plan(pairs, batches, config.pair_weights)
     if any(len(s.anchor) < size for s in steps):
         raise ValueError(f"a mined batch is smaller than the {size} processes that share it")
+    unlabeled = pairs["positive"].null_count()
+    if unlabeled and not any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
+        log.warning(
+            "%d row(s) have no positive (unsupervised SimCSE) but the student has no dropout: "
+            "their two views are identical and teach nothing",
+            unlabeled,
+        )
     head = head if head is not None else nn.Identity()
     model.to(accelerator.device)
     head.to(accelerator.device)
