@@ -20,6 +20,12 @@ wildcard_constraints:
     seed=r"\d+",
 
 
+localrules:
+    prefetch,
+    tables,
+
+
+include: "workflow/rules/prefetch.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/synthesize.smk"
 include: "workflow/rules/mine.smk"

@@ -60,7 +60,8 @@ def test_bad_config_stops_at_start_naming_the_key(tmp_path, config, expected):
     assert key in output
 
 
-def tiny_config(tmp_path: Path) -> Path:
+def tiny_config(tmp_path: Path, **overrides: dict) -> Path:
+    """A config that runs the whole DAG in minutes; ``overrides`` update its sections."""
     config = {
         "experiment": "tiny",
         "results": str(tmp_path / "results"),
@@ -77,6 +78,8 @@ def tiny_config(tmp_path: Path) -> Path:
         "evaluate": {"tasks": ["STS16", "STSBenchmark"]},
         "grid": {"miners": ["random", "b3"], "batch_sizes": [8], "seeds": [0]},
     }
+    for key, value in overrides.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     return path

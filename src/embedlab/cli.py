@@ -198,6 +198,20 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
     print(to_markdown(scores))
 
 
+def cmd_prefetch(args: argparse.Namespace, run: StageRun) -> None:
+    from embedlab.evaluate.sts import STS_TASKS
+    from embedlab.prefetch import stage
+
+    unknown = [t for t in args.sts_tasks if t not in STS_TASKS]
+    if unknown:
+        raise ValueError(f"unknown STS task {unknown[0]!r}; known: {sorted(STS_TASKS)}")
+    data = [STS_TASKS[t][0] for t in args.sts_tasks] + list(args.data)
+    manifest = stage(args.models, data, args.out, args.mirror)
+    run.log_metrics({"staged": len(manifest)})
+    run.log_artifact(Path(args.out) / "manifest.json", "prefetch")
+    log.info("prefetch: %d items in %s", len(manifest), args.out)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="embedlab", description=__doc__.split("\n")[0])
     p.add_argument("--rule", help="Snakemake rule name, recorded as an MLflow tag")
@@ -300,6 +314,12 @@ def parser() -> argparse.ArgumentParser:
         default=["STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness"],
     )
     s.add_argument("--batch-size", type=int, default=64)
+
+    s = stage("prefetch", cmd_prefetch, "stage models and data for offline compute nodes")
+    s.add_argument("--out", required=True, help="folder to stage into (then a mirror)")
+    s.add_argument("--models", nargs="*", default=[], help="model ids or paths")
+    s.add_argument("--sts-tasks", nargs="*", default=[], help="STS task names")
+    s.add_argument("--data", nargs="*", default=[], help="data paths relative to a mirror")
 
     s = stage("tables", cmd_tables, "paper tables from MLflow evaluate runs")
     s.add_argument("--models", nargs="+", required=True)

@@ -17,6 +17,19 @@ RUNS = [
 ]
 MODELS = ["teacher", "student-init", *RUNS]
 TEACHER = Path(config["teacher"]["model"]).name
+N = config["synthesize"][
+    "n_anchors"
+]  # examples that the stages after synthesis see, at most
+
+# With prefetch enabled, every model and data file is staged on the submit node first, and the
+# staging folder is the first mirror of every job (compute nodes often have no network).
+PREFETCH = config["prefetch"]
+MIRRORS = (
+    [PREFETCH["folder"], *config["mirrors"]]
+    if PREFETCH["enabled"]
+    else config["mirrors"]
+)
+STAGED = [f"{PREFETCH['folder']}/manifest.json"] if PREFETCH["enabled"] else []
 
 # Tracking context for every job of this invocation. Passed through the environment, not the
 # command line, so that commands stay identical between invocations (no spurious reruns).
@@ -52,7 +65,7 @@ def cli_args(section, skip=()):
     Lists become several values, mappings JSON values, booleans `--key` / `--no-key`; the
     mirrors are always passed.
     """
-    out = [f"--mirror {shlex.quote(m)}" for m in config["mirrors"]]
+    out = [f"--mirror {shlex.quote(m)}" for m in MIRRORS]
     for key, value in section.items():
         if key in skip:
             continue
@@ -76,7 +89,9 @@ def launcher(gpus):
         return "embedlab"
     setting = setting or ("gpu" if gpus == 1 else "multi-gpu" if gpus > 1 else "cpu")
     processes = max(gpus, 1)
+    # a port free on the node at launch time: concurrent jobs on one node must not collide
     return (
         f"accelerate launch --config_file config/accelerate/{setting}.yaml"
-        f" --num_processes {processes} -m embedlab.cli"
+        f" --num_processes {processes} --main_process_port $(python -m embedlab.port)"
+        " -m embedlab.cli"
     )

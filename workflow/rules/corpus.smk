@@ -1,4 +1,6 @@
 rule corpus:
+    input:
+        staged=STAGED,
     output:
         f"{R}/corpus.parquet",
     log:
@@ -8,6 +10,9 @@ rule corpus:
     conda:
         "../../envs/embedlab.yaml"
     threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         track=track("corpus"),
         args=cli_args(config["corpus"]),

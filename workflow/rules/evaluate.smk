@@ -2,6 +2,8 @@ ruleorder: evaluate_teacher > evaluate
 
 
 rule evaluate_teacher:
+    input:
+        staged=STAGED,
     output:
         f"{R}/eval/teacher.parquet",
     log:
@@ -11,9 +13,14 @@ rule evaluate_teacher:
     conda:
         "../../envs/embedlab.yaml"
     threads: workflow.cores
+    resources:
+        gpu=config["evaluate"]["gpus"],
+        cpus_per_gpu=4,
+        mem_mb=4000,
+        runtime=60,
     params:
         track=track("evaluate_teacher", model="teacher"),
-        args=cli_args(config["evaluate"]),
+        args=cli_args(config["evaluate"], skip=["gpus"]),
         model=config["teacher"]["model"],
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {params.model}"
@@ -22,7 +29,8 @@ rule evaluate_teacher:
 
 rule evaluate:
     input:
-        f"{R}/models/{{model}}",
+        model=f"{R}/models/{{model}}",
+        staged=STAGED,
     output:
         f"{R}/eval/{{model}}.parquet",
     log:
@@ -32,9 +40,14 @@ rule evaluate:
     conda:
         "../../envs/embedlab.yaml"
     threads: workflow.cores
+    resources:
+        gpu=config["evaluate"]["gpus"],
+        cpus_per_gpu=4,
+        mem_mb=4000,
+        runtime=60,
     params:
         track=track("evaluate"),
-        args=cli_args(config["evaluate"]),
+        args=cli_args(config["evaluate"], skip=["gpus"]),
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {input}"
+        "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {input.model}"
         " --name {wildcards.model} --out {output} {params.args} > {log} 2>&1"

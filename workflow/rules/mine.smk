@@ -1,6 +1,7 @@
 rule teacher:
     input:
         pairs=rules.synthesize.output.pairs,
+        staged=STAGED,
     output:
         emb=f"{R}/teacher/{TEACHER}.npy",
         ids=f"{R}/teacher/{TEACHER}.ids.parquet",
@@ -11,6 +12,9 @@ rule teacher:
     conda:
         "../../envs/embedlab.yaml"
     threads: workflow.cores
+    resources:
+        mem_mb=4000 + 3 * N * 384 * 4 // 2**20,
+        runtime=30 + N // 20000,
     params:
         track=track("teacher"),
         args=cli_args(config["teacher"]),
@@ -34,6 +38,9 @@ rule mine:
     conda:
         "../../envs/embedlab.yaml"
     threads: 1
+    resources:
+        mem_mb=2000 + N // 150,  # 6.1 GiB measured at N = 1M (benchmarks/mine_scale.py)
+        runtime=30 + N // 20000,
     params:
         track=track("mine"),
         epochs=config["mine"]["epochs"],

@@ -1,7 +1,13 @@
-TRAIN_OPTIONS = ["gpus", "accelerate"]  # rule settings, not `embedlab train` options
+TRAIN_OPTIONS = [
+    "gpus",
+    "accelerate",
+    "runtime",
+]  # rule settings, not `embedlab train` options
 
 
 rule student_init:
+    input:
+        staged=STAGED,
     output:
         directory(f"{R}/models/student-init"),
     log:
@@ -11,6 +17,9 @@ rule student_init:
     conda:
         "../../envs/embedlab.yaml"
     threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     params:
         track=track("student_init"),
         args=cli_args(config["train"], skip=TRAIN_OPTIONS),
@@ -26,6 +35,7 @@ rule train:
     input:
         pairs=rules.synthesize.output.pairs,
         batches=rules.mine.output.batches,
+        staged=STAGED,
     output:
         directory(f"{R}/models/{{miner}}-bs{{bs}}-seed{{seed}}"),
     log:
@@ -37,6 +47,9 @@ rule train:
     threads: workflow.cores
     resources:
         gpu=config["train"]["gpus"],
+        cpus_per_gpu=8,  # used only when gpu > 0; else cpus_per_task = threads
+        mem_mb=16000,
+        runtime=config["train"]["runtime"],
     params:
         launch=launcher(config["train"]["gpus"]),
         track=track("train"),

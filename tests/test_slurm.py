@@ -1,0 +1,84 @@
+"""profiles/slurm against a real Slurm 22.05 on localhost (tests/slurm/cluster.sh).
+
+The cluster is started for this module and stopped by PID afterwards. Without Slurm installed
+the tests are skipped, unless EMBEDLAB_REQUIRE_SLURM=1 (CI sets it after installing Slurm), in
+which case its absence is a failure.
+"""
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from embedlab import schemas
+
+from .conftest import REPO
+from .test_workflow import SNAKEMAKE, tiny_config
+
+CLUSTER = REPO / "tests/slurm/cluster.sh"
+pytestmark = [pytest.mark.slow, pytest.mark.slurm]
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    if shutil.which("slurmctld") is None:
+        if os.environ.get("EMBEDLAB_REQUIRE_SLURM") == "1":
+            pytest.fail("Slurm is not installed: run tests/slurm/cluster.sh install (as root)")
+        pytest.skip("Slurm is not installed (tests/slurm/cluster.sh install)")
+    folder = tmp_path_factory.mktemp("slurm")
+    subprocess.run([str(CLUSTER), "start", str(folder)], check=True, timeout=60)
+    try:
+        yield {**os.environ, "SLURM_CONF": str(folder / "slurm.conf")}
+    finally:
+        subprocess.run([str(CLUSTER), "stop", str(folder)], check=False, timeout=60)
+
+
+def run_on_slurm(env: dict, config: Path, cwd: Path, timeout: int = 900):
+    """`snakemake --profile profiles/slurm` with this local cluster's settings, bounded in time
+    (on SIGTERM Snakemake waits for running jobs, hence `timeout -k`)."""
+    env = {**env, "PATH": f"{Path(SNAKEMAKE).parent}:{env['PATH']}"}
+    args = ["timeout", "-k", "20", str(timeout), SNAKEMAKE, "-s", str(REPO / "Snakefile")]
+    args += ["-d", str(cwd), "--profile", str(REPO / "profiles/slurm"), "--configfile", str(config)]
+    args += ["--slurm-status-command", "squeue", "--slurm-no-account"]
+    args += ["--slurm-init-seconds-before-status-checks", "2", "--max-threads", "2"]
+    args += ["--default-resources", "slurm_partition=debug", "mem_mb=2000", "runtime=30"]
+    args += [
+        "--set-resources",
+        "train:mem_mb=3000",
+        "synthesize:mem_mb=3000",
+        "--latency-wait",
+        "5",
+    ]
+    return subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout + 60)
+
+
+def test_tiny_pipeline_runs_through_the_slurm_profile(slurm, tmp_path):
+    # the evaluate jobs ask for a GPU: Slurm schedules them on the node's (fake) GPU
+    config = tiny_config(tmp_path, evaluate={"gpus": 1})
+    result = run_on_slurm(slurm, config, tmp_path)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    out = tmp_path / "results" / "tiny"
+    for model in ("teacher", "student-init", "random-bs8-seed0", "b3-bs8-seed0"):
+        scores = schemas.read(out / f"eval/{model}.parquet", schemas.Scores)
+        assert scores["task"].to_list() == ["STS16", "STSBenchmark", "Avg"]
+    assert "| teacher |" in (out / "tables/sts.md").read_text()
+    log = result.stdout + result.stderr
+    assert "--gpus=1" in log or "gpu=1" in log  # the GPU request reached sbatch
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["tiny"], output_format="list")
+    assert len(runs) == 13 and all(r.info.status == "FINISHED" for r in runs)
+    assert len({r.data.tags["pipeline_run"] for r in runs}) == 1
+
+
+def test_a_failing_job_is_reported_with_its_log(slurm, tmp_path):
+    config = tiny_config(tmp_path, corpus={"sources": [{"path": "corpus/no-such-file.txt"}]})
+    result = run_on_slurm(slurm, config, tmp_path, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Error in rule corpus" in output
+    log = tmp_path / "results/tiny/logs/corpus.log"
+    assert "no-such-file.txt" in log.read_text()
+    assert "no-such-file.txt" in output  # show-failed-logs prints it
