@@ -45,13 +45,10 @@ def run_on_slurm(env: dict, config: Path, cwd: Path, timeout: int = 900):
     args += ["--slurm-status-command", "squeue", "--slurm-no-account"]
     args += ["--slurm-init-seconds-before-status-checks", "2", "--max-threads", "2"]
     args += ["--default-resources", "slurm_partition=debug", "mem_mb=2000", "runtime=30"]
-    args += [
-        "--set-resources",
-        "train:mem_mb=3000",
-        "synthesize:mem_mb=3000",
-        "--latency-wait",
-        "5",
-    ]
+    # this node has 2 CPUs: a GPU job may not ask for the rules' 4 per GPU
+    args += ["--set-resources", "train:mem_mb=3000", "synthesize:mem_mb=3000"]
+    args += ["evaluate:cpus_per_gpu=2", "evaluate_teacher:cpus_per_gpu=2"]
+    args += ["--latency-wait", "5"]
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout + 60)
 
 

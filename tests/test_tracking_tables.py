@@ -69,12 +69,16 @@ def _worker(uri: str, i: int) -> None:
 
 def test_concurrent_processes_log_to_one_sqlite_store(tracking):
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker, args=(tracking, i)) for i in range(4)]
+    procs = [ctx.Process(target=_worker, args=(tracking, i)) for i in range(8)]
     for p in procs:
         p.start()
     for p in procs:
         p.join(120)
     assert all(p.exitcode == 0 for p in procs)
     runs = mlflow.search_runs([ensure_experiment()], output_format="list")
-    assert sorted(r.data.tags["wildcard.worker"] for r in runs) == ["0", "1", "2", "3"]
+    assert sorted(r.data.tags["wildcard.worker"] for r in runs) == [str(i) for i in range(8)]
     assert all(r.info.status == "FINISHED" for r in runs)
+    client = mlflow.MlflowClient()
+    for run in runs:  # complete: every step of every run
+        steps = [m.step for m in client.get_metric_history(run.info.run_id, "x")]
+        assert sorted(steps) == [0, 1, 2, 3, 4]

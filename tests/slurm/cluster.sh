@@ -8,7 +8,7 @@
 # No systemd, no cgroups, no accounting database: proctrack/linuxproc, task/none, jobs tracked
 # by squeue only (MinJobAge keeps finished jobs visible long enough for Snakemake to see them).
 # One fake GPU (gres.conf File=/dev/null: Slurm 22.05 drains a node whose GPU has no File=)
-# lets a rule that asks for gpu=1 be scheduled.
+# lets a rule that asks for gpu=1 be scheduled. /etc/slurm/slurm.conf is linked to DIR's.
 set -euo pipefail
 
 cmd=${1:?install, start DIR or stop DIR}
@@ -56,6 +56,10 @@ NodeName=$host CPUs=$cpus RealMemory=$mem Gres=gpu:1 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
     echo "Name=gpu File=/dev/null" >"$dir/gres.conf"
+    # srun inside a job (Snakemake's jobstep executor) reads the default path, not SLURM_CONF
+    mkdir -p /etc/slurm
+    ln -sf "$dir/slurm.conf" /etc/slurm/slurm.conf
+    ln -sf "$dir/gres.conf" /etc/slurm/gres.conf
     mkdir -p /run/munge
     chown munge:munge /run/munge
     pgrep -x munged >/dev/null || su -s /bin/sh munge -c /usr/sbin/munged
