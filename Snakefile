@@ -14,6 +14,13 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 
 
+onstart:
+    # one experiment, created before any job: concurrent jobs then only add runs to it
+    from embedlab.tracking import ensure_experiment
+
+    ensure_experiment()
+
+
 wildcard_constraints:
     miner="|".join(GRID["miners"]),
     bs=r"\d+",

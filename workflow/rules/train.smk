@@ -51,7 +51,7 @@ rule train:
         mem_mb=16000,
         runtime=config["train"]["runtime"],
     params:
-        launch=launcher(config["train"]["gpus"]),
+        launch=lambda wildcards, resources: launcher(resources.gpu),
         track=track("train"),
         args=cli_args(config["train"], skip=TRAIN_OPTIONS),
         checkpoints=f"{R}/checkpoints/{{miner}}-bs{{bs}}-seed{{seed}}",
