@@ -170,6 +170,7 @@ def test_gpu_config_launches_one_process_per_gpu(tmp_path, gpus, setting):
     result = snakemake("-n", "-p", "--forceall", "--configfile", str(path))
     assert result.returncode == 0, result.stderr[-3000:]
     launch = f"accelerate launch --config_file config/accelerate/{setting}.yaml"
-    assert f"{launch} --num_processes {gpus} -m embedlab.cli" in result.stdout
+    port = "--main_process_port $(python -m embedlab.port)"  # free on the node at launch
+    assert f"{launch} --num_processes {gpus} {port} -m embedlab.cli" in result.stdout
     assert f"gpu={gpus}" in result.stdout
     assert "--student transformer" in result.stdout and "--pooling cls_mlp" in result.stdout
