@@ -1,4 +1,5 @@
 import numpy as np
+import polars as pl
 import pytest
 from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
@@ -37,8 +38,60 @@ def test_stsb_matches_sentence_transformers_evaluator(mirror, minilm):
 def test_avg_is_the_plain_mean(mirror, minilm):
     tasks = [load_sts("STS16", [mirror]), load_sts("SICKRelatedness", [mirror])]
     scores = evaluate_sts(minilm, tasks)
-    values = dict(zip(scores["task"], scores["value"], strict=True))
-    assert values["Avg"] == pytest.approx(np.mean([values["STS16"], values["SICKRelatedness"]]))
+    for metric in ("spearman", "spearman_wmean"):
+        chosen = scores.filter(pl.col("metric") == metric)
+        values = dict(zip(chosen["task"], chosen["value"], strict=True))
+        assert values["Avg"] == pytest.approx(np.mean([values["STS16"], values["SICKRelatedness"]]))
+
+
+def test_wmean_is_the_size_weighted_mean_of_per_subset_correlations(mirror, minilm):
+    from scipy.stats import spearmanr
+
+    from embedlab.encode import encode
+
+    sts16 = load_sts("STS16", [mirror])
+    assert sorted(set(sts16.subset)) == [
+        "answer-answer",
+        "headlines",
+        "plagiarism",
+        "postediting",
+        "question-question",
+    ]
+    scores = evaluate_sts(minilm, [sts16], progress=False)
+    got = dict(zip(scores["metric"], scores["value"], strict=True))
+    a, b = encode(minilm, sts16.s1), encode(minilm, sts16.s2)
+    cosine, labels = (a * b).sum(1), np.asarray(sts16.subset)
+    rhos, sizes = [], []
+    for name in set(sts16.subset):
+        m = labels == name
+        rhos.append(spearmanr(cosine[m], sts16.gold[m]).statistic * 100)
+        sizes.append(m.sum())
+    assert got["spearman_wmean"] == pytest.approx(np.average(rhos, weights=sizes), abs=1e-4)
+    assert got["spearman"] == pytest.approx(spearmanr(cosine, sts16.gold).statistic * 100, abs=1e-4)
+    assert abs(got["spearman"] - got["spearman_wmean"]) > 0.1  # the two really differ
+    # a task without subsets reports the same value twice
+    stsb = evaluate_sts(minilm, [load_sts("STSBenchmark", [mirror])], progress=False)
+    assert stsb["value"][0] == stsb["value"][1]
+
+
+def test_alignment_and_uniformity_follow_their_definitions(mirror, minilm):
+    import torch
+
+    from embedlab.evaluate.geometry import alignment, alignment_uniformity, uniformity
+
+    x = torch.nn.functional.normalize(
+        torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
+    )
+    assert alignment(x, x) == 0.0
+    # uniformity by the double loop of its definition
+    pairs = [(i, j) for i in range(50) for j in range(i + 1, 50)]
+    direct = np.log(np.mean([np.exp(-2 * float((x[i] - x[j]).pow(2).sum())) for i, j in pairs]))
+    assert uniformity(x) == pytest.approx(direct, rel=1e-5)
+    # a collapsed encoder is perfectly aligned and maximally non-uniform (log 1 = 0)
+    assert uniformity(torch.ones(5, 8) / 8**0.5) == pytest.approx(0.0, abs=1e-6)
+    dev = load_sts("STSBenchmark", [mirror], split="dev")
+    figures = alignment_uniformity(minilm, dev)
+    assert 0.0 < figures["alignment"] < 1.0 and -4.0 < figures["uniformity"] < 0.0
 
 
 def test_unknown_task_is_named():

@@ -176,6 +176,18 @@ def cmd_evaluate(args: argparse.Namespace, run: StageRun) -> None:
     model = load_encoder(args.model, args.mirror)
     tasks = [load_sts(t, args.mirror) for t in args.tasks]
     scores = evaluate_sts(model, tasks, args.batch_size)
+    if args.geometry:
+        import polars as pl
+
+        from embedlab.evaluate.geometry import alignment_uniformity
+
+        dev = load_sts("STSBenchmark", args.mirror, split="dev")
+        figures = alignment_uniformity(model, dev, batch_size=args.batch_size)
+        extra = [
+            {"task": "STSBenchmark", "split": "dev", "metric": k, "value": v, "n": len(dev.gold)}
+            for k, v in figures.items()
+        ]
+        scores = pl.concat([scores, pl.DataFrame(extra, schema=scores.schema)])
     schemas.write(scores, args.out, schemas.Scores)
     run.log_metrics(
         {f"{r['task']}.{r['metric']}": r["value"] for r in scores.iter_rows(named=True)}
@@ -314,6 +326,12 @@ def parser() -> argparse.ArgumentParser:
         default=["STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness"],
     )
     s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument(
+        "--geometry",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="alignment and uniformity on STS-B dev (SimCSE's)",
+    )
 
     s = stage("prefetch", cmd_prefetch, "stage models and data for offline compute nodes")
     s.add_argument("--out", required=True, help="folder to stage into (then a mirror)")

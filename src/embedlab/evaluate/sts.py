@@ -43,6 +43,9 @@ class StsPairs:
     s1: list[str]
     s2: list[str]
     gold: np.ndarray
+    subset: list[str] | None = (
+        None  # STS12-16: the source file (MSRpar, headlines, ...) of each pair
+    )
 
 
 def _ws(text: str) -> str:
@@ -50,7 +53,7 @@ def _ws(text: str) -> str:
 
 
 def _read_year(folder: Path, task: str) -> StsPairs:
-    s1, s2, gold = [], [], []
+    s1, s2, gold, subset = [], [], [], []
     inputs = sorted(folder.glob("STS*.input.*.txt"))
     if not inputs:
         raise DataError(f"{folder}: no STS*.input.*.txt files for {task}")
@@ -71,7 +74,8 @@ def _read_year(folder: Path, task: str) -> StsPairs:
             s1.append(_ws(fields[0]))
             s2.append(_ws(fields[1]))
             gold.append(float(score))
-    return StsPairs(task, "test", s1, s2, np.asarray(gold))
+            subset.append(inp.name.split(".input.")[1].removesuffix(".txt"))
+    return StsPairs(task, "test", s1, s2, np.asarray(gold), subset)
 
 
 # Tab-separated pair files: whether the first line is a header, then the columns of
@@ -141,10 +145,14 @@ def evaluate_sts(
     batch_size: int = 64,
     progress: bool = True,
 ) -> pl.DataFrame:
-    """Spearman x 100 of cosine similarity per task, plus their plain average ("Avg").
+    """Spearman x 100 of cosine similarity per task in both aggregations papers report.
 
-    All sentences of all tasks are deduplicated and encoded once, sorted by length.
-    Returns rows (task, split, metric, value, n) matching the ``Scores`` schema.
+    metric "spearman": SentEval "all" as SimCSE reports it (the subsets of a year pooled into
+    one list); metric "spearman_wmean": SentEval's "wmean" (one correlation per subset,
+    averaged with subset sizes as weights; a task without subsets has the same value in both).
+    Then "Avg" rows: the plain mean over tasks of each metric. All sentences of all tasks are
+    deduplicated and encoded once, sorted by length. Returns rows (task, split, metric, value,
+    n) matching the ``Scores`` schema, a task's "spearman" row first.
     """
     unique = sorted({s for t in tasks for s in (*t.s1, *t.s2)})
     index = {s: i for i, s in enumerate(unique)}
@@ -154,25 +162,31 @@ def evaluate_sts(
         a = emb[[index[s] for s in t.s1]]
         b = emb[[index[s] for s in t.s2]]
         cosine = (a * b).sum(axis=1)  # rows are L2-normalised
-        rho = spearmanr(cosine, t.gold).statistic * 100
+        pooled = float(spearmanr(cosine, t.gold).statistic * 100)
+        if t.subset is None:
+            wmean = pooled
+        else:
+            labels = np.asarray(t.subset)
+            parts = [(labels == name) for name in sorted(set(t.subset))]
+            rhos = [spearmanr(cosine[m], t.gold[m]).statistic * 100 for m in parts]
+            wmean = float(np.average(rhos, weights=[m.sum() for m in parts]))
+        n = len(t.gold)
         rows.append(
-            {
-                "task": t.task,
-                "split": t.split,
-                "metric": "spearman",
-                "value": float(rho),
-                "n": len(t.gold),
-            }
+            {"task": t.task, "split": t.split, "metric": "spearman", "value": pooled, "n": n}
         )
-    if len(rows) > 1:
-        avg = float(np.mean([r["value"] for r in rows]))
         rows.append(
-            {
-                "task": "Avg",
-                "split": "test",
-                "metric": "spearman",
-                "value": avg,
-                "n": sum(r["n"] for r in rows),
-            }
+            {"task": t.task, "split": t.split, "metric": "spearman_wmean", "value": wmean, "n": n}
         )
+    if len(tasks) > 1:
+        for metric in ("spearman", "spearman_wmean"):
+            chosen = [r for r in rows if r["metric"] == metric]
+            rows.append(
+                {
+                    "task": "Avg",
+                    "split": "test",
+                    "metric": metric,
+                    "value": float(np.mean([r["value"] for r in chosen])),
+                    "n": sum(r["n"] for r in chosen),
+                }
+            )
     return pl.DataFrame(rows, schema=polars_schema(Scores))
