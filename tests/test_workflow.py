@@ -114,6 +114,8 @@ def test_whole_dag_on_a_tiny_config(tmp_path):
     table = (out / "tables/sts.md").read_text()
     assert "| teacher |" in table and "b3-bs8-seed0" in table
     assert r"\toprule" in (out / "tables/sts.tex").read_text()
+    assert "| b3, B=8 |" in (out / "tables/sts_grouped.md").read_text()
+    assert "| b3 − random | 8 | 1 × 7 |" in (out / "tables/paired.md").read_text()
 
     # one MLflow run per executed rule, tagged as DESIGN.md says
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")

@@ -198,16 +198,36 @@ def cmd_evaluate(args: argparse.Namespace, run: StageRun) -> None:
 
 def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
     from embedlab.tables import fetch_scores, to_latex, to_markdown
+    from embedlab.tables.grouped import (
+        comparisons,
+        comparisons_markdown,
+        group,
+        grouped_latex,
+        grouped_markdown,
+    )
 
     scores = fetch_scores(args.models)
-    for path in (args.md, args.tex, args.csv):
+    grouped = group(scores)
+    paired = comparisons(scores)
+    outputs = {
+        args.md: to_markdown(scores),
+        args.tex: to_latex(scores),
+        args.grouped_md: grouped_markdown(grouped),
+        args.grouped_tex: grouped_latex(grouped),
+        args.paired_md: comparisons_markdown(paired),
+    }
+    for path, text in outputs.items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.md).write_text(to_markdown(scores))
-    Path(args.tex).write_text(to_latex(scores))
+        Path(path).write_text(text)
     scores.write_csv(args.csv)
-    for path in (args.md, args.tex, args.csv):
+    for path in [*outputs, args.csv]:
         run.log_artifact(path, "tables")
-    print(to_markdown(scores))
+    for r in paired:
+        key = f"paired.{r['a']}-{r['b']}.bs{r['batch_size']}"
+        run.log_metrics(
+            {f"{key}.diff": r["diff"], f"{key}.low": r["low"], f"{key}.high": r["high"]}
+        )
+    print(to_markdown(scores), grouped_markdown(grouped), comparisons_markdown(paired), sep="\n")
 
 
 def cmd_prefetch(args: argparse.Namespace, run: StageRun) -> None:
@@ -344,6 +364,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--md", required=True, help="Markdown table to write")
     s.add_argument("--tex", required=True, help="LaTeX (booktabs) table to write")
     s.add_argument("--csv", required=True, help="CSV of the same values")
+    s.add_argument("--grouped-md", required=True, help="mean ± std over seeds (Markdown)")
+    s.add_argument("--grouped-tex", required=True, help="mean ± std over seeds (LaTeX)")
+    s.add_argument("--paired-md", required=True, help="each miner against random, bootstrap")
     return p
 
 

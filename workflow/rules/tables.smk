@@ -5,6 +5,9 @@ rule tables:
         md=f"{R}/tables/sts.md",
         tex=f"{R}/tables/sts.tex",
         csv=f"{R}/tables/sts.csv",
+        grouped_md=f"{R}/tables/sts_grouped.md",
+        grouped_tex=f"{R}/tables/sts_grouped.tex",
+        paired=f"{R}/tables/paired.md",
     log:
         f"{R}/logs/tables.log",
     benchmark:
@@ -17,4 +20,6 @@ rule tables:
         models=MODELS,
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} tables --models {params.models}"
-        " --md {output.md} --tex {output.tex} --csv {output.csv} > {log} 2>&1"
+        " --md {output.md} --tex {output.tex} --csv {output.csv}"
+        " --grouped-md {output.grouped_md} --grouped-tex {output.grouped_tex}"
+        " --paired-md {output.paired} > {log} 2>&1"

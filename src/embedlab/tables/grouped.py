@@ -1,0 +1,158 @@
+"""The paper view of the runs: mean ± std over seeds per method and batch size, and paired
+comparisons of two methods with a bootstrap interval.
+
+Run names follow the grid, ``<method>-bs<B>-seed<S>``; other rows (teacher, student-init) are
+kept as they are. Input is ``fetch_scores``' table (one row per run, one column per task).
+
+Example::
+
+    scores = fetch_scores(models)
+    print(grouped_markdown(group(scores)))
+    print(paired_bootstrap(scores, "b3", "random", batch_size=32))
+"""
+
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import polars as pl
+
+from embedlab.tables.sts import COLUMNS
+
+RUN = re.compile(r"^(?P<method>.+)-bs(?P<bs>\d+)-seed(?P<seed>\d+)$")
+TASKS = [c for c in COLUMNS.values() if c != "Avg"]
+
+
+def _parse(scores: pl.DataFrame) -> pl.DataFrame:
+    parts = [RUN.match(m) for m in scores["model"]]
+    return scores.with_columns(
+        method=pl.Series(
+            [p["method"] if p else m for p, m in zip(parts, scores["model"], strict=True)]
+        ),
+        bs=pl.Series([int(p["bs"]) if p else None for p in parts], dtype=pl.Int64),
+        seed=pl.Series([int(p["seed"]) if p else None for p in parts], dtype=pl.Int64),
+    )
+
+
+def group(scores: pl.DataFrame) -> pl.DataFrame:
+    """One row per (method, batch size): ``n`` seeds, each column's mean and ``<col> std``
+    (sample std, 0 with one seed), in the order methods first appear.
+
+    >>> values = {c: [1.0, 3.0] for c in COLUMNS.values()}
+    >>> g = group(pl.DataFrame({"model": ["b3-bs8-seed0", "b3-bs8-seed1"], **values}))
+    >>> (g["group"][0], g["n"][0], g["Avg"][0], round(g["Avg std"][0], 3))
+    ('b3, B=8', 2, 2.0, 1.414)
+    """
+    parsed = _parse(scores).with_row_index("order")
+    aggregations = [pl.col("order").min(), pl.len().alias("n")]
+    for c in COLUMNS.values():
+        aggregations += [pl.col(c).mean(), pl.col(c).std(ddof=1).fill_null(0.0).alias(f"{c} std")]
+    out = parsed.group_by("method", "bs").agg(aggregations).sort("order")
+    label = [
+        m if b is None else f"{m}, B={b}" for m, b in zip(out["method"], out["bs"], strict=True)
+    ]
+    return out.with_columns(group=pl.Series(label)).drop("order")
+
+
+def _cells(grouped: pl.DataFrame, bold: str, pm: str) -> list[list[str]]:
+    best = {c: grouped[c].max() for c in COLUMNS.values()}
+    rows = []
+    for row in grouped.iter_rows(named=True):
+        cells = [row["group"] + (f" ({row['n']} seeds)" if row["n"] > 1 else "")]
+        for c in COLUMNS.values():
+            mean = row[c]
+            if mean is None:
+                cells.append("–")
+                continue
+            text = f"{mean:.2f}"
+            text = bold.format(text) if mean == best[c] else text
+            cells.append(text + (f"{pm}{row[f'{c} std']:.2f}" if row["n"] > 1 else ""))
+        rows.append(cells)
+    return rows
+
+
+def grouped_markdown(grouped: pl.DataFrame) -> str:
+    """Markdown: mean ± std over seeds; the best mean of each column in bold."""
+    header = ["Method", *COLUMNS.values()]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * 8) + "|"]
+    lines += ["| " + " | ".join(c) + " |" for c in _cells(grouped, "**{}**", " ± ")]
+    return "\n".join(lines) + "\n"
+
+
+def grouped_latex(grouped: pl.DataFrame) -> str:
+    """booktabs LaTeX: mean$\\pm$std over seeds; the best mean of each column in bold."""
+    rows = _cells(grouped, r"\textbf{{{}}}", r"$\pm$")
+    body = [" & ".join(c.replace("_", r"\_") for c in cells) + r" \\" for cells in rows]
+    header = " & ".join(["Method", *COLUMNS.values()]) + r" \\"
+    return "\n".join(
+        [
+            r"\begin{tabular}{l" + "r" * len(COLUMNS) + "}",
+            r"\toprule",
+            header,
+            r"\midrule",
+            *body,
+            r"\bottomrule",
+            r"\end{tabular}",
+            "",
+        ]
+    )
+
+
+def paired_bootstrap(
+    scores: pl.DataFrame,
+    a: str,
+    b: str,
+    batch_size: int,
+    n_boot: int = 10_000,
+    seed: int = 0,
+) -> dict[str, float | int | str]:
+    """Method ``a`` minus method ``b`` at one batch size, paired by seed and task.
+
+    Each cell is one (seed, task) pair present for both (the seven STS tasks, Avg excluded);
+    the difference is their mean, the 95% interval the percentiles of the mean over
+    ``n_boot`` resamplings of the cells with replacement.
+    """
+    parsed = _parse(scores).filter(pl.col("bs") == batch_size)
+    left = parsed.filter(pl.col("method") == a).select("seed", *TASKS)
+    right = parsed.filter(pl.col("method") == b).select("seed", *TASKS)
+    joined = left.join(right, on="seed", suffix="_b")
+    if joined.height == 0:
+        raise LookupError(f"no seed has runs of both {a!r} and {b!r} at batch size {batch_size}")
+    diffs = np.concatenate([(joined[t] - joined[f"{t}_b"]).to_numpy() for t in TASKS])
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(0, diffs.size, size=(n_boot, diffs.size))].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {
+        "a": a,
+        "b": b,
+        "batch_size": batch_size,
+        "seeds": joined.height,
+        "cells": int(diffs.size),
+        "diff": float(diffs.mean()),
+        "low": float(low),
+        "high": float(high),
+    }
+
+
+def comparisons(scores: pl.DataFrame, baseline: str = "random") -> list[dict]:
+    """Every method against ``baseline`` at each batch size where both have runs."""
+    parsed = _parse(scores).filter(pl.col("bs").is_not_null())
+    out = []
+    for bs in sorted(set(parsed["bs"])):
+        methods = parsed.filter(pl.col("bs") == bs)["method"].unique(maintain_order=True)
+        if baseline not in methods:
+            continue
+        out += [paired_bootstrap(scores, m, baseline, bs) for m in methods if m != baseline]
+    return out
+
+
+def comparisons_markdown(results: Sequence[dict]) -> str:
+    """One line per comparison: difference in STS points and its bootstrap 95% interval."""
+    lines = ["| A − B | batch size | seeds × tasks | difference | 95% interval |"]
+    lines.append("|---|---:|---:|---:|---|")
+    for r in results:
+        lines.append(
+            f"| {r['a']} − {r['b']} | {r['batch_size']} | {r['seeds']} × {r['cells'] // r['seeds']}"
+            f" | {r['diff']:+.2f} | [{r['low']:+.2f}, {r['high']:+.2f}] |"
+        )
+    return "\n".join(lines) + "\n"

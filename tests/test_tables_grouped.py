@@ -1,0 +1,60 @@
+import numpy as np
+import polars as pl
+import pytest
+
+from embedlab.tables.grouped import (
+    TASKS,
+    comparisons,
+    comparisons_markdown,
+    group,
+    grouped_latex,
+    grouped_markdown,
+    paired_bootstrap,
+)
+from embedlab.tables.sts import COLUMNS
+
+
+def _scores(shift: float = 1.0, noise: float = 0.0) -> pl.DataFrame:
+    rng = np.random.default_rng(0)
+    rows = [{"model": "teacher", **{c: 80.0 for c in COLUMNS.values()}}]
+    for seed in range(3):
+        base = {c: 50.0 + seed + i for i, c in enumerate(TASKS)}
+        for method, plus in (("random", 0.0), ("b3", shift)):
+            row = {c: v + plus + noise * rng.normal() for c, v in base.items()}
+            row["Avg"] = float(np.mean(list(row.values())))
+            rows.append({"model": f"{method}-bs32-seed{seed}", **row})
+    return pl.DataFrame(rows)
+
+
+def test_group_gives_mean_and_sample_std_over_seeds():
+    scores = _scores()
+    grouped = group(scores)
+    assert grouped["group"].to_list() == ["teacher", "random, B=32", "b3, B=32"]
+    assert grouped["n"].to_list() == [1, 3, 3]
+    sts12 = scores.filter(pl.col("model").str.starts_with("b3-"))["STS12"].to_numpy()
+    b3 = grouped.row(2, named=True)
+    assert b3["STS12"] == pytest.approx(sts12.mean())
+    assert b3["STS12 std"] == pytest.approx(sts12.std(ddof=1))
+    md = grouped_markdown(grouped)
+    assert "| b3, B=32 (3 seeds) |" in md and " ± 1.00" in md
+    assert "| teacher | **80.00** |" in md  # the best mean of a column is bold
+    assert r"$\pm$" in grouped_latex(grouped) and r"\toprule" in grouped_latex(grouped)
+
+
+def test_paired_bootstrap_finds_a_constant_shift_and_covers_a_noisy_one():
+    exact = paired_bootstrap(_scores(shift=1.0), "b3", "random", 32)
+    assert (exact["seeds"], exact["cells"]) == (3, 21)
+    assert exact["diff"] == pytest.approx(1.0) and exact["low"] == pytest.approx(1.0)
+    noisy = paired_bootstrap(_scores(shift=0.5, noise=1.0), "b3", "random", 32, seed=1)
+    assert noisy["low"] < noisy["diff"] < noisy["high"]
+    assert noisy["low"] < 0.5 + 1.0 and noisy["high"] > 0.5 - 1.0
+    none = paired_bootstrap(_scores(shift=0.0, noise=1.0), "b3", "random", 32)
+    assert none["low"] < 0.0 < none["high"]  # no real difference: the interval covers 0
+    with pytest.raises(LookupError, match="'kmeans'"):
+        paired_bootstrap(_scores(), "kmeans", "random", 32)
+
+
+def test_comparisons_are_against_random_per_batch_size():
+    results = comparisons(_scores())
+    assert [(r["a"], r["b"], r["batch_size"]) for r in results] == [("b3", "random", 32)]
+    assert "| b3 − random | 32 | 3 × 7 | +1.00 |" in comparisons_markdown(results)
