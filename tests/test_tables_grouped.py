@@ -13,6 +13,8 @@ from embedlab.tables.grouped import (
 )
 from embedlab.tables.sts import COLUMNS
 
+from .conftest import REPO
+
 
 def _scores(shift: float = 1.0, noise: float = 0.0) -> pl.DataFrame:
     rng = np.random.default_rng(0)
@@ -58,3 +60,20 @@ def test_comparisons_are_against_random_per_batch_size():
     results = comparisons(_scores())
     assert [(r["a"], r["b"], r["batch_size"]) for r in results] == [("b3", "random", 32)]
     assert "| b3 − random | 32 | 3 × 7 | +1.00 |" in comparisons_markdown(results)
+
+
+def test_reference_rows_are_shown_apart_and_never_bold(tmp_path):
+    from embedlab.schemas import DataError
+    from embedlab.tables.grouped import load_reference
+
+    reference = load_reference(REPO / "config/reference/sts.yaml")
+    assert {r["name"] for r in reference} >= {"unsup-SimCSE-BERT-base", "sup-SimCSE-BERT-base"}
+    md = grouped_markdown(group(_scores()), reference)
+    measured, reported = md.split("*reported in papers*")
+    assert "SimCSE" not in measured and "| teacher | **80.00** |" in measured
+    assert "84.25" in reported and "**" not in reported  # sup-SimCSE's STS-B, not bold
+    assert r"\midrule" in grouped_latex(group(_scores()), reference)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- {name: x, source: y, scores: {STS12: 1.0}}\n")
+    with pytest.raises(DataError, match="'x' lacks columns"):
+        load_reference(bad)

@@ -204,16 +204,18 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
         group,
         grouped_latex,
         grouped_markdown,
+        load_reference,
     )
 
+    reference = load_reference(args.reference) if args.reference else []
     scores = fetch_scores(args.models)
     grouped = group(scores)
     paired = comparisons(scores)
     outputs = {
         args.md: to_markdown(scores),
         args.tex: to_latex(scores),
-        args.grouped_md: grouped_markdown(grouped),
-        args.grouped_tex: grouped_latex(grouped),
+        args.grouped_md: grouped_markdown(grouped, reference),
+        args.grouped_tex: grouped_latex(grouped, reference),
         args.paired_md: comparisons_markdown(paired),
     }
     for path, text in outputs.items():
@@ -227,7 +229,7 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
         run.log_metrics(
             {f"{key}.diff": r["diff"], f"{key}.low": r["low"], f"{key}.high": r["high"]}
         )
-    print(to_markdown(scores), grouped_markdown(grouped), comparisons_markdown(paired), sep="\n")
+    print(to_markdown(scores), outputs[args.grouped_md], outputs[args.paired_md], sep="\n")
 
 
 def cmd_prefetch(args: argparse.Namespace, run: StageRun) -> None:
@@ -367,6 +369,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--grouped-md", required=True, help="mean ± std over seeds (Markdown)")
     s.add_argument("--grouped-tex", required=True, help="mean ± std over seeds (LaTeX)")
     s.add_argument("--paired-md", required=True, help="each miner against random, bootstrap")
+    s.add_argument("--reference", help="YAML of published rows, shown apart as reported")
     return p
 
 

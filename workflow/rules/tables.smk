@@ -1,6 +1,7 @@
 rule tables:
     input:
-        expand(f"{R}/eval/{{model}}.parquet", model=MODELS),
+        evals=expand(f"{R}/eval/{{model}}.parquet", model=MODELS),
+        reference=config["tables"]["reference"],
     output:
         md=f"{R}/tables/sts.md",
         tex=f"{R}/tables/sts.tex",
@@ -22,4 +23,4 @@ rule tables:
         "OMP_NUM_THREADS={threads} embedlab {params.track} tables --models {params.models}"
         " --md {output.md} --tex {output.tex} --csv {output.csv}"
         " --grouped-md {output.grouped_md} --grouped-tex {output.grouped_tex}"
-        " --paired-md {output.paired} > {log} 2>&1"
+        " --paired-md {output.paired} --reference {input.reference} > {log} 2>&1"

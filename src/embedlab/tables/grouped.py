@@ -13,10 +13,12 @@ Example::
 
 import re
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from embedlab.schemas import DataError
 from embedlab.tables.sts import COLUMNS
 
 RUN = re.compile(r"^(?P<method>.+)-bs(?P<bs>\d+)-seed(?P<seed>\d+)$")
@@ -54,6 +56,33 @@ def group(scores: pl.DataFrame) -> pl.DataFrame:
     return out.with_columns(group=pl.Series(label)).drop("order")
 
 
+def load_reference(path: str | Path) -> list[dict]:
+    """Published rows from a YAML list of {name, source, scores: {column: value}}.
+
+    Every row must cite its source and give every column; errors name the file and the row.
+    """
+    import yaml
+
+    path = Path(path)
+    rows = yaml.safe_load(path.read_text()) or []
+    for i, row in enumerate(rows):
+        missing = {"name", "source", "scores"} - set(row)
+        if missing:
+            raise DataError(f"{path}: reference row {i} lacks {sorted(missing)}")
+        absent = [c for c in COLUMNS.values() if c not in row["scores"]]
+        if absent:
+            raise DataError(f"{path}: reference row {row['name']!r} lacks columns {absent}")
+    return rows
+
+
+def _reference_cells(reference: Sequence[dict]) -> list[list[str]]:
+    return [
+        [f"{r['name']} (reported: {r['source']})"]
+        + [f"{float(r['scores'][c]):.2f}" for c in COLUMNS.values()]
+        for r in reference
+    ]
+
+
 def _cells(grouped: pl.DataFrame, bold: str, pm: str) -> list[list[str]]:
     best = {c: grouped[c].max() for c in COLUMNS.values()}
     rows = []
@@ -71,18 +100,29 @@ def _cells(grouped: pl.DataFrame, bold: str, pm: str) -> list[list[str]]:
     return rows
 
 
-def grouped_markdown(grouped: pl.DataFrame) -> str:
-    """Markdown: mean ± std over seeds; the best mean of each column in bold."""
+def grouped_markdown(grouped: pl.DataFrame, reference: Sequence[dict] = ()) -> str:
+    """Markdown: mean ± std over seeds; the best measured mean of each column in bold;
+    ``reference`` rows (published results) follow under their own heading row."""
     header = ["Method", *COLUMNS.values()]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * 8) + "|"]
     lines += ["| " + " | ".join(c) + " |" for c in _cells(grouped, "**{}**", " ± ")]
+    if reference:
+        lines.append("| *reported in papers* |" + " |" * len(COLUMNS))
+        lines += ["| " + " | ".join(c) + " |" for c in _reference_cells(reference)]
     return "\n".join(lines) + "\n"
 
 
-def grouped_latex(grouped: pl.DataFrame) -> str:
-    """booktabs LaTeX: mean$\\pm$std over seeds; the best mean of each column in bold."""
+def grouped_latex(grouped: pl.DataFrame, reference: Sequence[dict] = ()) -> str:
+    """booktabs LaTeX: mean$\\pm$std over seeds; the best measured mean of each column in
+    bold; ``reference`` rows below a midrule."""
     rows = _cells(grouped, r"\textbf{{{}}}", r"$\pm$")
     body = [" & ".join(c.replace("_", r"\_") for c in cells) + r" \\" for cells in rows]
+    if reference:
+        body.append(r"\midrule")
+        for cells in _reference_cells(reference):
+            body.append(
+                " & ".join(c.replace("_", r"\_").replace("&", r"\&") for c in cells) + r" \\"
+            )
     header = " & ".join(["Method", *COLUMNS.values()]) + r" \\"
     return "\n".join(
         [
