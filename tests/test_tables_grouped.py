@@ -77,3 +77,19 @@ def test_reference_rows_are_shown_apart_and_never_bold(tmp_path):
     bad.write_text("- {name: x, source: y, scores: {STS12: 1.0}}\n")
     with pytest.raises(DataError, match="'x' lacks columns"):
         load_reference(bad)
+
+
+def test_figures_are_written_as_png_and_pdf(tmp_path):
+    from embedlab.tables import figures
+
+    scores = _scores().with_columns(
+        alignment=pl.Series([0.2, 0.3, 0.25, 0.31, 0.26, 0.32, 0.27]),
+        uniformity=pl.Series([-3.0, -2.0, -2.2, -2.1, -2.3, -2.05, -2.25]),
+    )
+    made = figures.avg_vs_batch(group(scores), tmp_path / "f" / "avg")
+    made += figures.alignment_uniformity(scores, tmp_path / "f" / "au")
+    assert [p.name for p in made] == ["avg.png", "avg.pdf", "au.png", "au.pdf"]
+    for path in made:
+        head = path.read_bytes()[:5]
+        assert head == (b"\x89PNG\r" if path.suffix == ".png" else b"%PDF-")
+        assert path.stat().st_size > 5000

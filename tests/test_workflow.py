@@ -118,6 +118,9 @@ def test_whole_dag_on_a_tiny_config(tmp_path):
     grouped = (out / "tables/sts_grouped.md").read_text()
     assert "| b3, B=8 |" in grouped and "sup-SimCSE-BERT-base (reported" in grouped
     assert "| b3 − random | 8 | 1 × 7 |" in (out / "tables/paired.md").read_text()
+    for name in ("avg_vs_batch", "alignment_uniformity"):
+        assert (out / f"figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / f"figures/{name}.pdf").read_bytes()[:4] == b"%PDF"
 
     # one MLflow run per executed rule, tagged as DESIGN.md says
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")

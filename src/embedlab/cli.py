@@ -224,6 +224,13 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
     scores.write_csv(args.csv)
     for path in [*outputs, args.csv]:
         run.log_artifact(path, "tables")
+    if args.figures:
+        from embedlab.tables import figures
+
+        made = figures.avg_vs_batch(grouped, Path(args.figures) / "avg_vs_batch")
+        made += figures.alignment_uniformity(scores, Path(args.figures) / "alignment_uniformity")
+        for path in made:
+            run.log_artifact(path, "figures")
     for r in paired:
         key = f"paired.{r['a']}-{r['b']}.bs{r['batch_size']}"
         run.log_metrics(
@@ -370,6 +377,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--grouped-tex", required=True, help="mean ± std over seeds (LaTeX)")
     s.add_argument("--paired-md", required=True, help="each miner against random, bootstrap")
     s.add_argument("--reference", help="YAML of published rows, shown apart as reported")
+    s.add_argument("--figures", help="folder for the figures (PNG and PDF)")
     return p
 
 

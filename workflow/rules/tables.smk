@@ -9,6 +9,8 @@ rule tables:
         grouped_md=f"{R}/tables/sts_grouped.md",
         grouped_tex=f"{R}/tables/sts_grouped.tex",
         paired=f"{R}/tables/paired.md",
+        figures=multiext(f"{R}/figures/avg_vs_batch", ".png", ".pdf")
+        + multiext(f"{R}/figures/alignment_uniformity", ".png", ".pdf"),
     log:
         f"{R}/logs/tables.log",
     benchmark:
@@ -19,8 +21,10 @@ rule tables:
     params:
         track=track("tables"),
         models=MODELS,
+        figures=lambda wildcards, output: os.path.dirname(output.figures[0]),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} tables --models {params.models}"
         " --md {output.md} --tex {output.tex} --csv {output.csv}"
         " --grouped-md {output.grouped_md} --grouped-tex {output.grouped_tex}"
-        " --paired-md {output.paired} --reference {input.reference} > {log} 2>&1"
+        " --paired-md {output.paired} --reference {input.reference}"
+        " --figures {params.figures} > {log} 2>&1"

@@ -28,6 +28,9 @@ COLUMNS: dict[str, str] = {
 }
 
 
+GEOMETRY = ("alignment", "uniformity")
+
+
 def fetch_scores(models: Sequence[str]) -> pl.DataFrame:
     """The newest finished evaluate run of each model in the current experiment, as a table.
 
@@ -55,8 +58,12 @@ def fetch_scores(models: Sequence[str]) -> pl.DataFrame:
         row = {"model": model, "run_id": run.info.run_id}
         for key in COLUMNS:
             row[COLUMNS[key]] = run.data.metrics.get(f"{key}.spearman")
+        for key in GEOMETRY:  # SimCSE's alignment / uniformity on STS-B dev, when measured
+            row[key] = run.data.metrics.get(f"STSBenchmark.{key}")
         rows.append(row)
-    return pl.DataFrame(rows)
+    schema = {"model": pl.String, "run_id": pl.String}
+    schema |= {c: pl.Float64 for c in [*COLUMNS.values(), *GEOMETRY]}
+    return pl.DataFrame(rows, schema=schema)
 
 
 def _cells(scores: pl.DataFrame, bold: str) -> list[list[str]]:
