@@ -202,6 +202,7 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
         comparisons,
         comparisons_markdown,
         group,
+        grouped_html,
         grouped_latex,
         grouped_markdown,
         load_reference,
@@ -216,6 +217,7 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
         args.tex: to_latex(scores),
         args.grouped_md: grouped_markdown(grouped, reference),
         args.grouped_tex: grouped_latex(grouped, reference),
+        args.grouped_html: grouped_html(grouped, reference),
         args.paired_md: comparisons_markdown(paired),
     }
     for path, text in outputs.items():
@@ -375,6 +377,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--csv", required=True, help="CSV of the same values")
     s.add_argument("--grouped-md", required=True, help="mean ± std over seeds (Markdown)")
     s.add_argument("--grouped-tex", required=True, help="mean ± std over seeds (LaTeX)")
+    s.add_argument("--grouped-html", required=True, help="mean ± std over seeds (HTML)")
     s.add_argument("--paired-md", required=True, help="each miner against random, bootstrap")
     s.add_argument("--reference", help="YAML of published rows, shown apart as reported")
     s.add_argument("--figures", help="folder for the figures (PNG and PDF)")

@@ -8,9 +8,26 @@ rule tables:
         csv=f"{R}/tables/sts.csv",
         grouped_md=f"{R}/tables/sts_grouped.md",
         grouped_tex=f"{R}/tables/sts_grouped.tex",
-        paired=f"{R}/tables/paired.md",
-        figures=multiext(f"{R}/figures/avg_vs_batch", ".png", ".pdf")
-        + multiext(f"{R}/figures/alignment_uniformity", ".png", ".pdf"),
+        grouped_html=report(
+            f"{R}/tables/sts_grouped.html",
+            caption="../report/sts_grouped.rst",
+            category="Tables",
+        ),
+        paired=report(
+            f"{R}/tables/paired.md", caption="../report/paired.rst", category="Tables"
+        ),
+        avg_png=report(
+            f"{R}/figures/avg_vs_batch.png",
+            caption="../report/avg_vs_batch.rst",
+            category="Figures",
+        ),
+        au_png=report(
+            f"{R}/figures/alignment_uniformity.png",
+            caption="../report/alignment_uniformity.rst",
+            category="Figures",
+        ),
+        pdfs=multiext(f"{R}/figures/avg_vs_batch", ".pdf")
+        + multiext(f"{R}/figures/alignment_uniformity", ".pdf"),
     log:
         f"{R}/logs/tables.log",
     benchmark:
@@ -21,10 +38,11 @@ rule tables:
     params:
         track=track("tables"),
         models=MODELS,
-        figures=lambda wildcards, output: os.path.dirname(output.figures[0]),
+        figures=lambda wildcards, output: os.path.dirname(output.avg_png),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} tables --models {params.models}"
         " --md {output.md} --tex {output.tex} --csv {output.csv}"
         " --grouped-md {output.grouped_md} --grouped-tex {output.grouped_tex}"
+        " --grouped-html {output.grouped_html}"
         " --paired-md {output.paired} --reference {input.reference}"
         " --figures {params.figures} > {log} 2>&1"

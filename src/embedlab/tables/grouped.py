@@ -112,6 +112,30 @@ def grouped_markdown(grouped: pl.DataFrame, reference: Sequence[dict] = ()) -> s
     return "\n".join(lines) + "\n"
 
 
+def grouped_html(grouped: pl.DataFrame, reference: Sequence[dict] = ()) -> str:
+    """A standalone HTML page of the grouped table (for the Snakemake report)."""
+    import html
+
+    def row(cells: list[str], tag: str = "td") -> str:
+        out = []
+        for c in cells:
+            bold = c.startswith("**")
+            text = html.escape(c.replace("**", ""))
+            out.append(f"<{tag}>{'<b>' + text + '</b>' if bold else text}</{tag}>")
+        return "<tr>" + "".join(out) + "</tr>"
+
+    body = [row(["Method", *COLUMNS.values()], "th")]
+    body += [row(c) for c in _cells(grouped, "**{}**", " ± ")]
+    if reference:
+        body.append(f'<tr><td colspan="{len(COLUMNS) + 1}"><i>reported in papers</i></td></tr>')
+        body += [row(c) for c in _reference_cells(reference)]
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>STS</title>"
+        "<style>td,th{padding:2px 8px;text-align:right}td:first-child{text-align:left}</style>"
+        "</head><body><table id='sts'>" + "".join(body) + "</table></body></html>\n"
+    )
+
+
 def grouped_latex(grouped: pl.DataFrame, reference: Sequence[dict] = ()) -> str:
     """booktabs LaTeX: mean$\\pm$std over seeds; the best measured mean of each column in
     bold; ``reference`` rows below a midrule."""
