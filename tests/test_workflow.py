@@ -1,6 +1,7 @@
 """The Snakemake side: dry run, lint, config validation, and the whole DAG on a tiny config."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +61,22 @@ def test_bad_config_stops_at_start_naming_the_key(tmp_path, config, expected):
     assert key in output
 
 
+def rendered(page: Path) -> str:
+    """The DOM of ``page`` after headless Chromium ran its scripts (the Snakemake report is a
+    JavaScript app: the raw file does not show what a reader sees)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        if os.environ.get("EMBEDLAB_REQUIRE_CHROMIUM") == "1":
+            pytest.fail("chromium is not installed (apt-get install chromium)")
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000"]
+    done = subprocess.run(
+        [*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
 def tiny_config(tmp_path: Path, **overrides: dict) -> Path:
     """A config that runs the whole DAG in minutes; ``overrides`` update its sections."""
     config = {
@@ -111,7 +128,7 @@ def test_whole_dag_on_a_tiny_config(tmp_path):
         scores = schemas.read(out / f"eval/{model}.parquet", schemas.Scores)
         pooled = scores.filter(pl.col("metric") == "spearman")
         assert pooled["task"].to_list() == ["STS16", "STSBenchmark", "Avg"]
-        assert {"spearman_wmean", "alignment", "uniformity"} <= set(scores["metric"])
+        assert {"spearman_wmean", "alignment", "uniformity", "ndcg_at_10"} <= set(scores["metric"])
     table = (out / "tables/sts.md").read_text()
     assert "| teacher |" in table and "b3-bs8-seed0" in table
     assert r"\toprule" in (out / "tables/sts.tex").read_text()
@@ -155,6 +172,14 @@ def test_whole_dag_on_a_tiny_config(tmp_path):
     teacher_eval = next(r for r in runs if r.data.tags["rule"] == "evaluate_teacher")
     stsb = pl.read_parquet(out / "eval/teacher.parquet").filter(pl.col("task") == "STSBenchmark")
     assert teacher_eval.data.metrics["STSBenchmark.spearman"] == pytest.approx(stsb["value"][0])
+
+    # the report holds the tables and figures, and a browser shows them
+    report = tmp_path / "report.html"
+    made = snakemake("--report", str(report), "--configfile", str(config), cwd=tmp_path)
+    assert made.returncode == 0, made.stderr[-3000:]
+    dom = rendered(report)
+    for name in ("sts_grouped.html", "paired.md", "avg_vs_batch.png", "alignment_uniformity.png"):
+        assert name in dom, name
 
     # a second run has nothing to do
     second = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)

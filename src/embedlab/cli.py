@@ -188,6 +188,11 @@ def cmd_evaluate(args: argparse.Namespace, run: StageRun) -> None:
             for k, v in figures.items()
         ]
         scores = pl.concat([scores, pl.DataFrame(extra, schema=scores.schema)])
+    for name in args.retrieval:
+        from embedlab.evaluate.retrieval import evaluate_retrieval, load_retrieval, stsb_retrieval
+
+        task = stsb_retrieval(args.mirror) if name == "stsb" else load_retrieval(name)
+        scores = scores.vstack(evaluate_retrieval(model, task, args.batch_size))
     schemas.write(scores, args.out, schemas.Scores)
     run.log_metrics(
         {f"{r['task']}.{r['metric']}": r["value"] for r in scores.iter_rows(named=True)}
@@ -362,6 +367,12 @@ def parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="alignment and uniformity on STS-B dev (SimCSE's)",
+    )
+    s.add_argument(
+        "--retrieval",
+        nargs="*",
+        default=[],
+        help="retrieval tasks: 'stsb' (built from the STS-B mirror) or BEIR-layout folders",
     )
 
     s = stage("prefetch", cmd_prefetch, "stage models and data for offline compute nodes")

@@ -1,0 +1,57 @@
+import json
+
+import numpy as np
+import pytest
+
+from embedlab.evaluate.retrieval import (
+    evaluate_retrieval,
+    load_retrieval,
+    ranking_metrics,
+    stsb_retrieval,
+)
+from embedlab.schemas import DataError
+
+
+def test_ranking_metrics_by_hand():
+    ranked = [["a", "b", "c"], ["x", "y", "z"]]
+    qrels = [{"c": 1}, {"x": 2, "z": 1}]
+    m = ranking_metrics(ranked, qrels, ks=(1, 3))
+    # query 1: relevant at rank 3; query 2: grade 2 at rank 1, grade 1 at rank 3
+    ndcg1 = 1 / np.log2(4)
+    dcg2 = 3 / np.log2(2) + 1 / np.log2(4)
+    idcg2 = 3 / np.log2(2) + 1 / np.log2(3)
+    assert m["ndcg_at_10"] == pytest.approx((ndcg1 + dcg2 / idcg2) / 2)
+    assert m["mrr_at_10"] == pytest.approx((1 / 3 + 1) / 2)
+    assert m["recall_at_1"] == pytest.approx((0 + 0.5) / 2)
+    assert m["recall_at_3"] == pytest.approx(1.0)
+
+
+def test_stsb_task_ranks_paraphrases_high_with_the_teacher(mirror, minilm):
+    task = stsb_retrieval([mirror])
+    assert len(task.queries) > 50 and len(task.corpus) > 2000
+    assert all(len(rel) == 1 for rel in task.qrels.values())
+    scores = evaluate_retrieval(minilm, task)
+    got = dict(zip(scores["metric"], scores["value"], strict=True))
+    assert set(got) == {"ndcg_at_10", "mrr_at_10", "recall_at_1", "recall_at_10", "recall_at_100"}
+    assert got["recall_at_1"] <= got["recall_at_10"] <= got["recall_at_100"]
+    assert got["mrr_at_10"] > 30  # chance is about 1 / len(corpus) ~ 0.04
+    # a weaker encoder (MiniLM's token embeddings, averaged) ranks worse
+    from embedlab.train import build_student
+
+    static = build_student("static", "sentence-transformers/all-MiniLM-L6-v2")
+    weak = evaluate_retrieval(static, task)
+    weak_mrr = weak.filter(weak["metric"] == "mrr_at_10")["value"][0]
+    assert weak_mrr < got["mrr_at_10"]
+
+
+def test_beir_layout_is_read_and_bad_rows_are_named(tmp_path):
+    (tmp_path / "qrels").mkdir()
+    rows = [{"_id": "d1", "text": "cats sleep"}, {"_id": "d2", "title": "Dogs", "text": "bark"}]
+    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "do cats nap"}))
+    (tmp_path / "qrels/test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    task = load_retrieval(tmp_path, "toy")
+    assert task.corpus["d2"] == "Dogs bark" and task.qrels == {"q1": {"d1": 1}}
+    (tmp_path / "qrels/test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td9\t1\n")
+    with pytest.raises(DataError, match="line 2: document 'd9'"):
+        load_retrieval(tmp_path)
