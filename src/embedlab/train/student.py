@@ -2,7 +2,8 @@
 
 kind="static": a token-embedding bag (sentence-transformers' StaticEmbedding) whose table is
 the ``init`` model's input token embeddings (``static_init="teacher"``) or random normal
-(``static_init="random"``, width ``dim``); it trains about a thousand examples per second on two CPU cores.
+(``static_init="random"``, width ``dim``); it trains about a thousand examples per second on
+two CPU cores.
 kind="transformer": the ``init`` encoder (any Hugging Face or sentence-transformers model) with
 ``pooling`` "mean", "cls" or "cls_mlp" (SimCSE's: CLS with an MLP on top during training only;
 the export keeps the plain CLS vector, as SimCSE evaluates). Without ``pooling`` a
