@@ -19,7 +19,7 @@ import numpy as np
 import polars as pl
 
 from embedlab.schemas import DataError
-from embedlab.tables.sts import COLUMNS
+from embedlab.tables.sts import COLUMNS, latex_escape, latex_tabular
 
 RUN = re.compile(r"^(?P<method>.+)-bs(?P<bs>\d+)-seed(?P<seed>\d+)$")
 TASKS = [c for c in COLUMNS.values() if c != "Avg"]
@@ -139,27 +139,20 @@ def grouped_html(grouped: pl.DataFrame, reference: Sequence[dict] = ()) -> str:
 def grouped_latex(grouped: pl.DataFrame, reference: Sequence[dict] = ()) -> str:
     """booktabs LaTeX: mean$\\pm$std over seeds; the best measured mean of each column in
     bold; ``reference`` rows below a midrule."""
-    rows = _cells(grouped, r"\textbf{{{}}}", r"$\pm$")
-    body = [" & ".join(c.replace("_", r"\_") for c in cells) + r" \\" for cells in rows]
+    rows = [[latex_escape(c) for c in cells] for cells in _cells(grouped, "**{}**", " ± ")]
+    rows = [[_bold_pm(c) for c in cells] for cells in rows]
     if reference:
-        body.append(r"\midrule")
-        for cells in _reference_cells(reference):
-            body.append(
-                " & ".join(c.replace("_", r"\_").replace("&", r"\&") for c in cells) + r" \\"
-            )
-    header = " & ".join(["Method", *COLUMNS.values()]) + r" \\"
-    return "\n".join(
-        [
-            r"\begin{tabular}{l" + "r" * len(COLUMNS) + "}",
-            r"\toprule",
-            header,
-            r"\midrule",
-            *body,
-            r"\bottomrule",
-            r"\end{tabular}",
-            "",
-        ]
-    )
+        rows.append([r"\midrule"])
+        rows += [[latex_escape(c) for c in cells] for cells in _reference_cells(reference)]
+    return latex_tabular("Method", rows)
+
+
+def _bold_pm(cell: str) -> str:
+    """Markdown-style "**x** ± s" cell to LaTeX "\textbf{x}$\\pm$s"."""
+    if cell.startswith("**"):
+        value, _, rest = cell[2:].partition("**")
+        cell = rf"\textbf{{{value}}}{rest}"
+    return cell.replace(" ± ", r"$\pm$")
 
 
 def paired_bootstrap(

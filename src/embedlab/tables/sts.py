@@ -87,16 +87,15 @@ def to_markdown(scores: pl.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def to_latex(scores: pl.DataFrame) -> str:
-    """A booktabs LaTeX table; the best value of each column in bold."""
+def latex_escape(text: str) -> str:
+    return text.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
 
-    def esc(text: str) -> str:
-        return text.replace("_", r"\_").replace("%", r"\%").replace("&", r"\&")
 
-    header = " & ".join(["Model", *COLUMNS.values()]) + r" \\"
-    body = [
-        " & ".join(esc(c) for c in cells) + r" \\" for cells in _cells(scores, r"\textbf{{{}}}")
-    ]
+def latex_tabular(first: str, rows: list[list[str]]) -> str:
+    r"""A booktabs tabular: header ``first`` + the columns, then ``rows`` (cells already LaTeX;
+    a row ``[r"\midrule"]`` is a rule)."""
+    header = " & ".join([first, *COLUMNS.values()]) + r" \\"
+    body = [cells[0] if cells == [r"\midrule"] else " & ".join(cells) + r" \\" for cells in rows]
     return "\n".join(
         [
             r"\begin{tabular}{l" + "r" * len(COLUMNS) + "}",
@@ -109,3 +108,9 @@ def to_latex(scores: pl.DataFrame) -> str:
             "",
         ]
     )
+
+
+def to_latex(scores: pl.DataFrame) -> str:
+    """A booktabs LaTeX table; the best value of each column in bold."""
+    cells = _cells(scores, r"\textbf{{{}}}")
+    return latex_tabular("Model", [[latex_escape(c) for c in row] for row in cells])
