@@ -177,17 +177,10 @@ def cmd_evaluate(args: argparse.Namespace, run: StageRun) -> None:
     tasks = [load_sts(t, args.mirror) for t in args.tasks]
     scores = evaluate_sts(model, tasks, args.batch_size)
     if args.geometry:
-        import polars as pl
-
-        from embedlab.evaluate.geometry import alignment_uniformity
+        from embedlab.evaluate.geometry import geometry_scores
 
         dev = load_sts("STSBenchmark", args.mirror, split="dev")
-        figures = alignment_uniformity(model, dev, batch_size=args.batch_size)
-        extra = [
-            {"task": "STSBenchmark", "split": "dev", "metric": k, "value": v, "n": len(dev.gold)}
-            for k, v in figures.items()
-        ]
-        scores = pl.concat([scores, pl.DataFrame(extra, schema=scores.schema)])
+        scores = scores.vstack(geometry_scores(model, dev, args.batch_size))
     for name in args.retrieval:
         from embedlab.evaluate.retrieval import evaluate_retrieval, load_retrieval, stsb_retrieval
 

@@ -12,11 +12,13 @@ Example::
 """
 
 import numpy as np
+import polars as pl
 import torch
 from sentence_transformers import SentenceTransformer
 
 from embedlab.encode import encode
 from embedlab.evaluate.sts import StsPairs
+from embedlab.schemas import Scores, polars_schema
 
 
 def alignment(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> float:
@@ -46,3 +48,15 @@ def alignment_uniformity(
     a = emb[[index[pairs.s1[i]] for i in positive]]
     b = emb[[index[pairs.s2[i]] for i in positive]]
     return {"alignment": alignment(a, b), "uniformity": uniformity(emb)}
+
+
+def geometry_scores(
+    model: SentenceTransformer, pairs: StsPairs, batch_size: int = 64
+) -> pl.DataFrame:
+    """``alignment_uniformity`` as rows of the Scores schema (metric alignment / uniformity)."""
+    figures = alignment_uniformity(model, pairs, batch_size=batch_size)
+    rows = [
+        {"task": pairs.task, "split": pairs.split, "metric": k, "value": v, "n": len(pairs.gold)}
+        for k, v in figures.items()
+    ]
+    return pl.DataFrame(rows, schema=polars_schema(Scores))

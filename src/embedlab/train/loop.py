@@ -282,7 +282,6 @@ def train(
                     state = model.state_dict()
                     best = {"score": score, "step": done, "model": copy.deepcopy(state)}
                 bar.set_postfix(dev=f"{score:.2f}", best=f"{best['score']:.2f}")
-            model.train()
         if rank == 0 and on_step is not None:
             on_step(i, metrics)
         if folder and config.checkpoint_every and done % config.checkpoint_every == 0:

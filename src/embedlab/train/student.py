@@ -59,15 +59,19 @@ def build_student(
             model.max_seq_length = max_length
         return model
     if kind == "static":
-        base = Transformer(str(path))
         if static_init == "teacher":
+            base = Transformer(str(path))
+            tokenizer = base.tokenizer
             weights = base.auto_model.get_input_embeddings().weight.detach().clone()
-        elif static_init == "random":
+        elif static_init == "random":  # only the tokenizer is needed, not the weights
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
             generator = torch.Generator().manual_seed(seed)
-            weights = torch.randn(len(base.tokenizer), dim, generator=generator) * dim**-0.5
+            weights = torch.randn(len(tokenizer), dim, generator=generator) * dim**-0.5
         else:
             raise ValueError(f"unknown static_init {static_init!r}; expected 'teacher' or 'random'")
-        static = StaticEmbedding(base.tokenizer, embedding_weights=weights)
+        static = StaticEmbedding(tokenizer, embedding_weights=weights)
         return SentenceTransformer(modules=[static], device="cpu")
     raise ValueError(f"unknown student kind {kind!r}; expected 'static' or 'transformer'")
 
