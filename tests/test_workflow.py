@@ -5,6 +5,7 @@ import re
 import shutil
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -62,7 +63,7 @@ def test_bad_config_stops_at_start_naming_the_key(tmp_path, config, expected):
     assert key in output
 
 
-def rendered(page: Path) -> str:
+def rendered(page: Path) -> str | None:
     """The text ``page`` shows after headless Chromium ran its scripts, without the scripts
     and styles themselves (the Snakemake report is a JavaScript app: the raw file shows only
     "Please enable Javascript")."""
@@ -70,7 +71,9 @@ def rendered(page: Path) -> str:
     if browser is None:
         if os.environ.get("EMBEDLAB_REQUIRE_CHROMIUM") == "1":
             pytest.fail("chromium is not installed (apt-get install chromium)")
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+        # the rest of the end-to-end test still runs; CI (which requires chromium) renders
+        warnings.warn("chromium is not installed: the report was not rendered", stacklevel=2)
+        return None
     args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000"]
     done = subprocess.run(
         [*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
@@ -183,10 +186,10 @@ def test_whole_dag_on_a_tiny_config(tmp_path):
     raw = report.read_text()
     for name in ("sts_grouped.html", "paired.md", "avg_vs_batch.png", "alignment_uniformity.png"):
         assert name in raw, name  # embedded in the report's data
-    shown = rendered(report)  # what the page shows once its scripts ran
     assert "Please enable Javascript" in raw
+    shown = rendered(report)  # what the page shows once its scripts ran (None: no browser)
     for text in ("Results", "Figures", "Tables", "every table and figure here was rebuilt"):
-        assert text in shown, text
+        assert shown is None or text in shown, text
 
     # a second run has nothing to do
     second = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
