@@ -97,3 +97,14 @@ def test_alignment_and_uniformity_follow_their_definitions(mirror, minilm):
 def test_unknown_task_is_named():
     with pytest.raises(KeyError, match="STS99"):
         load_sts("STS99")
+
+
+def test_mteb_adapter_scores_a_mirror_task_as_our_evaluator_does(mirror, minilm):
+    """mteb.evaluate drives MtebEncoder over an STS task built from the mirror, offline."""
+    from embedlab.evaluate.mteb_adapter import evaluate_mteb
+
+    ours = evaluate_sts(minilm, [load_sts("SICKRelatedness", [mirror])]).row(0, named=True)
+    theirs = evaluate_mteb(minilm, ["mirror:SICKRelatedness"], [mirror]).row(0, named=True)
+    assert theirs["task"] == "mteb:mirror:SICKRelatedness"
+    assert theirs["metric"] == "cosine_spearman"
+    assert theirs["value"] == pytest.approx(ours["value"], abs=1e-4)

@@ -1,62 +1,335 @@
+"""Synthesis: prompt pools, the four modes, the filters, the HTTP backend against a real local
+server, and kill -9 safety with the real packaged LLM."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mlflow
 import polars as pl
 import pytest
+import yaml
 
 from embedlab import schemas
 from embedlab.ids import stable_id
-from embedlab.synth.generate import PromptTemplate, load_llm, synthesize
+from embedlab.synth import Filters, PromptPool, SynthSettings, import_pairs, synthesize
+from embedlab.synth.backends import BackendError, OpenAIBackend
+from embedlab.synth.generate import Teacher
 
+from .chat_server import ChatServer
 from .conftest import REPO
 
-PROMPT = REPO / "config/prompts/partial.yaml"
+ANSWERS = {  # anchor -> (positive, hard negative) the scripted server gives
+    "The children played in the garden.": (
+        "Kids were playing outside in the yard.",
+        "The children slept in the house.",
+    ),
+    "She poured the milk into a glass.": (
+        "Milk was poured into a glass by her.",
+        "She poured the milk into a glass.",  # a copy: rejected
+    ),
+    "He sold his old car last week.": (
+        "Last week he got rid of his old vehicle by selling it.",
+        "He sold his old car last week!",  # a copy: rejected
+    ),
+    "The committee approved the new budget.": ("```{}```", "The committee rejected it."),
+    "A man is playing a guitar on the street.": (
+        "Sorry, I cannot help with that.",
+        "A man is playing a piano at home.",
+    ),
+    "The train to Boston was delayed by two hours.": (
+        "Sorry, I cannot help with that.",  # the same stock answer again: duplicate
+        "The train to Boston left on time.",
+    ),
+}
 
 
-def test_prompt_template_builds_few_shot_turns():
-    template = PromptTemplate.load(PROMPT)
-    turns = template.messages("hard_negative", "The sky is blue.")
-    assert turns[0]["role"] == "system"
-    assert [t["role"] for t in turns[1:]] == ["user", "assistant"] * 2 + ["user"]
+def scripted(messages: list[dict]) -> str:
+    last = messages[-1]["content"]
+    kind, _, text = last.partition(": ")
+    if kind == "POS":
+        return json.dumps({"positive": ANSWERS[text][0]})
+    if kind == "NEG":
+        return f"Here you go.\nHard negative: {ANSWERS[text][1]}"
+    if kind in ("QUESTION", "CLAIM", "KEYWORDS"):
+        return {"QUESTION": "Where did the children play?", "CLAIM": text, "KEYWORDS": "x"}[kind]
+    if kind == "WRITE":
+        return "The museum opens at nine."
+    raise AssertionError(last)
+
+
+def pool_file(tmp_path, mode: str = "partial") -> str:
+    ex = {"anchor": "A b c.", "positive": "B c a.", "hard_negative": "Not a b c."}
+    roles = {
+        "positive": [{"id": "p1", "text": "POS: {anchor}"}],
+        "hard_negative": [{"id": "n1", "text": "NEG: {anchor}"}],
+    }
+    data = {"id": f"test-{mode}", "mode": mode, "system": "s", "shots": 1}
+    if mode == "query":
+        roles = {k: [{"id": k, "text": k.upper() + ": {anchor}"}] for k in ("question", "claim")}
+        roles["keywords"] = [{"id": "k", "text": "KEYWORDS: {anchor}"}]
+        ex = {"anchor": "A b c.", "question": "a?", "claim": "b.", "keywords": "c"}
+    if mode == "scratch":
+        roles["sentence"] = [{"id": "s1", "text": "WRITE: {genre} {topic}"}]
+        data |= {"genres": ["news"], "topics": ["art"]}
+    path = tmp_path / f"{mode}.yaml"
+    path.write_text(yaml.safe_dump(data | {"roles": roles, "exemplars": [ex, ex]}))
+    return str(path)
+
+
+def corpus_of(texts: list[str]) -> pl.DataFrame:
+    ids = [stable_id(t, "t") for t in texts]
+    return pl.DataFrame({"id": ids, "text": texts, "source": ["t"] * len(texts)})
+
+
+def test_prompt_pool_samples_per_unit_with_the_seed():
+    pool = PromptPool.load(REPO / "config/prompts/partial.yaml")
+    a = pool.messages("positive", "The sky is blue.", unit="u1", seed=0)
+    assert a == pool.messages("positive", "The sky is blue.", unit="u1", seed=0)
+    turns, prompt_id = a
+    assert [t["role"] for t in turns] == ["system"] + ["user", "assistant"] * pool.shots + ["user"]
     assert turns[-1]["content"].endswith("Sentence: The sky is blue.")
-    assert "Contradict" in turns[-1]["content"]
+    assert prompt_id.startswith("partial-v3/p")
+    ids = {pool.messages("positive", "x", unit=f"u{i}", seed=0)[1] for i in range(40)}
+    assert len(ids) > 10  # variants and exemplars really vary across rows
+    other_seed = [pool.messages("positive", "x", unit=f"u{i}", seed=1)[1] for i in range(40)]
+    assert other_seed != [
+        pool.messages("positive", "x", unit=f"u{i}", seed=0)[1] for i in range(40)
+    ]
+    for mode in ("scratch", "query"):
+        assert PromptPool.load(REPO / f"config/prompts/{mode}.yaml").mode == mode
 
 
-def test_prompt_template_errors_name_the_file_and_key(tmp_path):
+def test_prompt_pool_errors_name_the_file_and_key(tmp_path):
     path = tmp_path / "p.yaml"
-    path.write_text("id: x\nsystem: s\nroles:\n  positive: {instruction: 'no placeholder'}\n")
-    with pytest.raises(ValueError, match=r"p\.yaml: roles lack \['hard_negative'\]"):
-        PromptTemplate.load(path)
-    path.write_text(
-        "id: x\nsystem: s\nroles:\n  positive: {instruction: 'no placeholder'}\n"
-        "  hard_negative: {instruction: '{anchor}'}\n"
-    )
-    with pytest.raises(ValueError, match="roles.positive.instruction has no"):
-        PromptTemplate.load(path)
+    path.write_text("id: x\nmode: partial\nsystem: s\nroles:\n  positive: [{text: 'no slot'}]\n")
+    with pytest.raises(ValueError, match=r"p\.yaml: roles.positive\[0\].text has no \{anchor\}"):
+        PromptPool.load(path)
+    path.write_text("id: x\nmode: nope\nsystem: s\nroles: {}\n")
+    with pytest.raises(ValueError, match=r"p\.yaml: mode 'nope'"):
+        PromptPool.load(path)
 
 
 @pytest.fixture(scope="module")
-def llm():
-    return load_llm("HuggingFaceTB/SmolLM2-135M-Instruct", device="cpu")
+def teacher():
+    from embedlab.encode import load_encoder
+
+    return Teacher(load_encoder("sentence-transformers/all-MiniLM-L6-v2", device="cpu"))
+
+
+def run_partial(tmp_path, teacher, name="shards", **settings):
+    corpus = corpus_of(list(ANSWERS))
+    with ChatServer(scripted) as server:
+        backend = OpenAIBackend("scripted", base_url=server.url, api_key_env=None, concurrency=3)
+        pool = PromptPool.load(pool_file(tmp_path))
+        result = synthesize(
+            corpus,
+            backend,
+            pool,
+            SynthSettings(n_anchors=6, batch_size=4, **settings),
+            tmp_path / name,
+            teacher,
+        )
+    return corpus, result
+
+
+def test_partial_mode_filters_with_reasons_over_http(tmp_path, teacher):
+    corpus, (pairs, rejected, stats) = run_partial(tmp_path, teacher)
+    schemas.validate(pairs, schemas.Pairs, "pairs")
+    schemas.validate(rejected, schemas.Rejected, "rejected")
+    assert sorted([*pairs["id"], *rejected["id"]]) == sorted(corpus["id"])  # each exactly once
+    reasons = dict(zip(rejected["anchor"], rejected["reason"], strict=True))
+    assert reasons["She poured the milk into a glass."] == "negative_copies_anchor"
+    assert reasons["He sold his old car last week."] == "negative_copies_anchor"
+    assert reasons["The committee approved the new budget."] == "not_text"
+    stock = [
+        "A man is playing a guitar on the street.",
+        "The train to Boston was delayed by two hours.",
+    ]
+    assert [reasons[a] for a in stock] == ["teacher_disagrees"] * 2  # "Sorry, ..." is no paraphrase
+    kept = pairs.row(
+        by_predicate=pl.col("anchor") == "The children played in the garden.", named=True
+    )
+    assert kept["positive"] == "Kids were playing outside in the yard."  # from JSON
+    assert kept["hard_negative"] == "The children slept in the house."  # from a tagged line
+    assert kept["teacher_positive"] > kept["teacher_negative"]
+    assert stats["rejected_negative_copies_anchor"] == 2 and stats["acceptance_rate_partial"] > 0
+    assert not (tmp_path / "shards").with_name("shards.stale").exists()
+
+    # without the teacher the stock answer is accepted once, then it is a duplicate
+    _, (pairs, rejected, _) = run_partial(tmp_path, None, name="no-teacher")
+    reasons = dict(zip(rejected["anchor"], rejected["reason"], strict=True))
+    assert sorted(reasons[a] for a in stock if a in reasons) == ["duplicate"]
+    assert pairs["teacher_positive"].is_null().all()
+
+
+def test_teacher_margin_rejects_pairs_the_teacher_ranks_wrongly(tmp_path, teacher):
+    _, (pairs, rejected, stats) = run_partial(tmp_path, teacher, teacher_margin=0.9)
+    assert pairs.height == 0
+    disagree = rejected.filter(pl.col("reason") == "teacher_disagrees")
+    assert disagree.height == stats["rejected_teacher_disagrees"] >= 2
+    assert disagree["teacher_positive"].is_not_null().all()  # rejected with their scores
+
+
+def test_query_and_scratch_modes(tmp_path, teacher):
+    texts = ["The children played in the garden.", "He sold his old car last week."]
+    with ChatServer(scripted) as server:
+        backend = OpenAIBackend("scripted", base_url=server.url, api_key_env=None)
+        settings = SynthSettings(n_anchors=2, batch_size=2)
+        pool = PromptPool.load(pool_file(tmp_path, "query"))
+        pairs, rejected, _ = synthesize(
+            corpus_of(texts), backend, pool, settings, tmp_path / "q", teacher
+        )
+        assert pairs.height + rejected.height == 6  # three query types per passage
+        assert set(pairs["positive"]) <= set(texts) and pairs["hard_negative"].is_null().all()
+        assert "Where did the children play?" in pairs["anchor"].to_list()
+        assert "positive_copies_anchor" in rejected["reason"].to_list()  # the claim copies
+
+        pool = PromptPool.load(pool_file(tmp_path, "scratch"))
+        ANSWERS["The museum opens at nine."] = (
+            "At nine the museum opens its doors.",
+            "It is shut.",
+        )
+        pairs, rejected, _ = synthesize(None, backend, pool, settings, tmp_path / "s", teacher)
+    assert pairs.height == 1 and pairs["anchor"][0] == "The museum opens at nine."
+    assert rejected["reason"].to_list() == ["duplicate"]  # the second written sentence repeats
+
+
+def test_http_backend_retries_honours_rate_limits_and_gives_up_with_a_clear_error():
+    conversations = [[{"role": "user", "content": "NEG: The children played in the garden."}]] * 6
+    with ChatServer(scripted, stall_s=1.5) as server:
+        server.faults.extend(["500", "429", "stall", "500"])
+        backend = OpenAIBackend(
+            "scripted",
+            base_url=server.url,
+            api_key_env=None,
+            concurrency=2,
+            timeout_s=0.5,
+            backoff_s=0.05,
+        )
+        answers = backend.chat(conversations, 16)
+        assert all("The children slept" in a.text for a in answers)
+        assert backend.retries == 4 and len(server.requests) == 10
+
+        server.faults.extend(["garbage", "400"])
+        bad = OpenAIBackend("scripted", base_url=server.url, api_key_env=None, concurrency=1)
+        got = bad.chat(conversations[:2], 16)
+        assert got[0].text is None and got[0].error.startswith("parse")
+        assert got[1].text is None and got[1].error == "backend_error: HTTP 400"
+
+        server.faults.extend(["500"] * 3)
+        down = OpenAIBackend(
+            "scripted", base_url=server.url, api_key_env=None, max_attempts=3, backoff_s=0.01
+        )
+        with pytest.raises(BackendError, match=r"127\.0\.0\.1.*3 attempts \(last: HTTP 500\)"):
+            down.chat(conversations[:1], 16)
+
+
+def test_cli_over_http_keeps_the_api_key_out_of_logs_params_and_artifacts(tmp_path):
+    corpus = corpus_of(list(ANSWERS))
+    schemas.write(corpus, tmp_path / "corpus.parquet", schemas.Corpus)
+    secret = "sk-test-" + "7" * 24
+    with ChatServer(scripted) as server:
+        env = {**os.environ, "MY_LLM_KEY": secret}
+        cmd = [
+            sys.executable, "-m", "embedlab.cli", "synthesize",
+            "--corpus", str(tmp_path / "corpus.parquet"), "--prompt", pool_file(tmp_path),
+            "--backend", "openai", "--base-url", server.url, "--api-key-env", "MY_LLM_KEY",
+            "--model", "scripted", "--n-anchors", "6", "--batch-size", "3",
+            "--pairs-out", str(tmp_path / "pairs.parquet"),
+            "--rejected-out", str(tmp_path / "rejected.parquet"),
+        ]  # fmt: skip
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert {r["auth"] for r in server.requests} == {f"Bearer {secret}"}  # it was really used
+    assert secret not in done.stdout + done.stderr
+    mlflow.set_tracking_uri(os.environ["EMBEDLAB_TRACKING_URI"])
+    run = mlflow.search_runs(experiment_names=["test"], output_format="list")[0]
+    assert secret not in json.dumps(run.data.params) + json.dumps(run.data.tags)
+    assert run.data.metrics["rows"] == 6
+    artifacts = tmp_path / "artifacts"
+    mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(artifacts))
+    files = [p for p in artifacts.rglob("*") if p.is_file()]
+    assert {p.name for p in files} == {"rejected.parquet", "samples.md"}
+    assert all(secret.encode() not in p.read_bytes() for p in files)
+    assert "## 10 accepted" in (tmp_path / "samples.md").read_text()
+    assert not (tmp_path / "shards").exists()  # cleared once the tables are written
+
+
+def test_import_reads_syncse_and_nli_layouts(tmp_path):
+    path = tmp_path / "syncse.csv"
+    pl.DataFrame(
+        {
+            "sent0": ["A dog runs.", "A cat sleeps.", "A bird sings.", "A dog runs."],
+            "sent1": [
+                "A canine is running.",
+                "A cat sleeps.",
+                "A bird is singing.",
+                "A canine is running.",
+            ],
+            "hard_neg": ["A dog sits.", "A cat plays.", None, "A dog sits."],
+        }
+    ).write_csv(path)
+    pairs, rejected, stats = import_pairs(path, filters=Filters())
+    schemas.validate(pairs, schemas.Pairs, "pairs")
+    schemas.validate(rejected, schemas.Rejected, "rejected")
+    assert pairs["anchor"].to_list() == ["A dog runs."] and pairs["mode"][0] == "imported"
+    assert sorted(rejected["reason"]) == ["duplicate", "parse", "positive_copies_anchor"]
+    assert stats["rows"] == 4
+    nli = tmp_path / "nli.jsonl"
+    nli.write_text(
+        json.dumps({"premise": "A b c d.", "entailment": "E f g.", "contradiction": "H i."})
+    )
+    assert import_pairs(nli)[0]["prompt_id"].to_list() == ["import:nli"]
+    wrong = tmp_path / "wrong.csv"
+    wrong.write_text("text,label\na,b\n")
+    with pytest.raises(
+        schemas.DataError, match=r"wrong\.csv: columns \['text', 'label'\] match no"
+    ):
+        import_pairs(wrong)
 
 
 @pytest.mark.slow
-def test_real_llm_accounts_for_every_anchor_and_is_deterministic(llm):
-    texts = [
-        "The children played in the garden.",
-        "She poured the milk into a glass.",
-        "He sold his old car last week.",
-        "The committee approved the new budget.",
-        "A man is playing a guitar on the street.",
-    ]
-    corpus = pl.DataFrame(
-        {"id": [stable_id(t, "t") for t in texts], "text": texts, "source": ["t"] * len(texts)}
-    )
-    template = PromptTemplate.load(PROMPT)
-    first = synthesize(corpus, llm, template, n_anchors=5, batch_size=3, max_new_tokens=24)
-    second = synthesize(corpus, llm, template, n_anchors=5, batch_size=3, max_new_tokens=24)
-    pairs, rejected, stats = first
-    schemas.validate(pairs, schemas.Pairs, "pairs")
-    schemas.validate(rejected, schemas.Rejected, "rejected")
-    assert sorted([*pairs["id"], *rejected["id"]]) == sorted(corpus["id"])
-    assert pairs.equals(second[0]) and rejected.equals(second[1])
-    assert stats["anchors"] == 5 and stats["tokens_per_s"] > 0
-    for row in pairs.iter_rows(named=True):
-        assert row["positive"] != row["anchor"] and row["hard_negative"] != row["positive"]
+def test_kill_9_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, mirror):
+    """The real packaged LLM, killed by SIGKILL mid-run; the rerun skips finished chunks."""
+    texts = [t.strip() for t in (mirror / "corpus/wordnet-examples.txt").open()][:4000:200]
+    schemas.write(corpus_of(texts[:20]), tmp_path / "corpus.parquet", schemas.Corpus)
+
+    def command(name: str) -> list[str]:
+        return [
+            sys.executable, "-m", "embedlab.cli", "synthesize",
+            "--corpus", str(tmp_path / "corpus.parquet"), "--mirror", str(mirror),
+            "--prompt", str(REPO / "config/prompts/partial.yaml"), "--device", "cpu",
+            "--n-anchors", "20", "--batch-size", "4", "--max-new-tokens", "24",
+            "--no-teacher-filter", "--shards", str(tmp_path / name / "shards"),
+            "--pairs-out", str(tmp_path / name / "pairs.parquet"),
+            "--rejected-out", str(tmp_path / name / "rejected.parquet"),
+        ]  # fmt: skip
+
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    victim = subprocess.Popen(command("killed"), env=env, stderr=subprocess.DEVNULL)
+    manifest = tmp_path / "killed/shards/manifest.jsonl"
+    deadline = time.time() + 600
+    while time.time() < deadline and victim.poll() is None:
+        if manifest.exists() and len(manifest.read_text().splitlines()) >= 3:  # 2 chunks done
+            break
+        time.sleep(0.05)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    done_at_kill = len(manifest.read_text().splitlines()) - 1
+    assert 2 <= done_at_kill < 5, "the run was not killed midway"
+
+    for name in ("killed", "clean"):
+        finished = subprocess.run(command(name), env=env, capture_output=True, text=True)
+        assert finished.returncode == 0, finished.stderr[-3000:]
+    killed = [pl.read_parquet(tmp_path / f"killed/{t}.parquet") for t in ("pairs", "rejected")]
+    clean = [pl.read_parquet(tmp_path / f"clean/{t}.parquet") for t in ("pairs", "rejected")]
+    assert sorted([*killed[0]["id"], *killed[1]["id"]]) == sorted(corpus_of(texts[:20])["id"])
+    assert killed[0].equals(clean[0]) and killed[1].equals(clean[1])  # greedy: same outputs
+    mlflow.set_tracking_uri(os.environ["EMBEDLAB_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["test"], output_format="list")
+    resumed = [r.data.metrics.get("chunks_resumed") for r in runs]
+    assert done_at_kill in resumed  # the rerun generated only the chunks the kill left undone

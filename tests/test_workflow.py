@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from embedlab import schemas
+from embedlab.tables.sts import fetch_similarity_histograms
 
 from .conftest import MIRROR, REPO
 
@@ -110,7 +111,7 @@ def tiny_config(tmp_path: Path, **overrides: dict) -> Path:
 
 
 @pytest.mark.slow
-def test_whole_dag_on_a_tiny_config(tmp_path):
+def test_whole_dag_on_a_tiny_config(tmp_path, monkeypatch):
     config = tiny_config(tmp_path)
     first = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-5000:]
@@ -141,7 +142,7 @@ def test_whole_dag_on_a_tiny_config(tmp_path):
     grouped = (out / "tables/sts_grouped.md").read_text()
     assert "| b3, B=8 |" in grouped and "sup-SimCSE-BERT-base (reported" in grouped
     assert "| b3 − random | 8 | 1 × 7 |" in (out / "tables/paired.md").read_text()
-    for name in ("avg_vs_batch", "alignment_uniformity"):
+    for name in ("avg_vs_batch", "alignment_uniformity", "in_batch_similarity"):
         assert (out / f"figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (out / f"figures/{name}.pdf").read_bytes()[:4] == b"%PDF"
 
@@ -175,6 +176,18 @@ def test_whole_dag_on_a_tiny_config(tmp_path):
     assert not list(out.glob("checkpoints/*/step-*"))  # finished jobs clear their checkpoints
     mine_runs = [r for r in runs if r.data.tags["stage"] == "mine"]
     assert {r.data.tags["wildcard.miner"] for r in mine_runs} == {"random", "b3"}
+    monkeypatch.setenv("EMBEDLAB_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.setenv("EMBEDLAB_EXPERIMENT", "tiny")
+    hists = fetch_similarity_histograms(["teacher", "random-bs8-seed0", "b3-bs8-seed0"])
+    assert set(hists["model"]) == {"random-bs8-seed0", "b3-bs8-seed0"}  # teacher has no batches
+    width = float(hists["center"][1] - hists["center"][0])
+    for model in ("random-bs8-seed0", "b3-bs8-seed0"):
+        h = hists.filter(pl.col("model") == model)
+        assert float(h["density"].sum()) * width == pytest.approx(1.0, abs=1e-6)
+    mean = {
+        m: float((h["center"] * h["density"]).sum() * width) for (m,), h in hists.group_by("model")
+    }
+    assert mean["b3-bs8-seed0"] > mean["random-bs8-seed0"]  # B3 batches hold harder negatives
     teacher_eval = next(r for r in runs if r.data.tags["rule"] == "evaluate_teacher")
     stsb = pl.read_parquet(out / "eval/teacher.parquet").filter(pl.col("task") == "STSBenchmark")
     assert teacher_eval.data.metrics["STSBenchmark.spearman"] == pytest.approx(stsb["value"][0])
@@ -184,7 +197,8 @@ def test_whole_dag_on_a_tiny_config(tmp_path):
     made = snakemake("--report", str(report), "--configfile", str(config), cwd=tmp_path)
     assert made.returncode == 0, made.stderr[-3000:]
     raw = report.read_text()
-    for name in ("sts_grouped.html", "paired.md", "avg_vs_batch.png", "alignment_uniformity.png"):
+    figures = ("avg_vs_batch.png", "alignment_uniformity.png", "in_batch_similarity.png")
+    for name in ("sts_grouped.html", "paired.md", *figures):
         assert name in raw, name  # embedded in the report's data
     assert "Please enable Javascript" in raw
     shown = rendered(report)  # what the page shows once its scripts ran (None: no browser)

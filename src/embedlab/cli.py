@@ -35,25 +35,66 @@ def cmd_corpus(args: argparse.Namespace, run: StageRun) -> None:
 
 
 def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
-    from embedlab.synth.generate import PromptTemplate, load_llm, synthesize
+    from embedlab.synth import Filters, SynthSettings, import_pairs, make_backend, synthesize
+    from embedlab.synth.generate import Teacher, samples_markdown
+    from embedlab.synth.prompts import PromptPool
 
-    corpus = schemas.read(args.corpus, schemas.Corpus)
-    template = PromptTemplate.load(args.prompt)
-    llm = load_llm(args.model, args.mirror)
-    pairs, rejected, stats = synthesize(
-        corpus,
-        llm,
-        template,
-        args.n_anchors,
-        args.batch_size,
-        args.max_new_tokens,
-        args.copy_threshold,
-        args.seed,
-    )
+    filters = Filters(args.copy_threshold, args.min_chars, args.max_chars)
+    if args.mode == "import":
+        if not args.import_path:
+            raise ValueError("synthesize: mode 'import' needs --import-path (config import.path)")
+        pairs, rejected, stats = import_pairs(
+            args.import_path, args.import_layout, filters, args.n_anchors
+        )
+    else:
+        pool = PromptPool.load(args.prompt)
+        if pool.mode != args.mode:
+            raise ValueError(f"{args.prompt}: a {pool.mode!r} prompt pool, mode is {args.mode!r}")
+        corpus = None if args.mode == "scratch" else schemas.read(args.corpus, schemas.Corpus)
+        options = {"device": args.device} if args.backend == "transformers" else {}
+        if args.backend == "openai":
+            options = {
+                "base_url": args.base_url,
+                "api_key_env": args.api_key_env,
+                "concurrency": args.concurrency,
+                "timeout_s": args.timeout_s,
+                "max_attempts": args.max_attempts,
+            }
+        backend = make_backend(args.backend, args.model, args.mirror, args.seed, **options)
+        teacher = None
+        if args.teacher_margin is not None:
+            from embedlab.encode import load_encoder
+
+            teacher = Teacher(load_encoder(args.teacher, args.mirror))
+        settings = SynthSettings(
+            args.n_anchors,
+            args.batch_size,
+            args.max_new_tokens,
+            args.seed,
+            filters,
+            args.teacher_margin,
+            args.feedback,
+        )
+        shards = args.shards or str(Path(args.pairs_out).parent / "shards")
+        pairs, rejected, stats = synthesize(
+            corpus,
+            backend,
+            pool,
+            settings,
+            shards,
+            teacher,
+            on_chunk=lambda i, f: run.log_metrics({"chunk_tokens_per_s": f["tokens_per_s"]}, i),
+        )
+        stats["http_retries"] = float(getattr(backend, "retries", 0))
     schemas.write(rejected, args.rejected_out, schemas.Rejected)
     schemas.write(pairs, args.pairs_out, schemas.Pairs)
+    samples = Path(args.samples_out or Path(args.pairs_out).with_name("samples.md"))
+    samples.write_text(samples_markdown(pairs, rejected, seed=args.seed))
     run.log_metrics(stats)
-    run.log_artifact(args.rejected_out, "synth")
+    for path in (args.rejected_out, samples):
+        run.log_artifact(path, "synth")
+    if args.mode != "import":
+        shutil.rmtree(shards, ignore_errors=True)  # every row is in the two tables now
     log.info("synthesize: %s", stats)
 
 
@@ -77,8 +118,8 @@ def cmd_teacher(args: argparse.Namespace, run: StageRun) -> None:
 
 def cmd_mine(args: argparse.Namespace, run: StageRun) -> None:
     from embedlab.mine import MINERS
-    from embedlab.mine.batches import batch_table
-    from embedlab.mine.diagnostics import plot_similarity, summarize
+    from embedlab.mine.batches import batch_table, in_batch_similarity
+    from embedlab.mine.diagnostics import plot_similarity, similarity_histogram, summarize
     from embedlab.mine.teacher import TeacherView
 
     if args.miner not in MINERS:
@@ -102,6 +143,11 @@ def cmd_mine(args: argparse.Namespace, run: StageRun) -> None:
     stats |= summarize(view.anchor, view.positive, texts, epochs, baseline)
     stats["batches"] = float(table.select("epoch", "batch").unique().height)
     run.log_metrics(stats)
+    # the histogram as one metric per bin (step = bin), drawn across miners by `tables`
+    for key, batches in (("in_batch_sim_hist", epochs), ("random_in_batch_sim_hist", baseline)):
+        density = similarity_histogram(in_batch_similarity(view.anchor, batches))
+        for step, value in enumerate(density):
+            run.log_metrics({key: float(value)}, step=step)
     if args.plot:
         plot_similarity(view.anchor, epochs, baseline, args.miner, args.plot)
         run.log_artifact(args.plot, "mine")
@@ -186,6 +232,10 @@ def cmd_evaluate(args: argparse.Namespace, run: StageRun) -> None:
 
         task = stsb_retrieval(args.mirror) if name == "stsb" else load_retrieval(name)
         scores = scores.vstack(evaluate_retrieval(model, task, args.batch_size))
+    if args.mteb:
+        from embedlab.evaluate.mteb_adapter import evaluate_mteb
+
+        scores = scores.vstack(evaluate_mteb(model, args.mteb, args.mirror, args.batch_size))
     schemas.write(scores, args.out, schemas.Scores)
     run.log_metrics(
         {f"{r['task']}.{r['metric']}": r["value"] for r in scores.iter_rows(named=True)}
@@ -205,6 +255,7 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
         grouped_markdown,
         load_reference,
     )
+    from embedlab.tables.sts import fetch_similarity_histograms
 
     reference = load_reference(args.reference) if args.reference else []
     scores = fetch_scores(args.models)
@@ -229,6 +280,9 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
 
         made = figures.avg_vs_batch(grouped, Path(args.figures) / "avg_vs_batch")
         made += figures.alignment_uniformity(scores, Path(args.figures) / "alignment_uniformity")
+        made += figures.similarity_histograms(
+            fetch_similarity_histograms(args.models), Path(args.figures) / "in_batch_similarity"
+        )
         for path in made:
             run.log_artifact(path, "figures")
     for r in paired:
@@ -284,16 +338,44 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--max-chars", type=int, default=10_000)
     s.add_argument("--seed", type=int, default=0)
 
-    s = stage("synthesize", cmd_synthesize, "LLM-written positives and hard negatives")
-    s.add_argument("--corpus", required=True)
+    s = stage("synthesize", cmd_synthesize, "LLM-written pairs, or an imported set")
+    s.add_argument("--mode", choices=["partial", "scratch", "query", "import"], default="partial")
+    s.add_argument("--corpus", help="corpus.parquet (partial and query modes)")
     s.add_argument("--pairs-out", required=True)
     s.add_argument("--rejected-out", required=True)
+    s.add_argument("--samples-out", help="Markdown of 10 accepted and 10 rejected rows")
+    s.add_argument("--shards", help="folder of resumable shards (default: beside --pairs-out)")
+    s.add_argument("--prompt", default="config/prompts/partial.yaml", help="prompt pool YAML")
+    s.add_argument("--backend", choices=["transformers", "openai", "vllm"], default="transformers")
     s.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
-    s.add_argument("--prompt", default="config/prompts/partial.yaml")
+    s.add_argument("--device", help="transformers backend: cpu, cuda, ... (default: cuda if any)")
+    s.add_argument("--base-url", default="https://api.openai.com/v1", help="openai backend")
+    s.add_argument("--api-key-env", default="OPENAI_API_KEY", help="variable holding the key")
+    s.add_argument("--concurrency", type=int, default=8, help="openai backend: parallel requests")
+    s.add_argument("--timeout-s", type=float, default=60.0, help="openai backend: per request")
+    s.add_argument("--max-attempts", type=int, default=6, help="openai backend: per request")
+    s.add_argument("--import-path", help="mode import: the published set (csv/tsv/jsonl/parquet)")
+    s.add_argument("--import-layout", choices=["auto", "syncse", "nli"], default="auto")
     s.add_argument("--n-anchors", type=int, default=320)
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--max-new-tokens", type=int, default=48)
     s.add_argument("--copy-threshold", type=float, default=0.9)
+    s.add_argument("--min-chars", type=int, default=3)
+    s.add_argument("--max-chars", type=int, default=400)
+    s.add_argument("--teacher", default="sentence-transformers/all-MiniLM-L6-v2")
+    s.add_argument(
+        "--teacher-margin",
+        type=float,
+        default=0.0,
+        help="teacher cos(anchor, positive) - cos(anchor, negative) must reach it",
+    )
+    s.add_argument("--no-teacher-filter", dest="teacher_margin", action="store_const", const=None)
+    s.add_argument(
+        "--feedback",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="CLAIF-style 0-5 similarity of anchor and positive by the generator, column score",
+    )
     s.add_argument("--seed", type=int, default=0)
 
     s = stage("teacher", cmd_teacher, "teacher embeddings of the anchors")
@@ -366,6 +448,12 @@ def parser() -> argparse.ArgumentParser:
         nargs="*",
         default=[],
         help="retrieval tasks: 'stsb' (built from the STS-B mirror) or BEIR-layout folders",
+    )
+    s.add_argument(
+        "--mteb",
+        nargs="*",
+        default=[],
+        help="MTEB task names (needs mteb; data from the hub) or mirror:<STS task> (offline)",
     )
 
     s = stage("prefetch", cmd_prefetch, "stage models and data for offline compute nodes")

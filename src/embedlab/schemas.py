@@ -23,26 +23,34 @@ class Corpus(pa.DataFrameModel):
         strict = True
 
 
+MODES = ["partial", "scratch", "query", "imported", "unlabeled"]
+
+
 class Pairs(pa.DataFrameModel):
     """One training row. A null positive marks an unlabeled row (unsupervised SimCSE: the anchor
     is its own positive under dropout noise); a null hard negative, a row without one. The
-    optional ``score`` (e.g. a 0-5 AI-feedback similarity) can weigh the row's loss."""
+    optional ``score`` (e.g. a 0-5 AI-feedback similarity) can weigh the row's loss; the optional
+    ``teacher_positive`` / ``teacher_negative`` are the teacher's cosine of the anchor with each."""
 
     id: str = pa.Field(unique=True)
     anchor: str = pa.Field(str_length={"min_value": 1})
     positive: str = pa.Field(str_length={"min_value": 1}, nullable=True)
     hard_negative: str = pa.Field(str_length={"min_value": 1}, nullable=True)
-    mode: str = pa.Field(isin=["partial", "scratch", "query", "unlabeled"])
+    mode: str = pa.Field(isin=MODES)
     generator: str
     prompt_id: str
     copy_similarity: float = pa.Field(ge=0.0, le=1.0)
     score: float | None = pa.Field(ge=0.0, nullable=True)
+    teacher_positive: float | None = pa.Field(nullable=True)
+    teacher_negative: float | None = pa.Field(nullable=True)
 
     class Config:
         strict = True
 
 
 class Rejected(pa.DataFrameModel):
+    """A generated row that a filter refused: ``reason`` says which, ``raw`` what the LLM said."""
+
     id: str
     anchor: str
     positive: str = pa.Field(nullable=True)
@@ -52,6 +60,8 @@ class Rejected(pa.DataFrameModel):
     prompt_id: str
     raw: str
     reason: str
+    teacher_positive: float | None = pa.Field(nullable=True)
+    teacher_negative: float | None = pa.Field(nullable=True)
 
     class Config:
         strict = True

@@ -67,7 +67,7 @@ def cli_args(section, skip=()):
     """
     out = [f"--mirror {shlex.quote(m)}" for m in MIRRORS]
     for key, value in section.items():
-        if key in skip:
+        if key in skip or value == []:
             continue
         if isinstance(value, bool):
             out.append(f"--{'' if value else 'no-'}{key.replace('_', '-')}")

@@ -15,9 +15,14 @@ rule prefetch:
         models=" ".join(
             sorted(
                 {
-                    config["synthesize"]["model"],
                     config["teacher"]["model"],
                     config["train"]["init"],
+                    # a local generator only; a served model (openai backend) is not staged
+                    *(
+                        [config["synthesize"]["model"]]
+                        if config["synthesize"]["backend"] != "openai"
+                        else []
+                    ),
                 }
             )
         ),

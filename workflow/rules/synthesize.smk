@@ -1,11 +1,36 @@
+SYNTH = config["synthesize"]
+
+
+def synth_inputs(wildcards):
+    """The corpus (partial, query), the prompt pool (all but import) or the imported file."""
+    inputs = {"staged": STAGED}
+    if SYNTH["mode"] in ("partial", "query"):
+        inputs["corpus"] = rules.corpus.output[0]
+    if SYNTH["mode"] == "import":
+        inputs["imported"] = SYNTH["import"]["path"]
+    else:
+        inputs["prompt"] = SYNTH["prompt"] or f"config/prompts/{SYNTH['mode']}.yaml"
+    return inputs
+
+
+def synth_args(wildcards, input):
+    args = [
+        f"--{k} {shlex.quote(input[k])}"
+        for k in ("corpus", "prompt")
+        if k in input.keys()
+    ]
+    if "imported" in input.keys():
+        args.append(f"--import-path {shlex.quote(input.imported)}")
+    return " ".join(args)
+
+
 rule synthesize:
     input:
-        corpus=rules.corpus.output[0],
-        prompt=config["synthesize"]["prompt"],
-        staged=STAGED,
+        unpack(synth_inputs),
     output:
         pairs=f"{R}/synth/pairs.parquet",
         rejected=f"{R}/synth/rejected.parquet",
+        samples=f"{R}/synth/samples.md",
     log:
         f"{R}/logs/synthesize.log",
     benchmark:
@@ -14,16 +39,33 @@ rule synthesize:
         "../../envs/embedlab.yaml"
     threads: workflow.cores
     resources:
-        gpu=config["synthesize"]["gpus"],
+        gpu=SYNTH["gpus"],
         cpus_per_gpu=4,
         mem_mb=8000,
-        runtime=30 + N // (1000 if config["synthesize"]["gpus"] else 60),
+        runtime=30 + N // (1000 if SYNTH["gpus"] else 60),
     params:
         track=track("synthesize"),
-        args=cli_args(config["synthesize"], skip=["prompt", "gpus"]),
+        inputs=synth_args,
+        options=cli_args(
+            {
+                **SYNTH,
+                **(SYNTH["openai"] if SYNTH["backend"] == "openai" else {}),
+                **(
+                    {"import_layout": SYNTH["import"]["layout"]}
+                    if SYNTH["mode"] == "import"
+                    else {"teacher": config["teacher"]["model"]}
+                ),
+            },
+            skip=["prompt", "gpus", "openai", "import", "teacher_margin"],
+        ),
+        margin=(
+            "--no-teacher-filter"
+            if SYNTH["teacher_margin"] is None
+            else f"--teacher-margin {SYNTH['teacher_margin']}"
+        ),
         seed=config["seed"],
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} synthesize"
-        " --corpus {input.corpus} --prompt {input.prompt} --seed {params.seed}"
-        " --pairs-out {output.pairs} --rejected-out {output.rejected} {params.args}"
-        " > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track} synthesize {params.inputs}"
+        " --seed {params.seed} --pairs-out {output.pairs} --rejected-out {output.rejected}"
+        " --samples-out {output.samples}"
+        " {params.options} {params.margin} > {log} 2>&1"

@@ -26,8 +26,14 @@ rule tables:
             caption="../report/alignment_uniformity.rst",
             category="Figures",
         ),
+        hist_png=report(
+            f"{R}/figures/in_batch_similarity.png",
+            caption="../report/in_batch_similarity.rst",
+            category="Figures",
+        ),
         pdfs=multiext(f"{R}/figures/avg_vs_batch", ".pdf")
-        + multiext(f"{R}/figures/alignment_uniformity", ".pdf"),
+        + multiext(f"{R}/figures/alignment_uniformity", ".pdf")
+        + multiext(f"{R}/figures/in_batch_similarity", ".pdf"),
     log:
         f"{R}/logs/tables.log",
     benchmark:

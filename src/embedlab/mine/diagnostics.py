@@ -11,6 +11,15 @@ import numpy as np
 
 from embedlab.mine.batches import in_batch_similarity
 
+# Fixed bins of the in-batch similarity histograms, so that runs can be drawn on one axis.
+HIST_EDGES = np.linspace(-0.3, 1.0, 53)
+
+
+def similarity_histogram(sim: np.ndarray) -> np.ndarray:
+    """Density of ``sim`` over ``HIST_EDGES`` (values outside are clipped into the end bins)."""
+    clipped = np.clip(sim, HIST_EDGES[0], HIST_EDGES[-1])
+    return np.histogram(clipped, bins=HIST_EDGES, density=True)[0]
+
 
 def false_negative_rate(
     anchor: np.ndarray, positive: np.ndarray, epochs: Sequence[Sequence[Sequence[int]]]
@@ -75,11 +84,9 @@ def plot_similarity(
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
-    bins = np.linspace(-0.3, 1.0, 53)
     for label, batches in (("random", baseline), (title, epochs)):
-        ax.hist(
-            in_batch_similarity(anchor, batches), bins=bins, alpha=0.55, density=True, label=label
-        )
+        sim = np.clip(in_batch_similarity(anchor, batches), HIST_EDGES[0], HIST_EDGES[-1])
+        ax.hist(sim, bins=HIST_EDGES, alpha=0.55, density=True, label=label)
     ax.set_xlabel("teacher cosine similarity of in-batch pairs")
     ax.set_ylabel("density")
     ax.legend()

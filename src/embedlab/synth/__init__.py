@@ -1,6 +1,18 @@
-"""Synthesis stage: an LLM writes a positive and a hard negative for each anchor sentence."""
+"""Synthesis stage: an LLM writes training pairs (partial, scratch, query) or a set is imported."""
 
-from embedlab.synth.filters import copy_similarity, first_sentence
-from embedlab.synth.generate import PromptTemplate, synthesize
+from embedlab.synth.backends import make_backend
+from embedlab.synth.filters import Filters, copy_similarity, parse_answer
+from embedlab.synth.generate import SynthSettings, synthesize
+from embedlab.synth.importing import import_pairs
+from embedlab.synth.prompts import PromptPool
 
-__all__ = ["PromptTemplate", "copy_similarity", "first_sentence", "synthesize"]
+__all__ = [
+    "Filters",
+    "PromptPool",
+    "SynthSettings",
+    "copy_similarity",
+    "import_pairs",
+    "make_backend",
+    "parse_answer",
+    "synthesize",
+]

@@ -1,7 +1,29 @@
-"""Parsing of LLM answers and quality filters; every failure has a reason code."""
+"""Parsing of LLM answers and the cheap quality filters; every failure has a reason code.
+
+Reason codes (also the MLflow metric suffixes ``rejected_<reason>``):
+
+- ``parse``: nothing usable in the answer (empty, or no JSON field / tagged line / text line);
+- ``backend_error``: the backend refused the request for good (a 4xx other than 429);
+- ``too_short`` / ``too_long``: fewer than ``min_chars`` or more than ``max_chars`` characters;
+- ``not_text``: under half of the characters are letters (code, numbers, markup);
+- ``positive_copies_anchor`` / ``negative_copies_anchor``: normalised edit similarity to the
+  anchor at or above ``copy_threshold``;
+- ``positive_equals_negative``: the two answers are the same text;
+- ``duplicate``: an answer (or a scratch sentence) already accepted for another row;
+- ``teacher_disagrees``: under the teacher the positive is not closer to the anchor than the
+  hard negative by ``teacher_margin`` (see ``synth.generate``).
+"""
 
 import difflib
+import json
 import re
+from dataclasses import dataclass
+
+LABEL = re.compile(
+    r"^[\s*#>-]*(paraphrase|contradiction|sentence|answer|output|positive|negative|"
+    r"hard[ _]negative|question|claim|keywords?|query)[\s*]*:",
+    flags=re.I,
+)
 
 
 def _clean(text: str) -> str:
@@ -15,13 +37,46 @@ def first_sentence(raw: str) -> str | None:
     'A dog runs.'
     """
     for line in raw.splitlines():
-        line = re.sub(
-            r"^[\s*#-]*(paraphrase|contradiction|sentence|answer)[\s*]*:", "", line, flags=re.I
-        )
-        cleaned = _clean(line.replace("*", ""))
+        cleaned = _clean(LABEL.sub("", line).replace("*", ""))
         if cleaned:
             return cleaned
     return None
+
+
+def parse_answer(raw: str | None, key: str) -> str | None:
+    """The answer for ``key`` (a role) in a raw completion, or None if there is none.
+
+    Tried in order: a JSON object (its ``key`` field, or its only string field), a tagged line
+    (``key: ...``, case and ``_``/space ignored), then the first text line.
+
+    >>> parse_answer('{"positive": "A cat naps."}', "positive")
+    'A cat naps.'
+    >>> parse_answer('Sure!\\nHard negative: The cat is awake.', "hard_negative")
+    'The cat is awake.'
+    >>> parse_answer('A cat naps.', "positive")
+    'A cat naps.'
+    """
+    if raw is None:
+        return None
+    start, end = raw.find("{"), raw.rfind("}")
+    if 0 <= start < end:
+        try:
+            obj = json.loads(raw[start : end + 1])
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            strings = [v for v in obj.values() if isinstance(v, str)]
+            value = obj.get(key) if isinstance(obj.get(key), str) else None
+            if value is None and len(strings) == 1:
+                value = strings[0]
+            if value is not None:
+                return _clean(value) or None
+    tag = re.compile(rf"^[\s*#>-]*{key.replace('_', '[ _-]?')}[\s*]*:(.*)$", flags=re.I)
+    for line in raw.splitlines():
+        match = tag.match(line)
+        if match and _clean(match[1].replace("*", "")):
+            return _clean(match[1].replace("*", ""))
+    return first_sentence(raw)
 
 
 def _norm(text: str) -> str:
@@ -33,22 +88,60 @@ def copy_similarity(a: str, b: str) -> float:
     return difflib.SequenceMatcher(None, _norm(a), _norm(b), autojunk=False).ratio()
 
 
+def normalised(text: str) -> str:
+    """The form used for duplicate checks: lower case, no punctuation, single spaces."""
+    return _norm(text)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Thresholds of the cheap filters (the teacher filter lives in ``synth.generate``)."""
+
+    copy_threshold: float = 0.9
+    min_chars: int = 3
+    max_chars: int = 400
+    min_letter_ratio: float = 0.5
+
+
+def text_reason(text: str | None, filters: Filters) -> str | None:
+    """Why one generated text is unusable on its own, or None."""
+    if text is None or not text.strip():
+        return "parse"
+    if len(text) < filters.min_chars:
+        return "too_short"
+    if len(text) > filters.max_chars:
+        return "too_long"
+    letters = sum(c.isalpha() for c in text)
+    if letters < filters.min_letter_ratio * len(text.replace(" ", "")):
+        return "not_text"
+    return None
+
+
 def reject_reason(
     anchor: str,
     positive: str | None,
     hard_negative: str | None,
     copy_threshold: float,
     min_chars: int = 3,
+    max_chars: int = 400,
+    with_negative: bool = True,
 ) -> str | None:
-    """The reason code for rejecting a generated pair, or None if it is accepted."""
-    if positive is None or hard_negative is None:
+    """The reason code for rejecting a generated pair, or None if it is accepted.
+
+    ``with_negative=False`` (query mode) checks the positive only.
+    """
+    filters = Filters(copy_threshold, min_chars, max_chars)
+    texts = [positive, hard_negative] if with_negative else [positive]
+    if any(t is None for t in texts):
         return "parse"
-    if min(len(positive), len(hard_negative)) < min_chars:
-        return "too_short"
+    for text in texts:
+        reason = text_reason(text, filters)
+        if reason:
+            return reason
     if copy_similarity(anchor, positive) >= copy_threshold:
         return "positive_copies_anchor"
-    if copy_similarity(anchor, hard_negative) >= copy_threshold:
+    if with_negative and copy_similarity(anchor, hard_negative) >= copy_threshold:
         return "negative_copies_anchor"
-    if _norm(positive) == _norm(hard_negative):
+    if with_negative and _norm(positive) == _norm(hard_negative):
         return "positive_equals_negative"
     return None

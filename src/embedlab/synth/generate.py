@@ -1,175 +1,384 @@
-"""Batched generation of (positive, hard negative) pairs with a local transformers LLM.
+"""The synthesize stage: LLM-written training pairs in four modes, kill-safe and exact.
 
-Anchors are sorted by length and generated in left-padded batches with greedy decoding, so the
-same config gives the same pairs. Every anchor ends in pairs.parquet or rejected.parquet.
+Modes (SynCSE, CLAIF and synthetic-query retrieval fine-tuning):
+
+- ``partial``: for each unlabeled sentence, a positive (same meaning, other words) and a hard
+  negative (close wording, changed meaning);
+- ``scratch``: a sentence written from a sampled genre and topic, then its positive and hard
+  negative as in partial;
+- ``query``: for each passage, one query per type (question, claim, keywords); the passage is
+  the positive, there is no hard negative;
+- ``import``: a published set (``sent0,sent1,hard_neg`` CSV as SynCSE releases it, or NLI
+  ``premise,entailment,contradiction`` triplets), see ``synth.importing``.
+
+Work is cut into chunks of ``batch_size`` units (anchors sorted by length, so a batch pads
+little); every chunk is generated, parsed, filtered (cheap filters, then teacher agreement,
+then optional AI feedback) and written as a shard (``synth.shards``). Every unit ends in
+exactly one of pairs / rejected, each rejected row with its reason. A rerun after a kill skips
+the recorded chunks, so nothing accepted is generated twice, and since chunks are fixed before
+the first one runs, the final tables equal an uninterrupted run's.
 
 Example::
 
-    llm = load_llm("HuggingFaceTB/SmolLM2-135M-Instruct")
-    template = PromptTemplate.load("config/prompts/partial.yaml")
-    pairs, rejected, stats = synthesize(corpus, llm, template, n_anchors=100)
+    backend = make_backend("transformers", "HuggingFaceTB/SmolLM2-135M-Instruct")
+    pool = PromptPool.load("config/prompts/partial.yaml")
+    pairs, rejected, stats = synthesize(corpus, backend, pool, SynthSettings(n_anchors=100),
+                                        shards="results/x/synth/shards")
 """
 
+import hashlib
 import json
+import re
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import polars as pl
-import torch
-import yaml
 from tqdm.auto import tqdm
 
-from embedlab.resolve import resolve_model
-from embedlab.schemas import Pairs, Rejected, polars_schema
-from embedlab.synth.filters import copy_similarity, first_sentence, reject_reason
+from embedlab.ids import stable_id
+from embedlab.schemas import Pairs, polars_schema
+from embedlab.synth.backends import Backend, Completion
+from embedlab.synth.filters import (
+    Filters,
+    copy_similarity,
+    normalised,
+    parse_answer,
+    reject_reason,
+    text_reason,
+)
+from embedlab.synth.prompts import PromptPool
+from embedlab.synth.shards import ShardStore
 
-ROLES = ("positive", "hard_negative")
+FEEDBACK_PROMPT = (
+    "On a scale from 0 (unrelated) to 5 (same meaning), how similar in meaning are these two "
+    "sentences? Answer with the number only.\nSentence 1: {a}\nSentence 2: {b}"
+)
+
+# one row per unit, accepted or not; split into pairs / rejected at the end
+ROW_SCHEMA = {
+    **polars_schema(Pairs),
+    "teacher_positive": pl.Float64,
+    "teacher_negative": pl.Float64,
+    "raw": pl.String,
+    "reason": pl.String,
+}
 
 
 @dataclass(frozen=True)
-class RolePrompt:
-    instruction: str  # with an {anchor} placeholder
-    exemplars: list[dict[str, str]] = field(default_factory=list)  # {anchor, output}
+class SynthSettings:
+    """What the synthesize stage does; all of it goes into the shards' fingerprint."""
 
-
-@dataclass(frozen=True)
-class PromptTemplate:
-    """A chat prompt per role with few-shot exemplars, read from config/prompts/*.yaml.
-
-    Prompts are data, not code: the file gives the system text and, for each role
-    (``positive``, ``hard_negative``), the instruction and the exemplars.
-    """
-
-    id: str
-    system: str
-    roles: dict[str, RolePrompt]
-
-    @classmethod
-    def load(cls, path: str | Path) -> "PromptTemplate":
-        data = yaml.safe_load(Path(path).read_text())
-        missing = {"id", "system", "roles"} - set(data or {})
-        if missing:
-            raise ValueError(f"{path}: prompt template lacks key(s) {sorted(missing)}")
-        absent = set(ROLES) - set(data["roles"])
-        if absent:
-            raise ValueError(f"{path}: roles lack {sorted(absent)}")
-        roles = {}
-        for role in ROLES:
-            spec = data["roles"][role]
-            if "{anchor}" not in spec.get("instruction", ""):
-                raise ValueError(f"{path}: roles.{role}.instruction has no {{anchor}} placeholder")
-            roles[role] = RolePrompt(spec["instruction"], spec.get("exemplars", []))
-        return cls(id=data["id"], system=data["system"], roles=roles)
-
-    def messages(self, role: str, anchor: str) -> list[dict[str, str]]:
-        """The chat turns that ask for ``role`` (positive or hard_negative) of ``anchor``."""
-        spec = self.roles[role]
-        turns = [{"role": "system", "content": self.system}]
-        for ex in spec.exemplars:
-            turns.append({"role": "user", "content": spec.instruction.format(anchor=ex["anchor"])})
-            turns.append({"role": "assistant", "content": ex["output"]})
-        turns.append({"role": "user", "content": spec.instruction.format(anchor=anchor)})
-        return turns
+    n_anchors: int = 320  # anchors (partial, query) or sentences to write (scratch)
+    batch_size: int = 32
+    max_new_tokens: int = 48
+    seed: int = 0
+    filters: Filters = field(default_factory=Filters)
+    teacher_margin: float | None = 0.0  # None: no teacher-agreement filter
+    feedback: bool = False  # CLAIF-style 0-5 similarity of anchor and positive, column `score`
 
 
 @dataclass
-class LLM:
-    name: str
-    model: torch.nn.Module
-    tokenizer: object
+class Unit:
+    id: str
+    text: str | None  # the anchor (partial), the passage (query), None (scratch)
 
-    def generate(self, prompts: Sequence[str], max_new_tokens: int) -> tuple[list[str], int]:
-        """Greedy generation for a batch of prompts; returns texts and the count of new tokens."""
-        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.model.device)
-        with torch.inference_mode():
-            out = self.model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=self.tokenizer.pad_token_id,
+
+def choose_units(corpus: pl.DataFrame | None, mode: str, settings: SynthSettings) -> list[Unit]:
+    """The units of work, in the fixed order the chunks are cut from."""
+    if mode == "scratch":
+        return [
+            Unit(stable_id(f"{settings.seed}:{i}", "scratch"), None)
+            for i in range(settings.n_anchors)
+        ]
+    anchors = corpus.sample(n=min(settings.n_anchors, corpus.height), seed=settings.seed)
+    anchors = anchors.sort(pl.col("text").str.len_chars(), "id")  # less padding per batch
+    return [Unit(r["id"], r["text"]) for r in anchors.iter_rows(named=True)]
+
+
+def fingerprint(
+    units: Sequence[Unit], backend: Backend, pool: PromptPool, settings: SynthSettings
+) -> str:
+    h = hashlib.sha256()
+    for part in (
+        json.dumps(asdict(settings), sort_keys=True, default=str),
+        backend.name,
+        repr(pool),
+        *(u.id for u in units),
+    ):
+        h.update(part.encode())
+        h.update(b"\x1f")
+    return h.hexdigest()[:16]
+
+
+class Teacher:
+    """Cosine similarities under the teacher encoder (rows are L2-normalised by ``encode``)."""
+
+    def __init__(self, model, batch_size: int = 64):
+        self.model = model
+        self.batch_size = batch_size
+
+    def cosines(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+        from embedlab.encode import encode
+
+        if not a:
+            return np.zeros(0)
+        emb = encode(self.model, [*a, *b], batch_size=self.batch_size)
+        return (emb[: len(a)] * emb[len(a) :]).sum(axis=1).astype(np.float64)
+
+
+def _number(raw: str | None) -> float | None:
+    match = re.search(r"\d+(?:\.\d+)?", raw or "")
+    return min(float(match[0]), 5.0) if match else None
+
+
+class _Chunk:
+    """Generates, parses and filters the rows of one chunk of units."""
+
+    def __init__(self, backend, pool, settings, teacher, seen: set[str]):
+        self.backend, self.pool, self.settings = backend, pool, settings
+        self.teacher, self.seen = teacher, seen
+        self.tokens = 0
+
+    def ask(self, conversations: list[list[dict[str, str]]]) -> list[Completion]:
+        if not conversations:
+            return []
+        answers = self.backend.chat(conversations, self.settings.max_new_tokens)
+        self.tokens += sum(a.tokens for a in answers)
+        return answers
+
+    def rows(self, units: list[Unit]) -> list[dict]:
+        mode, seed = self.pool.mode, self.settings.seed
+        rows = []
+        if mode == "scratch":
+            asks = [self.pool.topic_messages(u.id, seed) for u in units]
+            answers = self.ask([turns for turns, _, _ in asks])
+            live = []
+            for unit, (_, prompt_id, subject), answer in zip(units, asks, answers, strict=True):
+                sentence = parse_answer(answer.text, "sentence")
+                reason = answer.error or text_reason(sentence, self.settings.filters)
+                if reason is None and normalised(sentence) in self.seen:
+                    reason = "duplicate"
+                if reason:
+                    rows.append(self._row(unit.id, sentence or subject, None, None, prompt_id))
+                    rows[-1] |= {"raw": json.dumps({"sentence": answer.text}), "reason": reason}
+                else:
+                    self.seen.add(normalised(sentence))
+                    live.append(Unit(unit.id, sentence))
+            units = live
+        roles = self.pool.roles if mode != "scratch" else ("positive", "hard_negative")
+        roles = [r for r in roles if r != "sentence"]
+        asks = {
+            role: [self.pool.messages(role, u.text, u.id, seed) for u in units] for role in roles
+        }
+        flat = self.ask([turns for role in roles for turns, _ in asks[role]])
+        answers = {
+            role: flat[i * len(units) : (i + 1) * len(units)] for i, role in enumerate(roles)
+        }
+        for i, unit in enumerate(units):
+            raw = {role: answers[role][i].text for role in roles}
+            errors = [answers[role][i].error for role in roles if answers[role][i].error]
+            parsed = {role: parse_answer(raw[role], role) for role in roles}
+            prompt_id = ";".join(asks[role][i][1] for role in roles)
+            if mode == "query":
+                for role in roles:
+                    rid = stable_id(f"{unit.id}:{role}", "query")
+                    query = parsed[role]
+                    reason = (
+                        errors[0]
+                        if errors
+                        else reject_reason(
+                            unit.text, query, None, **self._limits(), with_negative=False
+                        )
+                    )
+                    rows.append(self._row(rid, query or unit.text, unit.text, None, prompt_id))
+                    rows[-1] |= {"raw": json.dumps({role: raw[role]}), "reason": reason}
+                continue
+            positive, negative = parsed["positive"], parsed["hard_negative"]
+            reason = (
+                errors[0]
+                if errors
+                else reject_reason(unit.text, positive, negative, **self._limits())
             )
-        new = out[:, enc["input_ids"].shape[1] :]
-        n_tokens = int((new != self.tokenizer.pad_token_id).sum())
-        return self.tokenizer.batch_decode(new, skip_special_tokens=True), n_tokens
+            rows.append(self._row(unit.id, unit.text, positive, negative, prompt_id))
+            rows[-1] |= {"raw": json.dumps(raw), "reason": reason}
+        self._teacher(rows)
+        self._duplicates(rows)  # after the teacher: only accepted texts count as seen
+        if self.settings.feedback:
+            self._feedback(rows)
+        for row in rows:
+            if row["reason"] is None:
+                row["raw"] = None
+        return rows
 
+    def _limits(self) -> dict:
+        f = self.settings.filters
+        return {
+            "copy_threshold": f.copy_threshold,
+            "min_chars": f.min_chars,
+            "max_chars": f.max_chars,
+        }
 
-def load_llm(name: str, mirrors: Sequence[str] = (), device: str | None = None) -> LLM:
-    """Load a causal LM (a folder or a GGUF file, through transformers) for batched generation."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    def _row(self, rid, anchor, positive, negative, prompt_id) -> dict:
+        pos_copy = copy_similarity(anchor, positive) if anchor and positive else 0.0
+        return {
+            "id": rid,
+            "anchor": anchor,
+            "positive": positive,
+            "hard_negative": negative,
+            "mode": self.pool.mode,
+            "generator": self.backend.name,
+            "prompt_id": prompt_id,
+            "copy_similarity": pos_copy,
+            "score": None,
+            "teacher_positive": None,
+            "teacher_negative": None,
+        }
 
-    found = resolve_model(name, mirrors)
-    kwargs = {"gguf_file": found.gguf_file} if found.gguf_file else {}
-    tokenizer = AutoTokenizer.from_pretrained(found.path, **kwargs)
-    tokenizer.padding_side = "left"  # generation continues from the right edge
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(found.path, **kwargs)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model.to(device).eval()
-    return LLM(name=name, model=model, tokenizer=tokenizer)
+    def _duplicates(self, rows: list[dict]) -> None:
+        """A generated text already accepted for another row (a stock answer) is a duplicate."""
+        for row in rows:
+            if row["reason"] is not None:
+                continue
+            generated = [row["anchor"]] if self.pool.mode == "query" else []
+            generated += (
+                [row["positive"], row["hard_negative"]] if self.pool.mode != "query" else []
+            )
+            keys = {normalised(t) for t in generated if t}
+            if keys & self.seen:
+                row["reason"] = "duplicate"
+            else:
+                self.seen |= keys
+
+    def _teacher(self, rows: list[dict]) -> None:
+        if self.teacher is None:
+            return
+        live = [r for r in rows if r["reason"] is None]
+        pos = self.teacher.cosines([r["anchor"] for r in live], [r["positive"] for r in live])
+        with_neg = [r for r in live if r["hard_negative"] is not None]
+        neg = self.teacher.cosines(
+            [r["anchor"] for r in with_neg], [r["hard_negative"] for r in with_neg]
+        )
+        for row, value in zip(live, pos, strict=True):
+            row["teacher_positive"] = float(value)
+        for row, value in zip(with_neg, neg, strict=True):
+            row["teacher_negative"] = float(value)
+            margin = self.settings.teacher_margin
+            if margin is not None and row["teacher_positive"] - value < margin:
+                row["reason"] = "teacher_disagrees"
+
+    def _feedback(self, rows: list[dict]) -> None:
+        live = [r for r in rows if r["reason"] is None]
+        asks = [
+            [{"role": "user", "content": FEEDBACK_PROMPT.format(a=r["anchor"], b=r["positive"])}]
+            for r in live
+        ]
+        for row, answer in zip(live, self.ask(asks), strict=True):
+            row["score"] = _number(answer.text)
 
 
 def synthesize(
-    corpus: pl.DataFrame,
-    llm: LLM,
-    template: PromptTemplate,
-    n_anchors: int,
-    batch_size: int = 16,
-    max_new_tokens: int = 64,
-    copy_threshold: float = 0.9,
-    seed: int = 0,
+    corpus: pl.DataFrame | None,
+    backend: Backend,
+    pool: PromptPool,
+    settings: SynthSettings,
+    shards: str | Path,
+    teacher: Teacher | None = None,
+    on_chunk: Callable[[int, dict], None] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, float]]:
-    """Generate pairs for ``n_anchors`` anchors drawn from ``corpus`` with ``seed``.
+    """Generate (or resume generating) pairs; returns (pairs, rejected, stats).
 
-    Returns (pairs, rejected, stats); every chosen anchor is in exactly one of the two tables.
+    ``shards`` is the folder of the append-only shards: a rerun with the same inputs and
+    settings continues from it. ``on_chunk(chunk, figures)`` is called after each new shard
+    (the CLI logs its figures to MLflow).
     """
-    anchors = corpus.sample(n=min(n_anchors, corpus.height), seed=seed, shuffle=True)
-    anchors = anchors.sort(pl.col("text").str.len_chars(), "id")  # less padding per batch
-    accepted, rejected = [], []
-    n_tokens, started = 0, time.perf_counter()
-    rows = anchors.to_dicts()
-    for start in tqdm(range(0, len(rows), batch_size), desc="synthesize", unit="batch"):
-        chunk = rows[start : start + batch_size]
-        answers = {}
-        for role in ROLES:
-            prompts = [
-                llm.tokenizer.apply_chat_template(
-                    template.messages(role, r["text"]), tokenize=False, add_generation_prompt=True
-                )
-                for r in chunk
-            ]
-            answers[role], tokens = llm.generate(prompts, max_new_tokens)
-            n_tokens += tokens
-        for i, row in enumerate(chunk):
-            raw = {role: answers[role][i] for role in ROLES}
-            positive, negative = (first_sentence(raw[role]) for role in ROLES)
-            reason = reject_reason(row["text"], positive, negative, copy_threshold)
-            base = {
-                "id": row["id"],
-                "anchor": row["text"],
-                "positive": positive,
-                "hard_negative": negative,
-                "mode": "partial",
-                "generator": llm.name,
-                "prompt_id": template.id,
-            }
-            if reason is None:
-                accepted.append({**base, "copy_similarity": copy_similarity(row["text"], positive)})
-            else:
-                rejected.append({**base, "raw": json.dumps(raw), "reason": reason})
-    elapsed = time.perf_counter() - started
-    pairs = pl.DataFrame(accepted, schema=polars_schema(Pairs)).sort("id")
-    rej = pl.DataFrame(rejected, schema=polars_schema(Rejected)).sort("id")
-    stats = {
-        "anchors": float(len(rows)),
-        "accepted": float(pairs.height),
-        "rejected": float(rej.height),
-        "acceptance_rate": pairs.height / max(len(rows), 1),
-        "rows_per_s": len(rows) / max(elapsed, 1e-9),
-        "tokens_per_s": n_tokens / max(elapsed, 1e-9),
+    units = choose_units(corpus, pool.mode, settings)
+    store = ShardStore(shards, fingerprint(units, backend, pool, settings))
+    done = store.collect()
+    seen: set[str] = set()
+    if done is not None:  # rebuild the duplicate filter's memory from the accepted rows
+        accepted = done.filter(pl.col("reason").is_null())
+        for column in ("anchor", "positive", "hard_negative"):
+            seen |= {normalised(t) for t in accepted[column].drop_nulls()}
+    chunks = [units[i : i + settings.batch_size] for i in range(0, len(units), settings.batch_size)]
+    todo = [i for i in range(len(chunks)) if i not in store.done]
+    bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc="synthesize", unit="batch")
+    for index in todo:
+        started = time.perf_counter()
+        work = _Chunk(backend, pool, settings, teacher, seen)
+        rows = work.rows(chunks[index])
+        seconds = time.perf_counter() - started
+        figures = {"units": len(chunks[index]), "tokens": work.tokens, "seconds": seconds}
+        store.write(index, pl.DataFrame(rows, schema=ROW_SCHEMA), **figures)
+        if on_chunk:
+            on_chunk(index, figures | {"tokens_per_s": work.tokens / max(seconds, 1e-9)})
+        bar.update()
+    bar.close()
+    table = store.collect()
+    if table is None:
+        table = pl.DataFrame(schema=ROW_SCHEMA)
+    pairs = table.filter(pl.col("reason").is_null()).drop("raw", "reason").sort("id")
+    rejected = table.filter(pl.col("reason").is_not_null()).drop("copy_similarity", "score")
+    stats = _stats(table, store)
+    stats |= {
+        "chunks_resumed": float(len(chunks) - len(todo)),
+        "chunks_generated": float(len(todo)),
     }
-    for reason, count in rej.group_by("reason").len().iter_rows():
-        stats[f"rejected_{reason}"] = float(count)
-    return pairs, rej, stats
+    return pairs, rejected.sort("id"), stats
+
+
+def _stats(table: pl.DataFrame, store: ShardStore) -> dict[str, float]:
+    entries = store.done.values()
+    seconds = sum(e["seconds"] for e in entries)
+    tokens = sum(e["tokens"] for e in entries)
+    accepted = int(table["reason"].is_null().sum())
+    stats = {
+        "units": float(sum(e["units"] for e in entries)),
+        "rows": float(table.height),
+        "accepted": float(accepted),
+        "rejected": float(table.height - accepted),
+        "acceptance_rate": accepted / max(table.height, 1),
+        "rows_per_s": table.height / max(seconds, 1e-9),
+        "accepted_per_s": accepted / max(seconds, 1e-9),
+        "tokens_per_s": tokens / max(seconds, 1e-9),
+        "generated_tokens": float(tokens),
+    }
+    for (mode,), part in table.group_by("mode"):
+        stats[f"acceptance_rate_{mode}"] = float(part["reason"].is_null().mean())
+    for (reason,), part in table.filter(pl.col("reason").is_not_null()).group_by("reason"):
+        stats[f"rejected_{reason.split(':')[0]}"] = stats.get(
+            f"rejected_{reason.split(':')[0]}", 0.0
+        ) + float(part.height)
+    return stats
+
+
+def samples_markdown(
+    pairs: pl.DataFrame, rejected: pl.DataFrame, n: int = 10, seed: int = 0
+) -> str:
+    """``n`` accepted and ``n`` rejected rows as Markdown, for a look at what the filters did."""
+
+    def table(df: pl.DataFrame, columns: list[str]) -> list[str]:
+        df = df.sample(n=min(n, df.height), seed=seed) if df.height else df
+        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        for row in df.select(columns).iter_rows():
+            cells = [
+                "" if v is None else str(v).replace("|", "\\|").replace("\n", " ") for v in row
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        return lines
+
+    base = ["anchor", "positive", "hard_negative"]
+    return "\n".join(
+        [
+            f"## {n} accepted",
+            "",
+            *table(pairs, [*base, "teacher_positive", "teacher_negative"]),
+            "",
+            f"## {n} rejected",
+            "",
+            *table(rejected, [*base, "reason"]),
+            "",
+        ]
+    )

@@ -1,7 +1,9 @@
 """Paper figures from the tracked runs, as PNG (for the report) and PDF (for the paper).
 
 - STS Avg against batch size, one line per miner (mean ± std over seeds);
-- alignment against uniformity (SimCSE's Figure 2 axes), one point per run.
+- alignment against uniformity (SimCSE's Figure 2 axes), one point per run;
+- in-batch teacher similarity histograms, one curve per miner (seeds averaged), one panel per
+  batch size, random batches dashed.
 
 Example::
 
@@ -63,4 +65,35 @@ def alignment_uniformity(scores: pl.DataFrame, stem: str | Path) -> list[Path]:
         ax.annotate(row["model"], (row["alignment"], row["uniformity"]), fontsize=7)
     ax.set_xlabel("alignment (lower is better)")
     ax.set_ylabel("uniformity (lower is better)")
+    return _save(fig, stem)
+
+
+def similarity_histograms(hists: pl.DataFrame, stem: str | Path) -> list[Path]:
+    """Density of in-batch teacher similarity per miner; one panel per batch size.
+
+    Harder batches move mass to the right. Seeds are averaged; the dashed grey curve is random
+    batches of the same size (a reference every miner is drawn against).
+    """
+    sizes = sorted(hists["bs"].unique()) if hists.height else []
+    fig, axes = plt.subplots(
+        1, max(len(sizes), 1), figsize=(4.5 * max(len(sizes), 1), 3.2), squeeze=False
+    )
+    for ax, bs in zip(axes[0], sizes, strict=False):
+        rows = hists.filter(pl.col("bs") == bs)
+        mean = rows.group_by("miner", "center", maintain_order=True).agg(
+            pl.col("density").mean(), pl.col("random_density").mean()
+        )
+        baseline = mean.group_by("center", maintain_order=True).agg(pl.col("random_density").mean())
+        ax.plot(baseline["center"], baseline["random_density"], "--", color="grey", label="random")
+        for miner in mean["miner"].unique(maintain_order=True):
+            if miner == "random":
+                continue  # drawn as the baseline
+            part = mean.filter(pl.col("miner") == miner)
+            ax.plot(part["center"], part["density"], drawstyle="steps-mid", label=miner)
+        ax.set_title(f"B={bs}")
+        ax.set_xlabel("teacher cosine similarity of in-batch pairs")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=7)
+    if not sizes:
+        axes[0][0].text(0.5, 0.5, "no mine runs with histograms", ha="center", va="center")
     return _save(fig, stem)

@@ -66,6 +66,66 @@ def fetch_scores(models: Sequence[str]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema)
 
 
+def fetch_similarity_histograms(models: Sequence[str]) -> pl.DataFrame:
+    """In-batch teacher similarity histograms of the mine runs behind ``models``.
+
+    Grid models (``<miner>-bs<B>-seed<S>``) are matched to the newest finished mine run with
+    the same wildcards; others (teacher, student-init) have none. One row per (model, bin):
+    ``miner``, ``bs``, ``seed``, ``center`` (bin centre), ``density`` of the mined batches and
+    ``random_density`` of random batches of the same size.
+    """
+    import re
+
+    import mlflow
+    import numpy as np
+
+    from embedlab.mine.diagnostics import HIST_EDGES
+
+    centers = (HIST_EDGES[:-1] + HIST_EDGES[1:]) / 2
+    runs = retry(
+        mlflow.search_runs,
+        experiment_ids=[ensure_experiment()],
+        filter_string="tags.stage = 'mine' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+    )
+    newest = {}
+    for run in runs:
+        tags = run.data.tags
+        key = tuple(tags.get(f"wildcard.{k}") for k in ("miner", "bs", "seed"))
+        newest.setdefault(key, run)
+    client = mlflow.MlflowClient()
+    frames = []
+    for model in models:
+        match = re.match(r"^(.+)-bs(\d+)-seed(\d+)$", model)
+        run = newest.get(match.groups()) if match else None
+        if run is None:
+            continue
+        density = {}
+        for key in ("in_batch_sim_hist", "random_in_batch_sim_hist"):
+            history = retry(client.get_metric_history, run.info.run_id, key)
+            values = np.zeros(len(centers))
+            for m in history:
+                values[m.step] = m.value
+            density[key] = values
+        if not history:
+            continue  # a mine run from before the histograms were logged
+        frames.append(
+            pl.DataFrame(
+                {
+                    "model": model,
+                    "miner": match[1],
+                    "bs": int(match[2]),
+                    "seed": int(match[3]),
+                    "center": centers,
+                    "density": density["in_batch_sim_hist"],
+                    "random_density": density["random_in_batch_sim_hist"],
+                }
+            )
+        )
+    return pl.concat(frames) if frames else pl.DataFrame()
+
+
 def _cells(scores: pl.DataFrame, bold: str) -> list[list[str]]:
     best = {c: scores[c].max() for c in COLUMNS.values()}
     out = []

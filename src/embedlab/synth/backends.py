@@ -1,0 +1,217 @@
+"""Chat backends behind one interface: ``chat(conversations, max_new_tokens) -> completions``.
+
+- ``TransformersBackend``: a local causal LM; prompts are batched with left padding and decoded
+  greedily, on CPU or GPU (the packaged SmolLM2-135M-Instruct is the offline default).
+- ``OpenAIBackend``: any OpenAI-compatible ``/v1/chat/completions`` server (OpenAI, vLLM's
+  server, llama.cpp's server, Ollama). Requests run concurrently; timeouts and 5xx answers are
+  retried with exponential backoff and full jitter, 429/503 wait as long as ``Retry-After``
+  says, all within ``max_attempts`` per request. The API key is read from the environment
+  variable named in the config and is sent only in the Authorization header.
+- ``VLLMBackend``: vLLM in-process for GPU throughput; imported only when chosen.
+
+A completion that the backend could not get is ``Completion(None, 0, error)``: a request the
+server refuses for good (4xx) becomes a rejected row; a server that stays down raises
+``BackendError`` after its budget, and a rerun resumes from the shards already written.
+
+Example::
+
+    backend = make_backend("transformers", "HuggingFaceTB/SmolLM2-135M-Instruct")
+    [c] = backend.chat([[{"role": "user", "content": "Paraphrase: The cat sleeps."}]], 32)
+"""
+
+import json
+import os
+import random
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from embedlab.resolve import resolve_model
+
+Conversation = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str | None
+    tokens: int  # generated tokens
+    error: str | None = None
+
+
+class BackendError(RuntimeError):
+    """The backend stayed unavailable after its retry budget."""
+
+
+class Backend(Protocol):
+    name: str
+
+    def chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[Completion]:
+        """One completion per conversation, in order (greedy where the backend allows)."""
+        ...
+
+
+class TransformersBackend:
+    """Batched greedy generation with a local transformers causal LM (a folder or a GGUF file)."""
+
+    def __init__(self, name: str, mirrors: Sequence[str] = (), device: str | None = None):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        found = resolve_model(name, mirrors)
+        kwargs = {"gguf_file": found.gguf_file} if found.gguf_file else {}
+        self.tokenizer = AutoTokenizer.from_pretrained(found.path, **kwargs)
+        self.tokenizer.padding_side = "left"  # generation continues from the right edge
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(found.path, **kwargs)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device.startswith("cuda"):
+            self.model.to(torch.bfloat16)
+        self.model.to(device).eval()
+        self.name = name
+
+    def prompt(self, conversation: Conversation) -> str:
+        return self.tokenizer.apply_chat_template(
+            conversation, tokenize=False, add_generation_prompt=True
+        )
+
+    def generate(self, prompts: Sequence[str], max_new_tokens: int) -> list[Completion]:
+        """Greedy continuation of already-templated prompts, as one left-padded batch."""
+        enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True).to(self.model.device)
+        with torch.inference_mode():
+            out = self.model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.tokenizer.pad_token_id,
+            )
+        new = out[:, enc["input_ids"].shape[1] :]
+        counts = (new != self.tokenizer.pad_token_id).sum(dim=1).tolist()
+        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
+        return [Completion(t, int(n)) for t, n in zip(texts, counts, strict=True)]
+
+    def chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[Completion]:
+        return self.generate([self.prompt(c) for c in conversations], max_new_tokens)
+
+
+class OpenAIBackend:
+    """Concurrent chat-completions requests to an OpenAI-compatible server."""
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str = "https://api.openai.com/v1",
+        api_key_env: str | None = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        timeout_s: float = 60.0,
+        max_attempts: int = 6,
+        backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        seed: int = 0,
+        temperature: float = 0.0,
+    ):
+        self.name = model
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self._key = os.environ.get(api_key_env or "", "") or None  # never logged or stored
+        self.concurrency = concurrency
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.seed = seed
+        self.temperature = temperature
+        self.retries = 0  # retried requests, for the stage's metrics
+
+    def __repr__(self) -> str:  # the key stays out of any repr a log might print
+        return f"OpenAIBackend(model={self.name!r}, url={self.url!r})"
+
+    def _post(self, body: bytes) -> dict:
+        headers = {"Content-Type": "application/json"}
+        if self._key:
+            headers["Authorization"] = f"Bearer {self._key}"
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+            return json.loads(response.read())
+
+    def _one(self, conversation: Conversation, max_new_tokens: int) -> Completion:
+        body = json.dumps(
+            {
+                "model": self.name,
+                "messages": conversation,
+                "max_tokens": max_new_tokens,
+                "temperature": self.temperature,
+                "seed": self.seed,
+            }
+        ).encode()
+        last = ""
+        for attempt in range(self.max_attempts):
+            wait = min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.random()
+            try:
+                answer = self._post(body)
+                choice = answer["choices"][0]["message"]["content"]
+                tokens = int((answer.get("usage") or {}).get("completion_tokens") or 0)
+                return Completion(choice if isinstance(choice, str) else None, tokens)
+            except urllib.error.HTTPError as err:
+                last = f"HTTP {err.code}"
+                if err.code in (429, 503):
+                    after = err.headers.get("Retry-After")
+                    if after and after.replace(".", "", 1).isdigit():
+                        wait = min(self.max_backoff_s, float(after))
+                elif 400 <= err.code < 500:
+                    return Completion(None, 0, f"backend_error: {last}")
+            except (KeyError, IndexError, TypeError, ValueError) as err:
+                return Completion(None, 0, f"parse: malformed response ({type(err).__name__})")
+            except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as err:
+                last = type(err).__name__ if not str(err) else f"{type(err).__name__}: {err}"
+            if attempt + 1 < self.max_attempts:
+                self.retries += 1
+                time.sleep(wait)
+        raise BackendError(
+            f"{self.url}: no answer after {self.max_attempts} attempts (last: {last}); "
+            "what was generated so far is kept, rerun to resume"
+        )
+
+    def chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[Completion]:
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(lambda c: self._one(c, max_new_tokens), conversations))
+
+
+class VLLMBackend:
+    """vLLM in-process (``pip install vllm``; a GPU), greedy decoding over the whole batch."""
+
+    def __init__(self, name: str, mirrors: Sequence[str] = (), seed: int = 0, **engine_args):
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as err:
+            raise ImportError(
+                "synthesize.backend 'vllm' needs the vllm package (pip install vllm, on a GPU "
+                "machine); the 'transformers' backend runs without it"
+            ) from err
+        found = resolve_model(name, mirrors)
+        self.name = name
+        self._llm = LLM(model=str(found.path), seed=seed, **engine_args)
+        self._params = SamplingParams
+        self.seed = seed
+
+    def chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[Completion]:
+        params = self._params(temperature=0.0, max_tokens=max_new_tokens, seed=self.seed)
+        outputs = self._llm.chat(list(conversations), params, use_tqdm=False)
+        return [Completion(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outputs]
+
+
+def make_backend(
+    kind: str, model: str, mirrors: Sequence[str] = (), seed: int = 0, **options
+) -> Backend:
+    """The backend named in the config: ``transformers``, ``openai`` or ``vllm``."""
+    if kind == "transformers":
+        return TransformersBackend(model, mirrors, options.get("device"))
+    if kind == "openai":
+        return OpenAIBackend(model, seed=seed, **options)
+    if kind == "vllm":
+        return VLLMBackend(model, mirrors, seed=seed, **options)
+    raise ValueError(f"unknown synthesize backend {kind!r}; known: transformers, openai, vllm")

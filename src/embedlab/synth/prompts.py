@@ -1,0 +1,141 @@
+"""Prompt pools: several instruction variants per role and a pool of few-shot exemplars.
+
+A pool is data (``config/prompts/<mode>.yaml``). Every request samples one instruction variant
+and ``shots`` exemplars with a generator seeded by (seed, unit id, role), so the same config
+and seed give the same prompts in any order, after any restart, on any number of workers.
+SynCSE found prompts sampled from such pools beat one fixed prompt.
+
+File layout::
+
+    id: partial-pool-v1
+    mode: partial                  # partial | scratch | query
+    system: You rewrite sentences. Answer with one sentence only.
+    shots: 2                       # exemplars per request
+    roles:
+      positive:
+        - {id: p1, text: "Paraphrase ... Sentence: {anchor}"}
+        - {id: p2, text: "..."}
+      hard_negative: [...]
+    exemplars:                     # each holds the anchor and an answer for every role
+      - {anchor: ..., positive: ..., hard_negative: ...}
+
+Scratch pools add ``genres`` and ``topics`` lists and a ``sentence`` role whose text has
+``{genre}`` and ``{topic}`` placeholders instead of ``{anchor}``.
+
+Example::
+
+    pool = PromptPool.load("config/prompts/partial.yaml")
+    turns, prompt_id = pool.messages("positive", "The cat sleeps.", unit="ab12", seed=0)
+"""
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+ROLES_BY_MODE = {
+    "partial": ("positive", "hard_negative"),
+    "scratch": ("sentence", "positive", "hard_negative"),
+    "query": ("question", "claim", "keywords"),
+}
+
+
+def unit_rng(seed: int, *parts: str) -> np.random.Generator:
+    """A generator that depends only on the seed and the given strings (not on call order)."""
+    digest = hashlib.sha256("\x1f".join([str(seed), *parts]).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+@dataclass(frozen=True)
+class Variant:
+    id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PromptPool:
+    id: str
+    mode: str
+    system: str
+    shots: int
+    roles: dict[str, list[Variant]]
+    exemplars: list[dict[str, str]]
+    genres: list[str]
+    topics: list[str]
+
+    @classmethod
+    def load(cls, path: str | Path) -> "PromptPool":
+        """Read and check a pool; errors name the file and the key."""
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        missing = {"id", "mode", "system", "roles"} - set(data)
+        if missing:
+            raise ValueError(f"{path}: prompt pool lacks key(s) {sorted(missing)}")
+        mode = data["mode"]
+        if mode not in ROLES_BY_MODE:
+            raise ValueError(f"{path}: mode {mode!r} is not one of {sorted(ROLES_BY_MODE)}")
+        roles: dict[str, list[Variant]] = {}
+        for role in ROLES_BY_MODE[mode]:
+            variants = data["roles"].get(role)
+            if not variants:
+                raise ValueError(f"{path}: roles.{role} has no instruction variants")
+            placeholder = "{topic}" if role == "sentence" else "{anchor}"
+            roles[role] = []
+            for i, v in enumerate(variants):
+                if placeholder not in v.get("text", ""):
+                    raise ValueError(f"{path}: roles.{role}[{i}].text has no {placeholder}")
+                roles[role].append(Variant(str(v.get("id", f"{role}{i}")), v["text"]))
+        exemplars = data.get("exemplars", [])
+        answer_roles = [r for r in ROLES_BY_MODE[mode] if r != "sentence"]
+        for i, ex in enumerate(exemplars):
+            lacking = {"anchor", *answer_roles} - set(ex)
+            if lacking:
+                raise ValueError(f"{path}: exemplars[{i}] lacks {sorted(lacking)}")
+        shots = int(data.get("shots", 2))
+        if shots > len(exemplars):
+            raise ValueError(f"{path}: shots={shots} but only {len(exemplars)} exemplars")
+        if mode == "scratch" and not (data.get("genres") and data.get("topics")):
+            raise ValueError(f"{path}: a scratch pool needs non-empty genres and topics")
+        return cls(
+            id=str(data["id"]),
+            mode=mode,
+            system=str(data["system"]),
+            shots=shots,
+            roles=roles,
+            exemplars=exemplars,
+            genres=list(data.get("genres", [])),
+            topics=list(data.get("topics", [])),
+        )
+
+    def messages(
+        self, role: str, anchor: str, unit: str, seed: int
+    ) -> tuple[list[dict[str, str]], str]:
+        """The chat turns asking for ``role`` of ``anchor``, and the id of the sampled prompt.
+
+        The id reads ``<pool>/<variant>/<exemplar indices>``, e.g. ``partial-v3/p2/4.1``.
+        """
+        rng = unit_rng(seed, unit, role)
+        variant = self.roles[role][int(rng.integers(len(self.roles[role])))]
+        picks = rng.choice(len(self.exemplars), size=self.shots, replace=False).tolist()
+        turns = [{"role": "system", "content": self.system}]
+        for i in picks:
+            ex = self.exemplars[i]
+            turns.append({"role": "user", "content": variant.text.format(anchor=ex["anchor"])})
+            turns.append({"role": "assistant", "content": ex[role]})
+        turns.append({"role": "user", "content": variant.text.format(anchor=anchor)})
+        return turns, f"{self.id}/{variant.id}/{'.'.join(map(str, picks))}"
+
+    def topic_messages(self, unit: str, seed: int) -> tuple[list[dict[str, str]], str, str]:
+        """Scratch mode: turns asking for a new sentence on a sampled genre and topic.
+
+        Returns (turns, prompt id, "genre / topic")."""
+        rng = unit_rng(seed, unit, "sentence")
+        variant = self.roles["sentence"][int(rng.integers(len(self.roles["sentence"])))]
+        genre = self.genres[int(rng.integers(len(self.genres)))]
+        topic = self.topics[int(rng.integers(len(self.topics)))]
+        turns = [
+            {"role": "system", "content": self.system},
+            {"role": "user", "content": variant.text.format(genre=genre, topic=topic)},
+        ]
+        return turns, f"{self.id}/{variant.id}", f"{genre} / {topic}"

@@ -1,0 +1,98 @@
+"""Append-only shards with a manifest: synthesis that survives ``kill -9`` and resumes exactly.
+
+Work is cut into numbered chunks before anything is generated. Each finished chunk is written
+as ``part-<chunk>.parquet`` (temporary file, fsync, rename), and only then is a line appended
+to ``manifest.jsonl`` (and fsynced). On restart the manifest says which chunks are done; a shard
+file without its manifest line (killed between the two writes) is deleted and its chunk redone.
+A manifest written for other inputs or settings (another fingerprint) is moved aside as
+``<folder>.stale``, never mixed in.
+
+Example::
+
+    shards = ShardStore(Path("results/x/synth/shards"), fingerprint="ab12...")
+    for chunk in range(n_chunks):
+        if chunk in shards.done:
+            continue
+        shards.write(chunk, rows)           # a polars DataFrame
+    table = shards.collect()
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import polars as pl
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ShardStore:
+    def __init__(self, folder: str | Path, fingerprint: str):
+        self.folder = Path(folder)
+        self.manifest = self.folder / "manifest.jsonl"
+        self.fingerprint = fingerprint
+        self.done: dict[int, dict] = {}
+        self._open()
+
+    def _open(self) -> None:
+        if self.manifest.exists():
+            lines = self.manifest.read_text().splitlines()
+            header = json.loads(lines[0]) if lines else {}
+            if header.get("fingerprint") != self.fingerprint:
+                stale = self.folder.with_name(self.folder.name + ".stale")
+                shutil.rmtree(stale, ignore_errors=True)
+                self.folder.rename(stale)
+            else:
+                for line in lines[1:]:
+                    try:
+                        entry = json.loads(line)
+                    except json.JSONDecodeError:
+                        break  # a line cut by a kill: its chunk is redone
+                    if (self.folder / entry["shard"]).exists():
+                        self.done[entry["chunk"]] = entry
+        self.folder.mkdir(parents=True, exist_ok=True)
+        # rewrite the manifest without any line cut by a kill, so appends start on a fresh line
+        lines = [json.dumps({"fingerprint": self.fingerprint})]
+        lines += [json.dumps(e) for _, e in sorted(self.done.items())]
+        tmp = self.manifest.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(self.manifest)
+        known = {e["shard"] for e in self.done.values()}
+        for path in self.folder.glob("part-*.parquet*"):
+            if path.name not in known:
+                path.unlink()  # written but never recorded, or a temporary file
+
+    def _append(self, entry: dict) -> None:
+        with self.manifest.open("a") as f:
+            f.write(json.dumps(entry) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+
+    def write(self, chunk: int, rows: pl.DataFrame, **record) -> None:
+        """Store one finished chunk durably, then record it in the manifest."""
+        name = f"part-{chunk:06d}.parquet"
+        tmp = self.folder / (name + ".tmp")
+        rows.write_parquet(tmp)
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        tmp.replace(self.folder / name)
+        _fsync_dir(self.folder)
+        entry = {"chunk": chunk, "shard": name, "rows": rows.height, **record}
+        self._append(entry)
+        self.done[chunk] = entry
+
+    def collect(self) -> pl.DataFrame | None:
+        """All recorded shards in chunk order (None if there are none)."""
+        paths = [self.folder / e["shard"] for _, e in sorted(self.done.items())]
+        return pl.concat([pl.read_parquet(p) for p in paths], how="vertical") if paths else None
+
+    def remove(self) -> None:
+        """Delete the shards once their rows are in the final tables."""
+        shutil.rmtree(self.folder, ignore_errors=True)
