@@ -11,6 +11,7 @@ File layout::
     mode: partial                  # partial | scratch | query
     system: You rewrite sentences. Answer with one sentence only.
     shots: 2                       # exemplars per request
+    exemplar_sets: 8               # draw each request's exemplars from this many seeded sets
     roles:
       positive:
         - {id: p1, text: "Paraphrase ... Sentence: {anchor}"}
@@ -18,6 +19,10 @@ File layout::
       hard_negative: [...]
     exemplars:                     # each holds the anchor and an answer for every role
       - {anchor: ..., positive: ..., hard_negative: ...}
+
+``exemplar_sets`` bounds how many distinct few-shot prefixes a role has (null: a fresh draw per
+request): requests that share a prefix share its KV cache in the transformers backend, which
+on a CPU makes the prompt, otherwise most of the cost, nearly free.
 
 Scratch pools add ``genres`` and ``topics`` lists and a ``sentence`` role whose text has
 ``{genre}`` and ``{topic}`` placeholders instead of ``{anchor}``.
@@ -60,6 +65,7 @@ class PromptPool:
     mode: str
     system: str
     shots: int
+    exemplar_sets: int | None
     roles: dict[str, list[Variant]]
     exemplars: list[dict[str, str]]
     genres: list[str]
@@ -102,6 +108,7 @@ class PromptPool:
             mode=mode,
             system=str(data["system"]),
             shots=shots,
+            exemplar_sets=data.get("exemplar_sets"),
             roles=roles,
             exemplars=exemplars,
             genres=list(data.get("genres", [])),
@@ -117,7 +124,12 @@ class PromptPool:
         """
         rng = unit_rng(seed, unit, role)
         variant = self.roles[role][int(rng.integers(len(self.roles[role])))]
-        picks = rng.choice(len(self.exemplars), size=self.shots, replace=False).tolist()
+        if self.exemplar_sets:  # one of a few seeded sets, shared by many requests
+            which = str(int(rng.integers(self.exemplar_sets)))
+            pick_rng = unit_rng(seed, self.id, role, which)
+        else:
+            pick_rng = rng
+        picks = pick_rng.choice(len(self.exemplars), size=self.shots, replace=False).tolist()
         turns = [{"role": "system", "content": self.system}]
         for i in picks:
             ex = self.exemplars[i]
