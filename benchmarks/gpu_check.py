@@ -148,45 +148,27 @@ def part_gradcache(args, report: dict) -> None:
 
 def part_generation(args, report: dict) -> None:
     """Batched synthesize() against a naive one-prompt-at-a-time loop, same model and prompts."""
-    import polars as pl
+    from synth_throughput import compare, corpus_from
 
-    device, k, sync = setup(args)
-    steps = triplet_steps(args.mirror, 512, 64)
-    from embedlab.synth.generate import LLM, PromptTemplate, load_llm, synthesize
+    from embedlab.synth import PromptPool
+    from embedlab.synth.backends import TransformersBackend
 
+    device, k, _ = setup(args)
+    name = args.llm
     if args.random_llm:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        path = random_model(args.random_llm, Path(args.out) / "llm", causal=True)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        tokenizer.padding_side = "left"
-        tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16).to(device).eval()
-        llm = LLM(args.llm + " (random weights)", model, tokenizer)
-    else:
-        llm = load_llm(args.llm, [args.mirror], device=device)
-        llm.model.to(torch.bfloat16)
-    template = PromptTemplate.load(HERE.parent / "config/prompts/partial.yaml")
-    sentences = sorted({a for s in steps for a in s.anchor})[: 512 // k]
-    corpus = pl.DataFrame(
-        {"id": [f"c{i}" for i in range(len(sentences))], "text": sentences, "source": "sts-b"}
-    )
-    synthesize(corpus.head(64 // k), llm, template, 64 // k, 64, 48)  # warm-up
-    _, _, stats = synthesize(corpus, llm, template, 512 // k, 128, 48)
-    naive_tokens, started = 0, time.perf_counter()
-    for text in sentences[: 16 // k]:
-        for role in ("positive", "hard_negative"):
-            prompt = llm.tokenizer.apply_chat_template(
-                template.messages(role, text), tokenize=False, add_generation_prompt=True
-            )
-            naive_tokens += llm.generate([prompt], 48)[1]
-    naive = naive_tokens / (time.perf_counter() - started)
+        name = str(random_model(args.random_llm, Path(args.out) / "llm", causal=True))
+    backend = TransformersBackend(name, [args.mirror], device=device)
+    pool = PromptPool.load(HERE.parent / "config/prompts/partial.yaml")
+    corpus = corpus_from(args.mirror, 1024 // k)
+    med = compare(backend, pool, corpus, 16 // k, 128 // k, 48, repeats=1)
     report["generation"] = {
-        "batched_tokens_per_s": stats["tokens_per_s"],
-        "batched_rows_per_s": stats["rows_per_s"],
-        "naive_tokens_per_s": naive,
-        "ratio": stats["tokens_per_s"] / naive,
+        "batched_tokens_per_s": med["batched"]["tokens_per_s"],
+        "batched_rows_per_s": med["batched"]["rows_per_s"],
+        "naive_tokens_per_s": med["naive"]["tokens_per_s"],
+        "ratio_tokens": med["ratio"]["tokens_per_s"],
+        "ratio_rows": med["ratio"]["rows_per_s"],
         "batch": 128 // k,
+        "weights": "random" if args.random_llm else "trained",
     }
     print("generation:", report["generation"], flush=True)
 

@@ -101,8 +101,9 @@ def main() -> None:
             f"{side:8s} {med[side]['tokens_per_s']:8.1f} tokens/s  "
             f"{med[side]['rows_per_s']:6.2f} rows/s (median of {args.repeats})"
         )
+    ratio = med["ratio"]
     print(
-        f"ratio    {med['ratio']['tokens_per_s']:.2f}x tokens/s, {med['ratio']['rows_per_s']:.2f}x rows/s"
+        f"ratio    {ratio['tokens_per_s']:.2f}x tokens/s, {ratio['rows_per_s']:.2f}x rows/s"
         f"  (batch {args.batch_size}, device {args.device})"
     )
 

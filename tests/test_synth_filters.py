@@ -27,3 +27,31 @@ def test_reject_reasons():
     assert (
         reject_reason(anchor, "The budget was accepted.", "The budget was voted down.", 0.9) is None
     )
+
+
+def test_parse_answer_reads_json_tagged_lines_and_plain_text():
+    from embedlab.synth.filters import parse_answer
+
+    assert parse_answer('Sure: {"hard_negative": "The cat is awake."}', "hard_negative") == (
+        "The cat is awake."
+    )
+    assert parse_answer('{"text": "Only one field."}', "positive") == "Only one field."
+    assert parse_answer('{"a": "x", "b": "y"}', "positive") is None  # JSON without the field
+    assert parse_answer("Okay.\n**Question:** Where is it?", "question") == "Where is it?"
+    assert parse_answer("", "positive") is None
+    assert parse_answer(None, "positive") is None
+
+
+def test_text_reasons_and_query_mode():
+    from embedlab.synth.filters import Filters, text_reason
+
+    f = Filters(max_chars=20)
+    assert text_reason("12345 678 90 !!", f) == "not_text"
+    assert text_reason("x" * 21, f) == "too_long"
+    assert text_reason("   ", f) == "parse"
+    assert text_reason("A fine sentence.", f) is None
+    passage = "The Eiffel Tower was completed in 1889."
+    assert reject_reason(passage, "When was it built?", None, 0.9, with_negative=False) is None
+    assert reject_reason(passage, passage, None, 0.9, with_negative=False) == (
+        "positive_copies_anchor"
+    )

@@ -93,7 +93,7 @@ def tiny_config(tmp_path: Path, **overrides: dict) -> Path:
         "mirrors": [str(MIRROR)],
         "corpus": {"max_sentences": 300},
         "synthesize": {
-            "n_anchors": 48,
+            "n_anchors": 64,
             "batch_size": 16,
             "max_new_tokens": 40,
             "prompt": str(REPO / "config/prompts/partial.yaml"),
@@ -121,9 +121,10 @@ def test_whole_dag_on_a_tiny_config(tmp_path, monkeypatch):
     pairs = schemas.read(out / "synth/pairs.parquet", schemas.Pairs)
     rejected = schemas.read(out / "synth/rejected.parquet", schemas.Rejected)
     assert corpus.height == 300
-    assert pairs.height + rejected.height == 48  # every anchor accounted for
+    assert pairs.height + rejected.height == 64  # every anchor accounted for
     assert set(pairs["id"]).isdisjoint(rejected["id"])
-    assert pairs.height >= 12
+    assert pairs.height >= 12 and "teacher_disagrees" in set(rejected["reason"])
+    assert (out / "synth/samples.md").exists() and not (out / "synth/shards").exists()
     for miner in ("random", "b3"):
         batches = schemas.read(out / f"batches/{miner}-bs8-seed0.parquet", schemas.Batches)
         assert batches.group_by("epoch", "batch").len()["len"].to_list() == [8] * (

@@ -95,3 +95,30 @@ def launcher(gpus):
         f" --num_processes {processes} --main_process_port $(python -m embedlab.port)"
         " -m embedlab.cli"
     )
+
+
+SYNTH = config["synthesize"]
+
+
+def synth_inputs(wildcards):
+    """The corpus (partial, query), the prompt pool (all but import) or the imported file."""
+    inputs = {"staged": STAGED}
+    if SYNTH["mode"] in ("partial", "query"):
+        inputs["corpus"] = rules.corpus.output[0]
+    if SYNTH["mode"] == "import":
+        inputs["imported"] = SYNTH["import"]["path"]
+    else:
+        inputs["prompt"] = SYNTH["prompt"] or f"config/prompts/{SYNTH['mode']}.yaml"
+    return inputs
+
+
+def synth_args(wildcards, input):
+    """The synthesize inputs as CLI options (which ones depends on the mode)."""
+    args = [
+        f"--{k} {shlex.quote(input[k])}"
+        for k in ("corpus", "prompt")
+        if k in input.keys()
+    ]
+    if "imported" in input.keys():
+        args.append(f"--import-path {shlex.quote(input.imported)}")
+    return " ".join(args)

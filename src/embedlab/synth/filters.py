@@ -46,8 +46,9 @@ def first_sentence(raw: str) -> str | None:
 def parse_answer(raw: str | None, key: str) -> str | None:
     """The answer for ``key`` (a role) in a raw completion, or None if there is none.
 
-    Tried in order: a JSON object (its ``key`` field, or its only string field), a tagged line
-    (``key: ...``, case and ``_``/space ignored), then the first text line.
+    Tried in order: a JSON object (its ``key`` field, or its only string field; an object with
+    neither is a parse failure), a tagged line (``key: ...``, case and ``_``/space ignored),
+    then the first text line.
 
     >>> parse_answer('{"positive": "A cat naps."}', "positive")
     'A cat naps.'
@@ -69,8 +70,7 @@ def parse_answer(raw: str | None, key: str) -> str | None:
             value = obj.get(key) if isinstance(obj.get(key), str) else None
             if value is None and len(strings) == 1:
                 value = strings[0]
-            if value is not None:
-                return _clean(value) or None
+            return _clean(value) or None if value is not None else None  # JSON without it
     tag = re.compile(rf"^[\s*#>-]*{key.replace('_', '[ _-]?')}[\s*]*:(.*)$", flags=re.I)
     for line in raw.splitlines():
         match = tag.match(line)
