@@ -58,6 +58,8 @@ def scripted(messages: list[dict]) -> str:
         return {"QUESTION": "Where did the children play?", "CLAIM": text, "KEYWORDS": "x"}[kind]
     if kind == "WRITE":
         return "The museum opens at nine."
+    if last.startswith("On a scale from 0"):
+        return "I would say 4.5 out of 5."
     raise AssertionError(last)
 
 
@@ -164,6 +166,24 @@ def test_partial_mode_filters_with_reasons_over_http(tmp_path, teacher):
     reasons = dict(zip(rejected["anchor"], rejected["reason"], strict=True))
     assert sorted(reasons[a] for a in stock if a in reasons) == ["duplicate"]
     assert pairs["teacher_positive"].is_null().all()
+
+
+def test_ai_feedback_scores_accepted_rows(tmp_path, teacher):
+    _, (pairs, rejected, _) = run_partial(tmp_path, teacher, feedback=True)
+    assert pairs.height > 0 and pairs["score"].to_list() == [4.5] * pairs.height
+    assert "score" not in rejected.columns  # only accepted rows are rated
+
+
+def test_vllm_backend_says_how_to_get_it():
+    from embedlab.synth.backends import make_backend
+
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install vllm"):
+            make_backend("vllm", "HuggingFaceTB/SmolLM2-135M-Instruct")
+    with pytest.raises(ValueError, match="unknown synthesize backend 'nope'"):
+        make_backend("nope", "x")
 
 
 def test_teacher_margin_rejects_pairs_the_teacher_ranks_wrongly(tmp_path, teacher):
