@@ -51,6 +51,40 @@ def test_tables_use_newest_finished_run_per_model():
     assert r"\toprule" in tex and r"b3-bs32-seed0 & 60.00" in tex and r"\textbf{77.00}" in tex
 
 
+def test_tables_across_experiments_group_by_synthesis_source(monkeypatch):
+    from embedlab.tables.grouped import comparisons, group
+
+    for experiment, mode, base in (("syn-partial", "partial", 50.0), ("syn-query", "query", 40.0)):
+        monkeypatch.setenv("EMBEDLAB_EXPERIMENT", experiment)
+        with stage_run("synthesize", {"mode": mode, "model": "HF/SmolLM2-135M-Instruct"}):
+            pass
+        for seed, noise in ((0, 0.0), (1, 0.5)):
+            _log_eval(f"random-bs32-seed{seed}", base + noise)
+            _log_eval(f"b3-bs32-seed{seed}", base + 2 + noise)
+    models = [f"{m}-bs32-seed{s}" for m in ("random", "b3") for s in (0, 1)]
+    scores = fetch_scores(models, experiments=["syn-partial", "syn-query"])
+    assert scores.height == 8
+    assert "partial/SmolLM2-135M-Instruct · b3-bs32-seed1" in scores["model"].to_list()
+    grouped = group(scores)
+    assert grouped["group"].to_list() == [
+        f"{source}/SmolLM2-135M-Instruct · {miner}, B=32"
+        for source in ("partial", "query")
+        for miner in ("random", "b3")
+    ]
+    assert grouped["n"].to_list() == [2] * 4 and grouped["STS12"].to_list() == [
+        50.25,
+        52.25,
+        40.25,
+        42.25,
+    ]
+    paired = comparisons(scores)  # each miner against the random of its own source
+    assert [(r["a"].split("/")[0], r["b"].split("/")[0]) for r in paired] == [
+        ("partial", "partial"),
+        ("query", "query"),
+    ]
+    assert all(r["diff"] == pytest.approx(2.0) for r in paired)
+
+
 def test_tables_name_models_without_runs():
     _log_eval("teacher", 70.0)
     with pytest.raises(LookupError, match="random-bs32-seed0"):

@@ -258,7 +258,7 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
     from embedlab.tables.sts import fetch_similarity_histograms
 
     reference = load_reference(args.reference) if args.reference else []
-    scores = fetch_scores(args.models)
+    scores = fetch_scores(args.models, args.experiments)
     grouped = group(scores)
     paired = comparisons(scores)
     outputs = {
@@ -472,6 +472,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--grouped-html", required=True, help="mean ± std over seeds (HTML)")
     s.add_argument("--paired-md", required=True, help="each miner against random, bootstrap")
     s.add_argument("--reference", help="YAML of published rows, shown apart as reported")
+    s.add_argument(
+        "--experiments",
+        nargs="*",
+        default=[],
+        help="MLflow experiments to gather (default: the current one); rows named by source",
+    )
     s.add_argument("--figures", help="folder for the figures (PNG and PDF)")
     return p
 

@@ -45,10 +45,16 @@ rule tables:
         track=track("tables"),
         models=MODELS,
         figures=lambda wildcards, output: os.path.dirname(output.avg_png),
+        experiments=(
+            "--experiments "
+            + " ".join(map(shlex.quote, config["tables"]["experiments"]))
+            if config["tables"]["experiments"]
+            else ""
+        ),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} tables --models {params.models}"
         " --md {output.md} --tex {output.tex} --csv {output.csv}"
         " --grouped-md {output.grouped_md} --grouped-tex {output.grouped_tex}"
         " --grouped-html {output.grouped_html}"
         " --paired-md {output.paired} --reference {input.reference}"
-        " --figures {params.figures} > {log} 2>&1"
+        " --figures {params.figures} {params.experiments} > {log} 2>&1"

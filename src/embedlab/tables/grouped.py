@@ -192,14 +192,20 @@ def paired_bootstrap(
 
 
 def comparisons(scores: pl.DataFrame, baseline: str = "random") -> list[dict]:
-    """Every method against ``baseline`` at each batch size where both have runs."""
+    """Every method against ``baseline`` at each batch size where both have runs.
+
+    A method named ``<source> · <miner>`` (several experiments) is compared with the baseline
+    of its own source.
+    """
     parsed = _parse(scores).filter(pl.col("bs").is_not_null())
     out = []
     for bs in sorted(set(parsed["bs"])):
         methods = parsed.filter(pl.col("bs") == bs)["method"].unique(maintain_order=True)
-        if baseline not in methods:
-            continue
-        out += [paired_bootstrap(scores, m, baseline, bs) for m in methods if m != baseline]
+        for m in methods:
+            source, _, miner = m.rpartition(" · ")
+            base = f"{source} · {baseline}" if source else baseline
+            if miner != baseline and base in methods:
+                out.append(paired_bootstrap(scores, m, base, bs))
     return out
 
 

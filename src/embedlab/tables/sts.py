@@ -10,6 +10,7 @@ Example::
 """
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import polars as pl
 
@@ -31,37 +32,71 @@ COLUMNS: dict[str, str] = {
 GEOMETRY = ("alignment", "uniformity")
 
 
-def fetch_scores(models: Sequence[str]) -> pl.DataFrame:
-    """The newest finished evaluate run of each model in the current experiment, as a table.
-
-    Raises LookupError naming every model that has no finished evaluate run.
-    """
+def synthesis_source(experiment_id: str) -> str | None:
+    """``<mode>/<generator>`` of the newest finished synthesize run of an experiment."""
     import mlflow
 
-    experiment_id = ensure_experiment()
     runs = retry(
         mlflow.search_runs,
         experiment_ids=[experiment_id],
-        filter_string="tags.stage = 'evaluate' and attributes.status = 'FINISHED'",
+        filter_string="tags.stage = 'synthesize' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
+        max_results=1,
         output_format="list",
     )
-    newest = {}
-    for run in runs:
-        newest.setdefault(run.data.tags.get("wildcard.model"), run)
-    absent = [m for m in models if m not in newest]
+    if not runs:
+        return None
+    params = runs[0].data.params
+    mode = params.get("mode", "partial")
+    if mode == "import":
+        return f"import/{Path(params.get('import_path', '?')).name}"
+    return f"{mode}/{Path(params.get('model', '?')).name}"
+
+
+def fetch_scores(models: Sequence[str], experiments: Sequence[str] = ()) -> pl.DataFrame:
+    """The newest finished evaluate run of each model, as a table (one row per model).
+
+    Without ``experiments``, the current experiment. With several (one per synthesis source,
+    say: a config each), every model is looked up in each, and rows are named
+    ``<source> · <model>``, where the source is the experiment's synthesis (``partial/
+    SmolLM2-135M-Instruct``), or the experiment's name where two share a source; the grouped
+    table then has one method per (source, miner). Raises LookupError naming every model that
+    has no finished evaluate run.
+    """
+    import mlflow
+
+    names = list(experiments) or [None]
+    ids = [ensure_experiment(name) for name in names]
+    sources = [synthesis_source(i) for i in ids]
+    if len(names) > 1 and len(set(sources)) < len(sources):
+        sources = list(names)  # the sources do not tell the experiments apart
+    rows, absent = [], []
+    for experiment, experiment_id, source in zip(names, ids, sources, strict=True):
+        runs = retry(
+            mlflow.search_runs,
+            experiment_ids=[experiment_id],
+            filter_string="tags.stage = 'evaluate' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            output_format="list",
+        )
+        newest = {}
+        for run in runs:
+            newest.setdefault(run.data.tags.get("wildcard.model"), run)
+        absent += [f"{experiment}/{m}" if experiment else m for m in models if m not in newest]
+        for model in models:
+            if model not in newest:
+                continue
+            run = newest[model]
+            label = f"{source} · {model}" if len(names) > 1 else model
+            row = {"model": label, "run_id": run.info.run_id, "source": source}
+            for key in COLUMNS:
+                row[COLUMNS[key]] = run.data.metrics.get(f"{key}.spearman")
+            for key in GEOMETRY:  # SimCSE's alignment / uniformity on STS-B dev, when measured
+                row[key] = run.data.metrics.get(f"STSBenchmark.{key}")
+            rows.append(row)
     if absent:
         raise LookupError(f"no finished evaluate run in MLflow for model(s) {absent}")
-    rows = []
-    for model in models:
-        run = newest[model]
-        row = {"model": model, "run_id": run.info.run_id}
-        for key in COLUMNS:
-            row[COLUMNS[key]] = run.data.metrics.get(f"{key}.spearman")
-        for key in GEOMETRY:  # SimCSE's alignment / uniformity on STS-B dev, when measured
-            row[key] = run.data.metrics.get(f"STSBenchmark.{key}")
-        rows.append(row)
-    schema = {"model": pl.String, "run_id": pl.String}
+    schema = {"model": pl.String, "run_id": pl.String, "source": pl.String}
     schema |= {c: pl.Float64 for c in [*COLUMNS.values(), *GEOMETRY]}
     return pl.DataFrame(rows, schema=schema)
 
