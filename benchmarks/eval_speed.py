@@ -3,7 +3,8 @@
 Both score the seven STS tasks (STS12-16, STS-B, SICK-R test; SentEval "all") for
 all-MiniLM-L6-v2 from the same files. The loop is what a script would do: per task,
 ``model.encode`` of the first sentences and of the second ones, cosine, Spearman.
-embedlab encodes every distinct sentence of all tasks once, sorted by length. The two must
+embedlab encodes every distinct sentence of all tasks once, sorted by token length, in batches
+of about the same number of tokens (many short sentences together). The two must
 give the same numbers (checked to 0.01); they alternate, --repeats times; medians and ratio.
 
     .venv/bin/python benchmarks/eval_speed.py --mirror ../shared/data --repeats 3
