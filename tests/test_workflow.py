@@ -140,6 +140,7 @@ def test_whole_dag_on_a_tiny_config(tmp_path, monkeypatch):
     table = (out / "tables/sts.md").read_text()
     assert "| teacher |" in table and "b3-bs8-seed0" in table
     assert r"\toprule" in (out / "tables/sts.tex").read_text()
+    assert pl.read_csv(out / "tables/sts_grouped.csv")["group"].to_list()[-1] == "b3, B=8"
     grouped = (out / "tables/sts_grouped.md").read_text()
     assert "| b3, B=8 |" in grouped and "sup-SimCSE-BERT-base (reported" in grouped
     assert "| b3 − random | 8 | 1 × 7 |" in (out / "tables/paired.md").read_text()

@@ -273,7 +273,8 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(text)
     scores.write_csv(args.csv)
-    for path in [*outputs, args.csv]:
+    grouped.write_csv(args.grouped_csv)
+    for path in [*outputs, args.csv, args.grouped_csv]:
         run.log_artifact(path, "tables")
     if args.figures:
         from embedlab.tables import figures
@@ -470,6 +471,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--grouped-md", required=True, help="mean ± std over seeds (Markdown)")
     s.add_argument("--grouped-tex", required=True, help="mean ± std over seeds (LaTeX)")
     s.add_argument("--grouped-html", required=True, help="mean ± std over seeds (HTML)")
+    s.add_argument("--grouped-csv", required=True, help="mean and std over seeds (CSV)")
     s.add_argument("--paired-md", required=True, help="each miner against random, bootstrap")
     s.add_argument("--reference", help="YAML of published rows, shown apart as reported")
     s.add_argument(

@@ -8,6 +8,7 @@ rule tables:
         csv=f"{R}/tables/sts.csv",
         grouped_md=f"{R}/tables/sts_grouped.md",
         grouped_tex=f"{R}/tables/sts_grouped.tex",
+        grouped_csv=f"{R}/tables/sts_grouped.csv",
         grouped_html=report(
             f"{R}/tables/sts_grouped.html",
             caption="../report/sts_grouped.rst",
@@ -55,6 +56,6 @@ rule tables:
         "OMP_NUM_THREADS={threads} embedlab {params.track} tables --models {params.models}"
         " --md {output.md} --tex {output.tex} --csv {output.csv}"
         " --grouped-md {output.grouped_md} --grouped-tex {output.grouped_tex}"
-        " --grouped-html {output.grouped_html}"
+        " --grouped-html {output.grouped_html} --grouped-csv {output.grouped_csv}"
         " --paired-md {output.paired} --reference {input.reference}"
         " --figures {params.figures} {params.experiments} > {log} 2>&1"
