@@ -168,8 +168,7 @@ class _Chunk:
                     self.seen.add(normalised(sentence))
                     live.append(Unit(unit.id, sentence))
             units = live
-        roles = self.pool.roles if mode != "scratch" else ("positive", "hard_negative")
-        roles = [r for r in roles if r != "sentence"]
+        roles = [r for r in self.pool.roles if r != "sentence"]  # sentence: asked above
         asks = {
             role: [self.pool.messages(role, u.text, u.id, seed) for u in units] for role in roles
         }
@@ -182,18 +181,15 @@ class _Chunk:
             errors = [answers[role][i].error for role in roles if answers[role][i].error]
             parsed = {role: parse_answer(raw[role], role) for role in roles}
             prompt_id = ";".join(asks[role][i][1] for role in roles)
-            if mode == "query":
+            if mode == "query":  # one row per query type, the passage as its positive
                 for role in roles:
                     rid = stable_id(f"{unit.id}:{role}", "query")
                     query = parsed[role]
-                    reason = (
-                        errors[0]
-                        if errors
-                        else reject_reason(
-                            unit.text, query, None, **self._limits(), with_negative=False
-                        )
+                    reason = answers[role][i].error or reject_reason(
+                        unit.text, query, None, **self._limits(), with_negative=False
                     )
-                    rows.append(self._row(rid, query or unit.text, unit.text, None, prompt_id))
+                    role_prompt = asks[role][i][1]
+                    rows.append(self._row(rid, query or unit.text, unit.text, None, role_prompt))
                     rows[-1] |= {"raw": json.dumps({role: raw[role]}), "reason": reason}
                 continue
             positive, negative = parsed["positive"], parsed["hard_negative"]
