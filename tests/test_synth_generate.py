@@ -353,3 +353,24 @@ def test_kill_9_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, mirror):
     runs = mlflow.search_runs(experiment_names=["test"], output_format="list")
     resumed = [r.data.metrics.get("chunks_resumed") for r in runs]
     assert done_at_kill in resumed  # the rerun generated only the chunks the kill left undone
+
+
+@pytest.mark.slow
+def test_prefix_cache_and_row_dropping_decode_as_generate_does(mirror):
+    """The backend's fast path (shared few-shot KV cache, finished rows leave the batch) gives
+    the greedy answers of plain ``model.generate`` on the same prompts."""
+    from embedlab.synth.backends import TransformersBackend
+
+    backend = TransformersBackend("HuggingFaceTB/SmolLM2-135M-Instruct", device="cpu")
+    pool = PromptPool.load(REPO / "config/prompts/partial.yaml")
+    texts = [t.strip() for t in (mirror / "corpus/wordnet-examples.txt").open()][:3000:500]
+    turns = [
+        pool.messages(role, text, unit=str(i), seed=0)[0]
+        for role in ("positive", "hard_negative")
+        for i, text in enumerate(texts)
+    ]
+    fast = backend.chat(turns, 24)
+    assert len(backend._cache) >= 2  # prefixes were cached, so the fast path ran
+    plain = backend.generate([backend.prompt(t) for t in turns], 24)
+    assert [a.text for a in fast] == [a.text for a in plain]
+    assert [a.tokens for a in fast] == [a.tokens for a in plain]
