@@ -51,15 +51,16 @@ def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
         if pool.mode != args.mode:
             raise ValueError(f"{args.prompt}: a {pool.mode!r} prompt pool, mode is {args.mode!r}")
         corpus = None if args.mode == "scratch" else schemas.read(args.corpus, schemas.Corpus)
-        options = {"device": args.device} if args.backend == "transformers" else {}
-        if args.backend == "openai":
-            options = {
+        options = {
+            "transformers": {"device": args.device},
+            "openai": {
                 "base_url": args.base_url,
                 "api_key_env": args.api_key_env,
                 "concurrency": args.concurrency,
                 "timeout_s": args.timeout_s,
                 "max_attempts": args.max_attempts,
-            }
+            },
+        }.get(args.backend, {})
         backend = make_backend(args.backend, args.model, args.mirror, args.seed, **options)
         teacher = None
         if args.teacher_margin is not None:
@@ -140,16 +141,17 @@ def cmd_mine(args: argparse.Namespace, run: StageRun) -> None:
     table = batch_table(epochs, pairs["id"].to_list(), negatives)
     schemas.write(table, args.out, schemas.Batches)
     baseline, _, _ = MINERS["random"](view.anchor, texts, args.batch_size, args.epochs, args.seed)
-    stats |= summarize(view.anchor, view.positive, texts, epochs, baseline)
+    sim = in_batch_similarity(view.anchor, epochs)
+    base = in_batch_similarity(view.anchor, baseline)
+    stats |= summarize(view.anchor, view.positive, texts, epochs, baseline, sim, base)
     stats["batches"] = float(table.select("epoch", "batch").unique().height)
     run.log_metrics(stats)
     # the histogram as one metric per bin (step = bin), drawn across miners by `tables`
-    for key, batches in (("in_batch_sim_hist", epochs), ("random_in_batch_sim_hist", baseline)):
-        density = similarity_histogram(in_batch_similarity(view.anchor, batches))
-        for step, value in enumerate(density):
+    for key, values in (("in_batch_sim_hist", sim), ("random_in_batch_sim_hist", base)):
+        for step, value in enumerate(similarity_histogram(values)):
             run.log_metrics({key: float(value)}, step=step)
     if args.plot:
-        plot_similarity(view.anchor, epochs, baseline, args.miner, args.plot)
+        plot_similarity(sim, base, args.miner, args.plot)
         run.log_artifact(args.plot, "mine")
     log.info("mine %s: %s", args.miner, stats)
 

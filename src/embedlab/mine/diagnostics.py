@@ -9,8 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from embedlab.mine.batches import in_batch_similarity
-
 # Fixed bins of the in-batch similarity histograms, so that runs can be drawn on one axis.
 HIST_EDGES = np.linspace(-0.3, 1.0, 53)
 
@@ -54,9 +52,11 @@ def summarize(
     texts: Sequence[str],
     epochs: Sequence[Sequence[Sequence[int]]],
     baseline: Sequence[Sequence[Sequence[int]]],
+    sim: np.ndarray,
+    base: np.ndarray,
 ) -> dict[str, float]:
-    """Hardness and false-negative figures of ``epochs`` and of the random ``baseline``."""
-    sim, base = in_batch_similarity(anchor, epochs), in_batch_similarity(anchor, baseline)
+    """Hardness and false-negative figures of ``epochs`` and of the random ``baseline``;
+    ``sim`` and ``base`` are their ``in_batch_similarity`` (computed once by the caller)."""
     return {
         "in_batch_sim_mean": float(sim.mean()),
         "in_batch_sim_p50": float(np.quantile(sim, 0.5)),
@@ -70,23 +70,18 @@ def summarize(
     }
 
 
-def plot_similarity(
-    anchor: np.ndarray,
-    epochs: Sequence[Sequence[Sequence[int]]],
-    baseline: Sequence[Sequence[Sequence[int]]],
-    title: str,
-    out: str | Path,
-) -> Path:
-    """Histogram (PNG) of in-batch teacher similarity, the miner against random batches."""
+def plot_similarity(sim: np.ndarray, base: np.ndarray, title: str, out: str | Path) -> Path:
+    """Histogram (PNG) of in-batch teacher similarity (``sim``) against random batches
+    (``base``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
-    for label, batches in (("random", baseline), (title, epochs)):
-        sim = np.clip(in_batch_similarity(anchor, batches), HIST_EDGES[0], HIST_EDGES[-1])
-        ax.hist(sim, bins=HIST_EDGES, alpha=0.55, density=True, label=label)
+    for label, values in (("random", base), (title, sim)):
+        clipped = np.clip(values, HIST_EDGES[0], HIST_EDGES[-1])
+        ax.hist(clipped, bins=HIST_EDGES, alpha=0.55, density=True, label=label)
     ax.set_xlabel("teacher cosine similarity of in-batch pairs")
     ax.set_ylabel("density")
     ax.legend()

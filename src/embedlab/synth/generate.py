@@ -344,9 +344,8 @@ def _stats(table: pl.DataFrame, store: ShardStore) -> dict[str, float]:
     for (mode,), part in table.group_by("mode"):
         stats[f"acceptance_rate_{mode}"] = float(part["reason"].is_null().mean())
     for (reason,), part in table.filter(pl.col("reason").is_not_null()).group_by("reason"):
-        stats[f"rejected_{reason.split(':')[0]}"] = stats.get(
-            f"rejected_{reason.split(':')[0]}", 0.0
-        ) + float(part.height)
+        key = f"rejected_{reason.split(':')[0]}"  # "backend_error: HTTP 400" -> backend_error
+        stats[key] = stats.get(key, 0.0) + part.height
     return stats
 
 

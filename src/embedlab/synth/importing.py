@@ -95,7 +95,6 @@ def import_pairs(
             accepted.append(base | {"copy_similarity": copy_similarity(anchor, positive)})
     pairs = pl.DataFrame(accepted, schema=polars_schema(Pairs))
     rej = pl.DataFrame(rejected, schema=polars_schema(Rejected))
-    rej = rej.with_columns(pl.col("anchor").fill_null(""))
     stats = {
         "rows": float(df.height),
         "accepted": float(pairs.height),

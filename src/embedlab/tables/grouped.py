@@ -11,7 +11,6 @@ Example::
     print(paired_bootstrap(scores, "b3", "random", batch_size=32))
 """
 
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,9 +18,8 @@ import numpy as np
 import polars as pl
 
 from embedlab.schemas import DataError
-from embedlab.tables.sts import COLUMNS, latex_escape, latex_tabular
+from embedlab.tables.sts import COLUMNS, RUN, latex_escape, latex_tabular
 
-RUN = re.compile(r"^(?P<method>.+)-bs(?P<bs>\d+)-seed(?P<seed>\d+)$")
 TASKS = [c for c in COLUMNS.values() if c != "Avg"]
 
 

@@ -9,6 +9,7 @@ Example::
     print(to_markdown(scores))
 """
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,19 +32,28 @@ COLUMNS: dict[str, str] = {
 
 GEOMETRY = ("alignment", "uniformity")
 
+# grid run names: <miner>-bs<B>-seed<S>
+RUN = re.compile(r"^(?P<method>.+)-bs(?P<bs>\d+)-seed(?P<seed>\d+)$")
+
+
+def finished_runs(experiment_id: str, stage: str, max_results: int | None = None) -> list:
+    """The experiment's finished runs of one stage, newest first."""
+    import mlflow
+
+    extra = {"max_results": max_results} if max_results else {}
+    return retry(
+        mlflow.search_runs,
+        experiment_ids=[experiment_id],
+        filter_string=f"tags.stage = '{stage}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        output_format="list",
+        **extra,
+    )
+
 
 def synthesis_source(experiment_id: str) -> str | None:
     """``<mode>/<generator>`` of the newest finished synthesize run of an experiment."""
-    import mlflow
-
-    runs = retry(
-        mlflow.search_runs,
-        experiment_ids=[experiment_id],
-        filter_string="tags.stage = 'synthesize' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-        output_format="list",
-    )
+    runs = finished_runs(experiment_id, "synthesize", max_results=1)
     if not runs:
         return None
     params = runs[0].data.params
@@ -63,8 +73,6 @@ def fetch_scores(models: Sequence[str], experiments: Sequence[str] = ()) -> pl.D
     table then has one method per (source, miner). Raises LookupError naming every model that
     has no finished evaluate run.
     """
-    import mlflow
-
     names = list(experiments) or [None]
     ids = [ensure_experiment(name) for name in names]
     sources = [synthesis_source(i) for i in ids]
@@ -72,15 +80,8 @@ def fetch_scores(models: Sequence[str], experiments: Sequence[str] = ()) -> pl.D
         sources = list(names)  # the sources do not tell the experiments apart
     rows, absent = [], []
     for experiment, experiment_id, source in zip(names, ids, sources, strict=True):
-        runs = retry(
-            mlflow.search_runs,
-            experiment_ids=[experiment_id],
-            filter_string="tags.stage = 'evaluate' and attributes.status = 'FINISHED'",
-            order_by=["attributes.start_time DESC"],
-            output_format="list",
-        )
         newest = {}
-        for run in runs:
+        for run in finished_runs(experiment_id, "evaluate"):
             newest.setdefault(run.data.tags.get("wildcard.model"), run)
         absent += [f"{experiment}/{m}" if experiment else m for m in models if m not in newest]
         for model in models:
@@ -109,30 +110,21 @@ def fetch_similarity_histograms(models: Sequence[str]) -> pl.DataFrame:
     ``miner``, ``bs``, ``seed``, ``center`` (bin centre), ``density`` of the mined batches and
     ``random_density`` of random batches of the same size.
     """
-    import re
-
     import mlflow
     import numpy as np
 
     from embedlab.mine.diagnostics import HIST_EDGES
 
     centers = (HIST_EDGES[:-1] + HIST_EDGES[1:]) / 2
-    runs = retry(
-        mlflow.search_runs,
-        experiment_ids=[ensure_experiment()],
-        filter_string="tags.stage = 'mine' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"],
-        output_format="list",
-    )
     newest = {}
-    for run in runs:
+    for run in finished_runs(ensure_experiment(), "mine"):
         tags = run.data.tags
         key = tuple(tags.get(f"wildcard.{k}") for k in ("miner", "bs", "seed"))
         newest.setdefault(key, run)
     client = mlflow.MlflowClient()
     frames = []
     for model in models:
-        match = re.match(r"^(.+)-bs(\d+)-seed(\d+)$", model)
+        match = RUN.match(model)
         run = newest.get(match.groups()) if match else None
         if run is None:
             continue
