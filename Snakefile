@@ -42,6 +42,7 @@ include: "workflow/rules/mine.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/sweep.smk"
 
 
 rule all:

@@ -43,8 +43,11 @@ def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
     if args.mode == "import":
         if not args.import_path:
             raise ValueError("synthesize: mode 'import' needs --import-path (config import.path)")
+        anchors = None
+        if args.corpus:  # import.match_corpus: the corpus sample decides which rows come in
+            anchors = schemas.read(args.corpus, schemas.Corpus)["text"].to_list()
         pairs, rejected, stats = import_pairs(
-            args.import_path, args.import_layout, filters, args.n_anchors
+            args.import_path, args.import_layout, filters, args.n_anchors, args.mirror, anchors
         )
     else:
         pool = PromptPool.load(args.prompt)
@@ -85,6 +88,8 @@ def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
             shards,
             teacher,
             on_chunk=lambda i, f: run.log_metrics({"chunk_tokens_per_s": f["tokens_per_s"]}, i),
+            cache=args.cache_dir,
+            teacher_name=args.teacher if teacher else None,
         )
         stats["http_retries"] = float(getattr(backend, "retries", 0))
     schemas.write(rejected, args.rejected_out, schemas.Rejected)
@@ -182,6 +187,7 @@ def cmd_train(args: argparse.Namespace, run: StageRun) -> None:
             temperature=args.temperature,
             symmetric=args.symmetric,
             pair_weights=args.pair_weights,
+            use_hard_negative=args.use_hard_negative,
             max_grad_norm=args.max_grad_norm,
             mixed_precision=args.mixed_precision,
             chunk_size=args.chunk_size,
@@ -215,6 +221,42 @@ def cmd_train(args: argparse.Namespace, run: StageRun) -> None:
         tmp.replace(out)
         if args.checkpoint_dir:  # the run is complete: its checkpoints have served
             shutil.rmtree(args.checkpoint_dir, ignore_errors=True)
+
+
+def cmd_sweep(args: argparse.Namespace, run: StageRun) -> None:
+    import mlflow
+
+    from embedlab.evaluate import load_sts
+    from embedlab.mine.teacher import TeacherView
+    from embedlab.sweep import SweepGrid, best_setting, summary, sweep, sweep_markdown
+    from embedlab.tracking import retry
+    from embedlab.train import build_student
+
+    pairs = schemas.read(args.pairs, schemas.Pairs)
+    view = TeacherView.load(args.embeddings, args.ids, pairs)
+    grid = SweepGrid(**json.loads(args.grid))
+
+    def student(seed: int):
+        return build_student(
+            args.student, args.init, args.mirror, None, None, args.static_init, args.dim, seed
+        )
+
+    def log_trial(row: dict) -> None:
+        name = f"{row['miner']}-lr{row['lr']:g}-t{row['temperature']:g}-e{row['epochs']}"
+        with retry(mlflow.start_run, run_name=name, nested=True):
+            keys = ("miner", "options", "batch_size", "epochs", "lr", "temperature", "seed")
+            retry(mlflow.log_params, {k: row[k] for k in keys})
+            retry(mlflow.log_metrics, {"dev_spearman": row["dev_spearman"], "best_step": row["best_step"]})
+
+    dev = load_sts("STSBenchmark", args.mirror, split="dev")
+    table = sweep(pairs, view, grid, student, dev, on_trial=log_trial)
+    table.write_csv(args.csv)
+    Path(args.md).write_text(sweep_markdown(table))
+    chosen = {"train": best_setting(table), "b3": best_setting(table, "b3") if grid.b3 else None}
+    run.log_metrics({"trials": float(summary(table).height), "best_dev": chosen["train"]["dev_mean"]})
+    for path in (args.csv, args.md):
+        run.log_artifact(path, "sweep")
+    log.info("sweep: chosen %s", chosen)
 
 
 def cmd_evaluate(args: argparse.Namespace, run: StageRun) -> None:
@@ -343,11 +385,14 @@ def parser() -> argparse.ArgumentParser:
 
     s = stage("synthesize", cmd_synthesize, "LLM-written pairs, or an imported set")
     s.add_argument("--mode", choices=["partial", "scratch", "query", "import"], default="partial")
-    s.add_argument("--corpus", help="corpus.parquet (partial and query modes)")
+    s.add_argument(
+        "--corpus", help="corpus.parquet (partial, query; import: only rows of these anchors)"
+    )
     s.add_argument("--pairs-out", required=True)
     s.add_argument("--rejected-out", required=True)
     s.add_argument("--samples-out", help="Markdown of 10 accepted and 10 rejected rows")
     s.add_argument("--shards", help="folder of resumable shards (default: beside --pairs-out)")
+    s.add_argument("--cache-dir", help="finished tables by content (fingerprint), reused by reruns")
     s.add_argument("--prompt", default="config/prompts/partial.yaml", help="prompt pool YAML")
     s.add_argument("--backend", choices=["transformers", "openai", "vllm"], default="transformers")
     s.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
@@ -357,8 +402,16 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--concurrency", type=int, default=8, help="openai backend: parallel requests")
     s.add_argument("--timeout-s", type=float, default=60.0, help="openai backend: per request")
     s.add_argument("--max-attempts", type=int, default=6, help="openai backend: per request")
-    s.add_argument("--import-path", help="mode import: the published set (csv/tsv/jsonl/parquet)")
-    s.add_argument("--import-layout", choices=["auto", "syncse", "nli"], default="auto")
+    s.add_argument(
+        "--import-path",
+        nargs="+",
+        help="mode import: the set's file(s), csv/tsv/txt/jsonl/json/parquet, local or hf://",
+    )
+    s.add_argument(
+        "--import-layout",
+        choices=["auto", "syncse", "nli", "triplet", "snli", "coco"],
+        default="auto",
+    )
     s.add_argument("--n-anchors", type=int, default=320)
     s.add_argument("--batch-size", type=int, default=32)
     s.add_argument("--max-new-tokens", type=int, default=48)
@@ -402,6 +455,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--options", default="{}", help="JSON object of miner options (b3: p, m, ...)")
     s.add_argument("--plot", help="PNG histogram of in-batch similarity against random batches")
 
+    s = stage("sweep", cmd_sweep, "choose lr, temperature, epochs and b3 options on STS-B dev")
+    s.add_argument("--pairs", required=True)
+    s.add_argument("--embeddings", required=True)
+    s.add_argument("--ids", required=True)
+    s.add_argument("--grid", required=True, help="JSON object of embedlab.sweep.SweepGrid fields")
+    s.add_argument("--student", choices=["static"], default="static")
+    s.add_argument("--init", default="sentence-transformers/all-MiniLM-L6-v2")
+    s.add_argument("--static-init", choices=["teacher", "random"], default="teacher")
+    s.add_argument("--dim", type=int, default=256)
+    s.add_argument("--md", required=True, help="Markdown table of both rounds")
+    s.add_argument("--csv", required=True, help="one row per trial and seed")
+
     s = stage("train", cmd_train, "train a student with InfoNCE over mined batches")
     s.add_argument("--student", choices=["static", "transformer"], default="static")
     s.add_argument("--init", default="sentence-transformers/all-MiniLM-L6-v2")
@@ -418,6 +483,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--temperature", type=float, default=0.2)
     s.add_argument("--symmetric", action=argparse.BooleanOptionalAction, default=False)
     s.add_argument("--pair-weights", help="Pairs column that weighs each row's loss")
+    s.add_argument(
+        "--use-hard-negative",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="each row's own hard negative enters the loss (--no-...: positives only)",
+    )
     s.add_argument("--max-grad-norm", type=float, default=1.0)
     s.add_argument(
         "--mixed-precision",

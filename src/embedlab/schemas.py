@@ -9,6 +9,8 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
+from embedlab.atomic import atomic_write
+
 
 class DataError(ValueError):
     """Bad data in a file: the message names the file, the row and the column."""
@@ -138,7 +140,4 @@ def write(df: pl.DataFrame, path: str | Path, model: type[pa.DataFrameModel]) ->
     path = Path(path)
     df = validate(df, model, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    df.write_parquet(tmp)
-    tmp.replace(path)
-    return path
+    return atomic_write(path, df.write_parquet)

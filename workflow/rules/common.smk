@@ -100,13 +100,31 @@ def launcher(gpus):
 SYNTH = config["synthesize"]
 
 
+IMPORTED = SYNTH["import"]["path"]
+IMPORTED = [IMPORTED] if isinstance(IMPORTED, str) else IMPORTED or []
+
+
+def local_file(name):
+    """A data file named in the config as Snakemake sees it: the local path or its copy in a
+    mirror; a remote one (hf://) is not a file input and is read by the job."""
+    if "://" in name:
+        return None
+    for folder in ["", *MIRRORS]:
+        if os.path.exists(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    return name  # missing: Snakemake names it
+
+
 def synth_inputs(wildcards):
-    """The corpus (partial, query), the prompt pool (all but import) or the imported file."""
+    """The corpus (partial, query, import matched to it), the prompt pool (all but import) or
+    the imported files."""
     inputs = {"staged": STAGED}
-    if SYNTH["mode"] in ("partial", "query"):
+    if SYNTH["mode"] in ("partial", "query") or (
+        SYNTH["mode"] == "import" and SYNTH["import"]["match_corpus"]
+    ):
         inputs["corpus"] = rules.corpus.output[0]
     if SYNTH["mode"] == "import":
-        inputs["imported"] = SYNTH["import"]["path"]
+        inputs["imported"] = [f for f in map(local_file, IMPORTED) if f]
     else:
         inputs["prompt"] = SYNTH["prompt"] or f"config/prompts/{SYNTH['mode']}.yaml"
     return inputs
@@ -119,6 +137,6 @@ def synth_args(wildcards, input):
         for k in ("corpus", "prompt")
         if k in input.keys()
     ]
-    if "imported" in input.keys():
-        args.append(f"--import-path {shlex.quote(input.imported)}")
+    if SYNTH["mode"] == "import":
+        args.append("--import-path " + " ".join(map(shlex.quote, IMPORTED)))
     return " ".join(args)

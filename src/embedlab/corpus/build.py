@@ -24,7 +24,9 @@ class Source:
     path: a file, absolute or relative to a mirror, or with format ``hf`` a dataset that
     ``datasets.load_dataset`` reads (a hub id, or a local dataset folder);
     format: txt (one sentence a line), csv, tsv, parquet, stsb (STS-B's tab-separated layout,
-    both sentences), sick (SICK, both sentences) or hf; column: the text column of
+    both sentences), sick (SICK, both sentences), snli (the premises of an SNLI file that have
+    both an entailment and a contradiction, the anchors of SimCSE's supervised triplets) or hf;
+    column: the text column of
     csv/tsv/parquet/hf; split: the split of an hf dataset; name: the ``source`` value
     (default: the file stem).
     """
@@ -60,6 +62,14 @@ def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFr
         return _read_hf(source, mirrors)
     path = resolve_file(source.path, mirrors)
     fmt = _format(source, path)
+    if fmt == "snli":
+        from embedlab.synth.importing import read_table, snli_triplets
+
+        triplets, _ = snli_triplets(read_table(str(path)), str(path))
+        complete = triplets.filter(pl.col("positive").is_not_null() & pl.col("negative").is_not_null())
+        name = source.name or path.stem
+        frame = pl.DataFrame({"text": complete["anchor"], "source": [name] * complete.height})
+        return frame.with_columns(dropped_incomplete=pl.lit(triplets.height - complete.height))
     if fmt == "txt":
         texts: list[str | None] = path.read_text(encoding="utf-8").splitlines()
         _check_texts(texts, path, 1, "line")
@@ -114,8 +124,11 @@ def build_corpus(
     Returns the corpus (``id``, ``text``, ``source``) and counts of what was dropped and why.
     """
     frames = [read_source(s, mirrors) for s in sources]
-    df = pl.concat(frames)
+    incomplete = sum(f["dropped_incomplete"][0] for f in frames if "dropped_incomplete" in f.columns and f.height)
+    df = pl.concat([f.select("text", "source") for f in frames])
     counts = {"read": df.height}
+    if any("dropped_incomplete" in f.columns for f in frames):
+        counts["dropped_incomplete"] = int(incomplete)
     length = pl.col("text").str.len_chars()
     kept = df.filter((length >= min_chars) & (length <= max_chars))
     counts["dropped_length"] = df.height - kept.height

@@ -50,6 +50,7 @@ from embedlab.synth.filters import (
     text_reason,
 )
 from embedlab.synth.prompts import PromptPool
+from embedlab.atomic import atomic_write
 from embedlab.synth.shards import ShardStore
 
 FEEDBACK_PROMPT = (
@@ -99,13 +100,20 @@ def choose_units(corpus: pl.DataFrame | None, mode: str, settings: SynthSettings
 
 
 def fingerprint(
-    units: Sequence[Unit], backend: Backend, pool: PromptPool, settings: SynthSettings
+    units: Sequence[Unit],
+    backend: Backend,
+    pool: PromptPool,
+    settings: SynthSettings,
+    teacher_name: str | None = None,
 ) -> str:
+    """Hash of everything that decides what the rows hold: the units, the generator, the prompt
+    pool, the settings and the teacher that filters (the shards' and the cache's key)."""
     h = hashlib.sha256()
     for part in (
         json.dumps(asdict(settings), sort_keys=True, default=str),
         backend.name,
         repr(pool),
+        str(teacher_name),
         *(u.id for u in units),
     ):
         h.update(part.encode())
@@ -283,15 +291,25 @@ def synthesize(
     shards: str | Path,
     teacher: Teacher | None = None,
     on_chunk: Callable[[int, dict], None] | None = None,
+    cache: str | Path | None = None,
+    teacher_name: str | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, float]]:
     """Generate (or resume generating) pairs; returns (pairs, rejected, stats).
 
     ``shards`` is the folder of the append-only shards: a rerun with the same inputs and
     settings continues from it. ``on_chunk(chunk, figures)`` is called after each new shard
-    (the CLI logs its figures to MLflow).
+    (the CLI logs its figures to MLflow). With ``cache``, a finished table is stored under
+    the fingerprint (``teacher_name`` names the filtering teacher in it) and any later run
+    with the same fingerprint, in any experiment, reads it instead of generating.
     """
     units = choose_units(corpus, pool.mode, settings)
-    store = ShardStore(shards, fingerprint(units, backend, pool, settings))
+    key = fingerprint(units, backend, pool, settings, teacher_name)
+    cached = Path(cache) / key if cache else None
+    if cached is not None and (cached / "stats.json").exists():
+        table = pl.read_parquet(cached / "rows.parquet")
+        stats = json.loads((cached / "stats.json").read_text()) | {"cache_hit": 1.0}
+        return *_split(table), stats
+    store = ShardStore(shards, key)
     done = store.collect()
     seen: set[str] = set()
     if done is not None:  # rebuild the duplicate filter's memory from the accepted rows
@@ -315,14 +333,23 @@ def synthesize(
     table = store.collect()
     if table is None:
         table = pl.DataFrame(schema=ROW_SCHEMA)
-    pairs = table.filter(pl.col("reason").is_null()).drop("raw", "reason").sort("id")
-    rejected = table.filter(pl.col("reason").is_not_null()).drop("copy_similarity", "score")
     stats = _stats(table, store)
     stats |= {
         "chunks_resumed": float(len(chunks) - len(todo)),
         "chunks_generated": float(len(todo)),
     }
-    return pairs, rejected.sort("id"), stats
+    if cached is not None:  # rows first, stats last: stats.json marks a complete entry
+        cached.mkdir(parents=True, exist_ok=True)
+        atomic_write(cached / "rows.parquet", table.write_parquet)
+        atomic_write(cached / "stats.json", lambda p: Path(p).write_text(json.dumps(stats)))
+    return *_split(table), stats | {"cache_hit": 0.0}
+
+
+def _split(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The unit table as (pairs, rejected), each sorted by id."""
+    pairs = table.filter(pl.col("reason").is_null()).drop("raw", "reason").sort("id")
+    rejected = table.filter(pl.col("reason").is_not_null()).drop("copy_similarity", "score")
+    return pairs, rejected.sort("id")
 
 
 def _stats(table: pl.DataFrame, store: ShardStore) -> dict[str, float]:

@@ -1,37 +1,63 @@
-"""Import a published synthetic set instead of generating one.
+"""Import a published or gold training set instead of generating one.
 
-Two layouts, as CSV, TSV, JSON Lines or Parquet (by the file's extension):
+Layouts, from CSV, TSV, JSON Lines or Parquet (by the file's extension), local or ``hf://``:
 
 - ``syncse``: columns ``sent0`` (anchor), ``sent1`` (positive), ``hard_neg`` (hard negative),
-  the layout of SimCSE's NLI file and of SynCSE's released data;
+  the layout of SimCSE's ``nli_for_simcse.csv`` and of SynCSE's released data;
 - ``nli``: columns ``premise``, ``entailment``, ``contradiction`` (NLI triplets);
-- ``auto`` (default) picks the one whose columns the file has.
+- ``triplet``: columns ``anchor``, ``positive``, ``negative`` (``sentence-transformers/all-nli``);
+- ``snli``: one hypothesis a row, ``premise``, ``hypothesis``, ``label`` (0 entailment,
+  1 neutral, 2 contradiction; the hub's ``stanfordnlp/snli``, or the mirror's headerless
+  ``train/snli/*.txt``), grouped into one (premise, entailment, contradiction) triplet per
+  premise; a premise without an entailment or a contradiction becomes a rejected row
+  (``no_entailment``, ``no_contradiction``), rows without a gold label (``-1``) are counted;
+- ``coco``: COCO caption annotations (JSON, ``annotations``: ``image_id``, ``caption``); the
+  first two captions of an image are a positive pair, an image with one caption is rejected
+  (``single_caption``);
+- ``auto`` (default) picks the layout by the columns (``coco`` by the JSON's keys).
 
-Rows go through the same cheap filters as generated ones (an empty cell, a copy, ...) and end
-in pairs or rejected with the reason; ids hash the three texts, so a re-import is identical.
+Several files are read in order as one set. Rows go through the same cheap filters as
+generated ones (an empty cell, a copy, ...) and end in pairs or rejected with the reason; ids
+hash the texts, so a re-import is identical. With ``anchors`` only rows whose anchor is one of
+those texts are imported (a corpus sample shared with a synthesis run, so that gold and
+generated sets cover the same anchors); the others are counted as ``not_in_anchors``.
 
 Example::
 
-    pairs, rejected, stats = import_pairs("data/syncse_partial.csv")
+    pairs, rejected, stats = import_pairs(["train/snli/dev.txt", "train/snli/test.txt"],
+                                          layout="snli", mirrors=["../shared/data"])
 """
 
 import json
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import polars as pl
 
 from embedlab.ids import stable_id
+from embedlab.resolve import resolve_file
 from embedlab.schemas import DataError, Pairs, Rejected, polars_schema
 from embedlab.synth.filters import Filters, copy_similarity, reject_reason
 
 LAYOUTS = {
     "syncse": ("sent0", "sent1", "hard_neg"),
     "nli": ("premise", "entailment", "contradiction"),
+    "triplet": ("anchor", "positive", "negative"),
+    "snli": ("premise", "hypothesis", "label"),
 }
+TRIPLET = ("anchor", "positive", "negative")
+SNLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
 
 
-def _read(path: Path) -> pl.DataFrame:
-    suffix = path.suffix.lower()
+def locate(name: str, mirrors: Sequence[str | Path] = ()) -> str:
+    """A local file (as given, or under a mirror) or a remote URL (``hf://...``) as it is."""
+    if "://" in name:
+        return name
+    return str(resolve_file(name, mirrors))
+
+
+def read_table(path: str) -> pl.DataFrame:
+    suffix = Path(path.split("?")[0]).suffix.lower()
     if suffix == ".parquet":
         return pl.read_parquet(path)
     if suffix in (".jsonl", ".json"):
@@ -39,18 +65,19 @@ def _read(path: Path) -> pl.DataFrame:
     if suffix in (".csv", ".tsv"):
         sep = "\t" if suffix == ".tsv" else ","
         return pl.read_csv(path, separator=sep, infer_schema=False, quote_char='"')
-    raise DataError(f"{path}: unknown file type {suffix!r} (csv, tsv, jsonl or parquet)")
+    if suffix == ".txt":  # the mirror's SNLI copy: premise<TAB>hypothesis<TAB>label, no header
+        return pl.read_csv(
+            path,
+            separator="\t",
+            has_header=False,
+            new_columns=list(LAYOUTS["snli"]),
+            infer_schema=False,
+            quote_char=None,
+        )
+    raise DataError(f"{path}: unknown file type {suffix!r} (csv, tsv, txt, jsonl, json, parquet)")
 
 
-def import_pairs(
-    path: str | Path, layout: str = "auto", filters: Filters | None = None, limit: int | None = None
-) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, float]]:
-    """Read a published set into (pairs, rejected, stats); errors name the file and column."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file to import")
-    filters = filters or Filters()
-    df = _read(path)
+def _layout(path: str, df: pl.DataFrame, layout: str) -> str:
     if layout == "auto":
         layout = next((k for k, cols in LAYOUTS.items() if set(cols) <= set(df.columns)), "")
         if not layout:
@@ -59,43 +86,159 @@ def import_pairs(
                 + "; ".join(f"{k}: {', '.join(c)}" for k, c in LAYOUTS.items())
             )
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown import layout {layout!r}; known: auto, {', '.join(LAYOUTS)}")
-    a, p, n = LAYOUTS[layout]
-    missing = [c for c in (a, p, n) if c not in df.columns]
+        raise ValueError(f"unknown import layout {layout!r}; known: auto, coco, {', '.join(LAYOUTS)}")
+    missing = [c for c in LAYOUTS[layout] if c not in df.columns]
     if missing:
         raise DataError(f"{path}: layout {layout!r} needs column(s) {missing}; has {df.columns}")
+    return layout
+
+
+def snli_triplets(df: pl.DataFrame, path: str) -> tuple[pl.DataFrame, int]:
+    """Group SNLI rows into (anchor, positive, negative) per premise, in first-seen order.
+
+    Returns the triplets (a null where the premise lacks that hypothesis, to be rejected with
+    its reason), and the number of rows without a gold label. A label that is not 0, 1, 2 or -1
+    stops with the file and the row.
+    """
+    by_premise: dict[str, dict[str, str]] = {}
+    no_gold = 0
+    for row, (premise, hypothesis, label) in enumerate(
+        df.select(LAYOUTS["snli"]).iter_rows(), start=1
+    ):
+        try:
+            value = int(str(label).strip())
+        except ValueError:
+            value = None
+        if value not in (*SNLI_LABELS, -1):
+            raise DataError(f"{path}: row {row}: label {label!r} is not 0, 1, 2 (or -1)")
+        if value == -1:
+            no_gold += 1
+            continue
+        if premise is None or hypothesis is None:
+            raise DataError(f"{path}: row {row}: an empty premise or hypothesis")
+        seen = by_premise.setdefault(" ".join(premise.split()), {})
+        seen.setdefault(SNLI_LABELS[value], " ".join(hypothesis.split()))
+    rows = [
+        {"anchor": p, "positive": h.get("entailment"), "negative": h.get("contradiction")}
+        for p, h in by_premise.items()
+    ]
+    return pl.DataFrame(rows, schema=dict.fromkeys(TRIPLET, pl.String)), no_gold
+
+
+def coco_pairs(path: str) -> pl.DataFrame:
+    """The first two captions (by annotation id) of each image; a null positive for an image
+    with one caption (rejected as ``single_caption``)."""
+    import fsspec
+
+    with fsspec.open(path, "r", encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: not JSON ({err})") from None
+    if not isinstance(data, dict) or "annotations" not in data:
+        raise DataError(f"{path}: no 'annotations' list; not a COCO caption file")
+    captions: dict[int, list[tuple[int, str]]] = {}
+    for i, ann in enumerate(data["annotations"]):
+        if not {"image_id", "caption"} <= set(ann):
+            raise DataError(f"{path}: annotation {i} lacks image_id or caption")
+        captions.setdefault(ann["image_id"], []).append((ann.get("id", i), ann["caption"]))
+    rows = []
+    for _, caps in sorted(captions.items()):
+        texts = [" ".join(c.split()) for _, c in sorted(caps)]
+        rows.append({"anchor": texts[0], "positive": texts[1] if len(texts) > 1 else None})
+    return pl.DataFrame(rows, schema={"anchor": pl.String, "positive": pl.String}).with_columns(
+        negative=pl.lit(None, pl.String)
+    )
+
+
+def _triplets(path: str, layout: str) -> tuple[pl.DataFrame, str, dict[str, float]]:
+    """One file as (anchor, positive, negative) rows, its layout and what was counted."""
+    if layout == "coco" or (layout == "auto" and Path(path).suffix.lower() == ".json"):
+        return coco_pairs(path), "coco", {}
+    df = read_table(path)
+    layout = _layout(path, df, layout)
+    if layout == "snli":
+        triplets, no_gold = snli_triplets(df, path)
+        return triplets, layout, {"hypotheses_without_gold_label": float(no_gold)}
+    return df.select(pl.col(c).alias(t) for c, t in zip(LAYOUTS[layout], TRIPLET)), layout, {}
+
+
+def _reason(anchor, positive, negative, layout: str, filters: Filters) -> str | None:
+    if not anchor:
+        return "parse"
+    if layout == "snli" and positive is None:
+        return "no_entailment"
+    if layout == "snli" and negative is None:
+        return "no_contradiction"
+    if layout == "coco" and positive is None:
+        return "single_caption"
+    return reject_reason(
+        anchor,
+        positive,
+        negative,
+        filters.copy_threshold,
+        filters.min_chars,
+        filters.max_chars,
+        with_negative=layout != "coco",
+    )
+
+
+def import_pairs(
+    paths: str | Path | Sequence[str | Path],
+    layout: str = "auto",
+    filters: Filters | None = None,
+    limit: int | None = None,
+    mirrors: Sequence[str | Path] = (),
+    anchors: Collection[str] | None = None,
+) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, float]]:
+    """Read one or several files into (pairs, rejected, stats); errors name the file and
+    column. ``limit`` keeps the first rows, ``anchors`` the rows whose anchor is among them."""
+    names = [str(paths)] if isinstance(paths, str | Path) else [str(p) for p in paths]
+    filters = filters or Filters()
+    frames, stats, generator, used = [], {}, ",".join(Path(n).name for n in names), set()
+    for name in names:
+        path = locate(name, mirrors)
+        triplets, kind, counts = _triplets(path, layout)
+        frames.append(triplets.with_columns(file=pl.lit(Path(name).name), row=pl.int_range(pl.len())))
+        used.add(kind)
+        for k, v in counts.items():
+            stats[k] = stats.get(k, 0.0) + v
+    df = pl.concat(frames)
+    read = df.height
+    if anchors is not None:
+        wanted = {" ".join(a.split()) for a in anchors}
+        df = df.filter(pl.col("anchor").map_elements(lambda a: " ".join(str(a).split()) in wanted, pl.Boolean))
+        stats["not_in_anchors"] = float(read - df.height)
     if limit:
         df = df.head(limit)
+    kind = "/".join(sorted(used))
     accepted, rejected, seen = [], [], set()
-    for row_number, (anchor, positive, negative) in enumerate(df.select(a, p, n).iter_rows()):
+    for anchor, positive, negative, file, row in df.iter_rows():
         anchor, positive, negative = (
             " ".join(str(t).split()) if t is not None else None
             for t in (anchor, positive, negative)
         )
         base = {
-            "id": stable_id(f"{anchor}\x1f{positive}\x1f{negative}", path.name),
+            "id": stable_id(f"{anchor}\x1f{positive}\x1f{negative}", generator),
             "anchor": anchor or "",
             "positive": positive or None,
             "hard_negative": negative or None,
             "mode": "imported",
-            "generator": path.name,
-            "prompt_id": f"import:{layout}",
+            "generator": generator,
+            "prompt_id": f"import:{kind}",
         }
-        reason = "parse" if not anchor else None
-        reason = reason or reject_reason(
-            anchor, positive, negative, filters.copy_threshold, filters.min_chars, filters.max_chars
-        )
+        reason = _reason(anchor, positive, negative, kind, filters)
         if reason is None and base["id"] in seen:
             reason = "duplicate"
         seen.add(base["id"])
         if reason:
-            raw = json.dumps({"row": row_number, a: anchor, p: positive, n: negative})
+            raw = json.dumps({"file": file, "row": row, **dict(zip(TRIPLET, (anchor, positive, negative)))})
             rejected.append(base | {"raw": raw, "reason": reason})
         else:
             accepted.append(base | {"copy_similarity": copy_similarity(anchor, positive)})
     pairs = pl.DataFrame(accepted, schema=polars_schema(Pairs))
     rej = pl.DataFrame(rejected, schema=polars_schema(Rejected))
-    stats = {
+    stats |= {
         "rows": float(df.height),
         "accepted": float(pairs.height),
         "rejected": float(rej.height),

@@ -57,6 +57,7 @@ class TrainConfig:
     temperature: float = 0.2
     symmetric: bool = False  # add the positive->anchor InfoNCE term
     pair_weights: str | None = None  # a Pairs column weighing each row's loss (e.g. "score")
+    use_hard_negative: bool = True  # False: each row's own hard negative is left out (SynCSE)
     max_grad_norm: float = 1.0
     mixed_precision: str | None = None  # "no", "bf16", "fp16"; None: the accelerate config
     chunk_size: int = 0  # > 0: GradCache, embedding at most this many texts at once
@@ -92,8 +93,14 @@ class Trained:
     dev_step: int | None  # the step that scored it (the returned model is that one)
 
 
-def plan(pairs: pl.DataFrame, batches: pl.DataFrame, pair_weights: str | None = None) -> list[Step]:
-    """Texts of each optimiser step: anchors, positives, and all hard negatives of the batch."""
+def plan(
+    pairs: pl.DataFrame,
+    batches: pl.DataFrame,
+    pair_weights: str | None = None,
+    use_hard_negative: bool = True,
+) -> list[Step]:
+    """Texts of each optimiser step: anchors, positives, and all hard negatives of the batch
+    (the rows' own unless ``use_hard_negative`` is false, and the miner's)."""
     by_id = {r["id"]: r for r in pairs.iter_rows(named=True)}
     missing = set(batches["id"]) - set(by_id)
     if missing:
@@ -103,7 +110,7 @@ def plan(pairs: pl.DataFrame, batches: pl.DataFrame, pair_weights: str | None = 
         )
     if pair_weights is not None and pair_weights not in pairs.columns:
         raise DataError(f"pairs have no column {pair_weights!r} to weigh the loss with")
-    steps = []
+    steps, own = [], use_hard_negative
     for _, group in batches.group_by(["epoch", "batch"], maintain_order=True):
         rows = [by_id[i] for i in group.sort("position")["id"]]
         mined = [by_id[j] for hn in group["hard_negative_ids"] for j in hn if j in by_id]
@@ -111,7 +118,7 @@ def plan(pairs: pl.DataFrame, batches: pl.DataFrame, pair_weights: str | None = 
             Step(
                 anchor=[r["anchor"] for r in rows],
                 positive=[r["positive"] or r["anchor"] for r in rows],
-                negative=[r["hard_negative"] for r in rows if r["hard_negative"]]
+                negative=[r["hard_negative"] for r in rows if r["hard_negative"] and own]
                 + [r["anchor"] for r in mined],
                 weight=None if pair_weights is None else [float(r[pair_weights]) for r in rows],
             )
@@ -220,7 +227,7 @@ def train(
     set_seed(config.seed)
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     rank, size = world()
-    steps = plan(pairs, batches, config.pair_weights)
+    steps = plan(pairs, batches, config.pair_weights, config.use_hard_negative)
     if any(len(s.anchor) < size for s in steps):
         raise ValueError(f"a mined batch is smaller than the {size} processes that share it")
     unlabeled = pairs["positive"].null_count()

@@ -1,0 +1,36 @@
+# Hyperparameters chosen on STS-B dev only (`snakemake sweep`): the optimiser with random
+# batches, then b3's options; every trial is a nested MLflow run. Not part of `all`: a study
+# copies the chosen values into its config, with the sweep's table in docs/studies.md.
+rule sweep:
+    input:
+        pairs=rules.synthesize.output.pairs,
+        emb=rules.teacher.output.emb,
+        ids=rules.teacher.output.ids,
+        staged=STAGED,
+    output:
+        md=f"{R}/sweep/sweep.md",
+        csv=f"{R}/sweep/sweep.csv",
+    log:
+        f"{R}/logs/sweep.log",
+    benchmark:
+        f"{R}/benchmarks/sweep.tsv"
+    conda:
+        "../../envs/embedlab.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    params:
+        track=track("sweep"),
+        grid=shlex.quote(json.dumps(config["sweep"])),
+        student=cli_args(
+            {
+                k: config["train"][k]
+                for k in ("student", "init", "static_init", "dim")
+                if k in config["train"]
+            }
+        ),
+    shell:
+        "OMP_NUM_THREADS={threads} embedlab {params.track} sweep --pairs {input.pairs}"
+        " --embeddings {input.emb} --ids {input.ids} --grid {params.grid}"
+        " --md {output.md} --csv {output.csv} {params.student} > {log} 2>&1"
