@@ -9,7 +9,7 @@ from embedlab.tables.grouped import (
     group,
     grouped_latex,
     grouped_markdown,
-    paired_bootstrap,
+    paired_seeds,
 )
 from embedlab.tables.sts import COLUMNS
 
@@ -43,23 +43,53 @@ def test_group_gives_mean_and_sample_std_over_seeds():
     assert r"$\pm$" in grouped_latex(grouped) and r"\toprule" in grouped_latex(grouped)
 
 
-def test_paired_bootstrap_finds_a_constant_shift_and_covers_a_noisy_one():
-    exact = paired_bootstrap(_scores(shift=1.0), "b3", "random", 32)
-    assert (exact["seeds"], exact["cells"]) == (3, 21)
-    assert exact["diff"] == pytest.approx(1.0) and exact["low"] == pytest.approx(1.0)
-    noisy = paired_bootstrap(_scores(shift=0.5, noise=1.0), "b3", "random", 32, seed=1)
-    assert noisy["low"] < noisy["diff"] < noisy["high"]
-    assert noisy["low"] < 0.5 + 1.0 and noisy["high"] > 0.5 - 1.0
-    none = paired_bootstrap(_scores(shift=0.0, noise=1.0), "b3", "random", 32)
-    assert none["low"] < 0.0 < none["high"]  # no real difference: the interval covers 0
+def test_paired_seeds_uses_the_seed_as_the_unit():
+    exact = paired_seeds(_scores(shift=1.0), "b3", "random", 32)
+    assert (exact["seeds"], exact["wins"]) == (3, 3)
+    assert exact["diff"] == pytest.approx(1.0)
+    assert exact["low"] == pytest.approx(1.0) and exact["high"] == pytest.approx(1.0)
+    noisy = _scores(shift=0.5, noise=1.0)
+    result = paired_seeds(noisy, "b3", "random", 32)
+    avg = noisy.filter(pl.col("model").str.contains("seed")).sort("model")["Avg"].to_numpy()
+    diffs = avg[:3] - avg[3:]  # b3 seeds 0-2 minus random seeds 0-2 (sorted by name)
+    from scipy import stats
+
+    assert result["diff"] == pytest.approx(diffs.mean())
+    half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
+    assert result["high"] - result["low"] == pytest.approx(2 * half)
+    assert result["p"] == pytest.approx(stats.ttest_1samp(diffs, 0.0).pvalue)
     with pytest.raises(LookupError, match="'kmeans'"):
-        paired_bootstrap(_scores(), "kmeans", "random", 32)
+        paired_seeds(_scores(), "kmeans", "random", 32)
 
 
-def test_comparisons_are_against_random_per_batch_size():
+def test_comparisons_are_against_random_per_batch_size_and_across_sizes():
     results = comparisons(_scores())
     assert [(r["a"], r["b"], r["batch_size"]) for r in results] == [("b3", "random", 32)]
-    assert "| b3 − random | 32 | 3 × 7 | +1.00 |" in comparisons_markdown(results)
+    assert "| b3 − random | 32 | 3 | +1.00 | [+1.00, +1.00] |" in comparisons_markdown(results)
+    wide = pl.concat(
+        [_scores(), _scores().filter(pl.col("model").str.starts_with("random")).with_columns(
+            pl.col("model").str.replace("bs32", "bs512"), pl.col("Avg") + 2.0
+        )]
+    )
+    cross = comparisons(wide, extra=[{"a": "b3", "a_bs": 32, "b": "random", "b_bs": 512}])[-1]
+    assert (cross["batch_size"], cross["b_batch_size"]) == (32, 512)
+    assert cross["diff"] == pytest.approx(-1.0)
+    assert "| b3 − random | 32 vs 512 | 3 | -1.00 |" in comparisons_markdown([cross])
+
+
+def test_sources_are_compared_with_the_first_source():
+    gold, llm = _scores(), _scores(shift=0.0)
+    rows = [
+        gold.filter(pl.col("model").str.contains("random")).with_columns(
+            ("gold · " + pl.col("model")).alias("model")
+        ),
+        llm.filter(pl.col("model").str.contains("random")).with_columns(
+            ("llm · " + pl.col("model")).alias("model"), pl.col("Avg") - 3.0
+        ),
+    ]
+    results = comparisons(pl.concat(rows))
+    assert [(r["a"], r["b"]) for r in results] == [("llm · random", "gold · random")]
+    assert results[0]["diff"] == pytest.approx(-3.0)
 
 
 def test_reference_rows_are_shown_apart_and_never_bold(tmp_path):

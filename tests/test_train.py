@@ -118,6 +118,9 @@ def test_unlabeled_rows_use_their_anchor_and_missing_hard_negatives_are_skipped(
     for anchor, positive in zip(step.anchor, step.positive, strict=True):
         assert positive == (by_anchor[anchor]["positive"] or anchor)
     assert len(step.negative) == sum(by_anchor[a]["hard_negative"] is not None for a in step.anchor)
+    # SynCSE's positives-only ablation: the rows' own hard negatives leave the loss
+    bare = plan(pairs, _batches(pairs, 12, 1), use_hard_negative=False)[0]
+    assert bare.negative == [] and bare.anchor == step.anchor and bare.positive == step.positive
 
 
 def _grads(model: torch.nn.Module, head: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -12,9 +12,12 @@ atomically and logs one MLflow run (params = its arguments, metrics = its figure
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 from pathlib import Path
+
+import polars as pl
 
 from embedlab import schemas
 from embedlab.tracking import StageRun, stage_run
@@ -40,7 +43,15 @@ def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
     from embedlab.synth.prompts import PromptPool
 
     filters = Filters(args.copy_threshold, args.min_chars, args.max_chars)
-    if args.mode == "import":
+    if args.mode == "unlabeled":  # unsupervised SimCSE: the corpus itself, no generator
+        from embedlab.corpus.build import unlabeled_pairs
+
+        corpus = schemas.read(args.corpus, schemas.Corpus)
+        empty = pl.DataFrame(schema=schemas.polars_schema(schemas.Pairs))
+        pairs = pl.concat([empty, unlabeled_pairs(corpus)], how="diagonal_relaxed")
+        rejected = pl.DataFrame(schema=schemas.polars_schema(schemas.Rejected))
+        stats = {"rows": float(pairs.height), "accepted": float(pairs.height)}
+    elif args.mode == "import":
         if not args.import_path:
             raise ValueError("synthesize: mode 'import' needs --import-path (config import.path)")
         anchors = None
@@ -99,7 +110,7 @@ def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
     run.log_metrics(stats)
     for path in (args.rejected_out, samples):
         run.log_artifact(path, "synth")
-    if args.mode != "import":
+    if args.mode not in ("import", "unlabeled"):
         shutil.rmtree(shards, ignore_errors=True)  # every row is in the two tables now
     log.info("synthesize: %s", stats)
 
@@ -228,7 +239,7 @@ def cmd_sweep(args: argparse.Namespace, run: StageRun) -> None:
 
     from embedlab.evaluate import load_sts
     from embedlab.mine.teacher import TeacherView
-    from embedlab.sweep import SweepGrid, best_setting, summary, sweep, sweep_markdown
+    from embedlab.sweep import SweepGrid, best_setting, summary, sweep, sweep_page
     from embedlab.tracking import retry
     from embedlab.train import build_student
 
@@ -251,7 +262,7 @@ def cmd_sweep(args: argparse.Namespace, run: StageRun) -> None:
     dev = load_sts("STSBenchmark", args.mirror, split="dev")
     table = sweep(pairs, view, grid, student, dev, on_trial=log_trial)
     table.write_csv(args.csv)
-    Path(args.md).write_text(sweep_markdown(table))
+    Path(args.md).write_text(sweep_page(table, os.environ.get("EMBEDLAB_EXPERIMENT", "")))
     chosen = {"train": best_setting(table), "b3": best_setting(table, "b3") if grid.b3 else None}
     run.log_metrics({"trials": float(summary(table).height), "best_dev": chosen["train"]["dev_mean"]})
     for path in (args.csv, args.md):
@@ -263,6 +274,27 @@ def cmd_evaluate(args: argparse.Namespace, run: StageRun) -> None:
     from embedlab.encode import load_encoder
     from embedlab.evaluate import evaluate_sts, load_sts
 
+    cached = None
+    if args.cache_dir:  # the same model, tasks and code score the same: reuse the scores
+        from embedlab.cache import code_hash, content_key, folder_hash
+        from embedlab.resolve import resolve_model
+
+        found = resolve_model(args.model, args.mirror)
+        setting = [args.tasks, args.geometry, args.retrieval, args.mteb, args.batch_size]
+        setting.append([str(Path(m).resolve()) for m in args.mirror])  # where the data came from
+        model_key = folder_hash(found.path) if found.where != "hub" else found.path
+        key = content_key(model_key, setting, code_hash("embedlab.evaluate", "embedlab.encode"))
+        cached = Path(args.cache_dir) / f"{key}.parquet"
+        if cached.exists():
+            scores = schemas.read(cached, schemas.Scores)
+            schemas.write(scores, args.out, schemas.Scores)
+            run.log_metrics(
+                {f"{r['task']}.{r['metric']}": r["value"] for r in scores.iter_rows(named=True)}
+                | {"cache_hit": 1.0}
+            )
+            run.log_artifact(args.out, "eval")
+            log.info("evaluate %s: scores of the same model and code from %s", args.name, cached)
+            return
     model = load_encoder(args.model, args.mirror)
     tasks = [load_sts(t, args.mirror) for t in args.tasks]
     scores = evaluate_sts(model, tasks, args.batch_size)
@@ -281,6 +313,8 @@ def cmd_evaluate(args: argparse.Namespace, run: StageRun) -> None:
 
         scores = scores.vstack(evaluate_mteb(model, args.mteb, args.mirror, args.batch_size))
     schemas.write(scores, args.out, schemas.Scores)
+    if cached is not None:
+        schemas.write(scores, cached, schemas.Scores)
     run.log_metrics(
         {f"{r['task']}.{r['metric']}": r["value"] for r in scores.iter_rows(named=True)}
     )
@@ -304,7 +338,7 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
     reference = load_reference(args.reference) if args.reference else []
     scores = fetch_scores(args.models, args.experiments)
     grouped = group(scores)
-    paired = comparisons(scores)
+    paired = comparisons(scores, extra=[json.loads(c) for c in args.compare])
     outputs = {
         args.md: to_markdown(scores),
         args.tex: to_latex(scores),
@@ -331,10 +365,29 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
         for path in made:
             run.log_artifact(path, "figures")
     for r in paired:
-        key = f"paired.{r['a']}-{r['b']}.bs{r['batch_size']}"
-        run.log_metrics(
-            {f"{key}.diff": r["diff"], f"{key}.low": r["low"], f"{key}.high": r["high"]}
-        )
+        key = f"paired.{r['a']}-{r['b']}.bs{r['batch_size']}-{r['b_batch_size']}"
+        run.log_metrics({f"{key}.{k}": r[k] for k in ("diff", "low", "high", "p")})
+    if args.study:
+        from embedlab.tables.mining import fetch_mining, mining_markdown
+        from embedlab.tables.study import study_markdown
+
+        sections = {
+            "STS (Spearman × 100, test sets; mean ± std over seeds)": outputs[args.grouped_md],
+            "Paired comparisons (the seed is the unit: paired t over seeds)": outputs[
+                args.paired_md
+            ],
+        }
+        mining = fetch_mining(args.experiments)
+        if mining.height:
+            sections["In-batch hardness and false negatives (teacher cosine; from the mine runs)"] = (
+                mining_markdown(mining)
+            )
+        study = Path(args.study)
+        pngs = sorted(Path(args.figures).glob("*.png")) if args.figures else []
+        figures = [str(p.relative_to(study.parent)) for p in pngs if study.parent in p.parents]
+        title = args.title or (args.experiments or [os.environ.get("EMBEDLAB_EXPERIMENT", "")])[0]
+        study.write_text(study_markdown(title, sections, figures, args.experiments))
+        run.log_artifact(study, "tables")
     print(to_markdown(scores), outputs[args.grouped_md], outputs[args.paired_md], sep="\n")
 
 
@@ -384,7 +437,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
 
     s = stage("synthesize", cmd_synthesize, "LLM-written pairs, or an imported set")
-    s.add_argument("--mode", choices=["partial", "scratch", "query", "import"], default="partial")
+    s.add_argument(
+        "--mode", choices=["partial", "scratch", "query", "import", "unlabeled"], default="partial"
+    )
     s.add_argument(
         "--corpus", help="corpus.parquet (partial, query; import: only rows of these anchors)"
     )
@@ -511,6 +566,7 @@ def parser() -> argparse.ArgumentParser:
         default=["STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness"],
     )
     s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--cache-dir", help="scores by content (model files, settings, code), reused")
     s.add_argument(
         "--geometry",
         action=argparse.BooleanOptionalAction,
@@ -545,7 +601,15 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--grouped-tex", required=True, help="mean ± std over seeds (LaTeX)")
     s.add_argument("--grouped-html", required=True, help="mean ± std over seeds (HTML)")
     s.add_argument("--grouped-csv", required=True, help="mean and std over seeds (CSV)")
-    s.add_argument("--paired-md", required=True, help="each miner against random, bootstrap")
+    s.add_argument("--paired-md", required=True, help="paired comparisons over seeds (t)")
+    s.add_argument(
+        "--compare",
+        nargs="*",
+        default=[],
+        help='extra comparisons across batch sizes: {"a": "b3", "a_bs": 64, "b": ..., "b_bs": ...}',
+    )
+    s.add_argument("--study", help="Markdown page of the study (tables, figures, provenance)")
+    s.add_argument("--title", help="title of the study page (default: the experiment)")
     s.add_argument("--reference", help="YAML of published rows, shown apart as reported")
     s.add_argument(
         "--experiments",

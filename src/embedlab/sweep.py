@@ -161,3 +161,18 @@ def sweep_markdown(table: pl.DataFrame) -> str:
                 f"{r['best_step_mean']:.0f} / {r['steps']} |"
             )
     return "\n".join(out).lstrip("\n") + "\n"
+
+
+def sweep_page(table: pl.DataFrame, experiment: str) -> str:
+    """The sweep's Markdown page with its provenance (commit, machine) and the chosen values."""
+    from embedlab.tables.study import study_markdown
+
+    chosen = best_setting(table)
+    text = (
+        f"Chosen: lr {chosen['lr']:g}, temperature {chosen['temperature']:g}, epochs "
+        f"{chosen['epochs']} (best mean dev over seeds)"
+    )
+    if (table["miner"] == "b3").any():
+        text += f"; b3 options {best_setting(table, 'b3')['options']}"
+    sections = {"Chosen": text + ".", "Trials": sweep_markdown(table)}
+    return study_markdown("Hyperparameter sweep on STS-B dev", sections, experiments=[experiment])

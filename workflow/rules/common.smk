@@ -119,13 +119,13 @@ def synth_inputs(wildcards):
     """The corpus (partial, query, import matched to it), the prompt pool (all but import) or
     the imported files."""
     inputs = {"staged": STAGED}
-    if SYNTH["mode"] in ("partial", "query") or (
+    if SYNTH["mode"] in ("partial", "query", "unlabeled") or (
         SYNTH["mode"] == "import" and SYNTH["import"]["match_corpus"]
     ):
         inputs["corpus"] = rules.corpus.output[0]
     if SYNTH["mode"] == "import":
         inputs["imported"] = [f for f in map(local_file, IMPORTED) if f]
-    else:
+    elif SYNTH["mode"] != "unlabeled":
         inputs["prompt"] = SYNTH["prompt"] or f"config/prompts/{SYNTH['mode']}.yaml"
     return inputs
 

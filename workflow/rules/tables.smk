@@ -17,6 +17,7 @@ rule tables:
         paired=report(
             f"{R}/tables/paired.md", caption="../report/paired.rst", category="Tables"
         ),
+        study=f"{R}/study.md",
         avg_png=report(
             f"{R}/figures/avg_vs_batch.png",
             caption="../report/avg_vs_batch.rst",
@@ -46,6 +47,10 @@ rule tables:
         track=track("tables"),
         models=MODELS,
         figures=lambda wildcards, output: os.path.dirname(output.avg_png),
+        compare=" ".join(
+            ["--compare", *(shlex.quote(json.dumps(c)) for c in config["tables"]["compare"])]
+        ),
+        title=shlex.quote(config["tables"]["title"] or config["experiment"]),
         experiments=(
             "--experiments "
             + " ".join(map(shlex.quote, config["tables"]["experiments"]))
@@ -58,4 +63,5 @@ rule tables:
         " --grouped-md {output.grouped_md} --grouped-tex {output.grouped_tex}"
         " --grouped-html {output.grouped_html} --grouped-csv {output.grouped_csv}"
         " --paired-md {output.paired} --reference {input.reference}"
-        " --figures {params.figures} {params.experiments} > {log} 2>&1"
+        " --figures {params.figures} {params.experiments} {params.compare}"
+        " --study {output.study} --title {params.title} > {log} 2>&1"

@@ -21,7 +21,8 @@ from embedlab.schemas import DataError
 class Source:
     """One input of the corpus.
 
-    path: a file, absolute or relative to a mirror, or with format ``hf`` a dataset that
+    path: a file, absolute or relative to a mirror, a remote file (``hf://datasets/<id>/<file>``,
+    read through fsspec), or with format ``hf`` a dataset that
     ``datasets.load_dataset`` reads (a hub id, or a local dataset folder);
     format: txt (one sentence a line), csv, tsv, parquet, stsb (STS-B's tab-separated layout,
     both sentences), sick (SICK, both sentences), snli (the premises of an SNLI file that have
@@ -60,18 +61,24 @@ def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFr
     """Read one source into columns ``text``, ``source``; stop on an empty or null text."""
     if source.format == "hf":
         return _read_hf(source, mirrors)
-    path = resolve_file(source.path, mirrors)
+    # a remote file (hf://datasets/..., s3://...) is read as it is, through fsspec or polars
+    where = source.path if "://" in source.path else str(resolve_file(source.path, mirrors))
+    path = Path(where)  # for the suffix, the stem and messages
     fmt = _format(source, path)
     if fmt == "snli":
         from embedlab.synth.importing import read_table, snli_triplets
 
-        triplets, _ = snli_triplets(read_table(str(path)), str(path))
-        complete = triplets.filter(pl.col("positive").is_not_null() & pl.col("negative").is_not_null())
+        triplets, _ = snli_triplets(read_table(where), where)
         name = source.name or path.stem
-        frame = pl.DataFrame({"text": complete["anchor"], "source": [name] * complete.height})
-        return frame.with_columns(dropped_incomplete=pl.lit(triplets.height - complete.height))
+        complete = triplets["positive"].is_not_null() & triplets["negative"].is_not_null()
+        return pl.DataFrame(  # `complete`: build_corpus drops (and counts) the other premises
+            {"text": triplets["anchor"], "source": [name] * triplets.height, "complete": complete}
+        )
     if fmt == "txt":
-        texts: list[str | None] = path.read_text(encoding="utf-8").splitlines()
+        import fsspec
+
+        with fsspec.open(where, "r", encoding="utf-8") as f:
+            texts: list[str | None] = f.read().splitlines()
         _check_texts(texts, path, 1, "line")
     elif fmt in ("stsb", "sick"):
         from embedlab.evaluate.sts import read_pair_file
@@ -81,9 +88,9 @@ def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFr
         _check_texts(texts, path, 1, "sentence")
     else:
         if fmt == "parquet":
-            frame = pl.read_parquet(path)
+            frame = pl.read_parquet(where)
         else:
-            frame = pl.read_csv(path, separator="\t" if fmt == "tsv" else ",", quote_char='"')
+            frame = pl.read_csv(where, separator="\t" if fmt == "tsv" else ",", quote_char='"')
         if source.column not in frame.columns:
             raise DataError(f"{path}: no column {source.column!r}; columns are {frame.columns}")
         texts = frame[source.column].cast(pl.String).to_list()
@@ -124,11 +131,12 @@ def build_corpus(
     Returns the corpus (``id``, ``text``, ``source``) and counts of what was dropped and why.
     """
     frames = [read_source(s, mirrors) for s in sources]
-    incomplete = sum(f["dropped_incomplete"][0] for f in frames if "dropped_incomplete" in f.columns and f.height)
-    df = pl.concat([f.select("text", "source") for f in frames])
-    counts = {"read": df.height}
-    if any("dropped_incomplete" in f.columns for f in frames):
-        counts["dropped_incomplete"] = int(incomplete)
+    counts = {"read": sum(f.height for f in frames)}
+    if any("complete" in f.columns for f in frames):  # snli premises without both hypotheses
+        kept = [f.filter("complete").drop("complete") if "complete" in f.columns else f for f in frames]
+        counts["dropped_incomplete"] = counts["read"] - sum(f.height for f in kept)
+        frames = kept
+    df = pl.concat(frames)
     length = pl.col("text").str.len_chars()
     kept = df.filter((length >= min_chars) & (length <= max_chars))
     counts["dropped_length"] = df.height - kept.height
@@ -141,3 +149,22 @@ def build_corpus(
     corpus = deduped.with_columns(pl.Series("id", ids)).select("id", "text", "source")
     counts["kept"] = corpus.height
     return corpus, counts
+
+
+def unlabeled_pairs(corpus: pl.DataFrame) -> pl.DataFrame:
+    """The corpus as unsupervised-SimCSE training rows: each sentence an anchor without a
+    positive (the student's dropout makes its two views differ) and without a hard negative.
+
+    >>> unlabeled_pairs(pl.DataFrame({"id": ["a"], "text": ["x y"], "source": ["s"]}))["mode"][0]
+    'unlabeled'
+    """
+    return corpus.select(
+        "id",
+        pl.col("text").alias("anchor"),
+        pl.lit(None, pl.String).alias("positive"),
+        pl.lit(None, pl.String).alias("hard_negative"),
+        pl.lit("unlabeled").alias("mode"),
+        pl.col("source").alias("generator"),
+        pl.lit("unlabeled").alias("prompt_id"),
+        pl.lit(0.0).alias("copy_similarity"),
+    )

@@ -51,6 +51,7 @@ from embedlab.synth.filters import (
 )
 from embedlab.synth.prompts import PromptPool
 from embedlab.atomic import atomic_write
+from embedlab.cache import code_hash
 from embedlab.synth.shards import ShardStore
 
 FEEDBACK_PROMPT = (
@@ -107,13 +108,15 @@ def fingerprint(
     teacher_name: str | None = None,
 ) -> str:
     """Hash of everything that decides what the rows hold: the units, the generator, the prompt
-    pool, the settings and the teacher that filters (the shards' and the cache's key)."""
+    pool, the settings, the teacher that filters and the synthesis code (the shards' and the
+    cache's key)."""
     h = hashlib.sha256()
     for part in (
         json.dumps(asdict(settings), sort_keys=True, default=str),
         backend.name,
         repr(pool),
         str(teacher_name),
+        code_hash("embedlab.synth"),
         *(u.id for u in units),
     ):
         h.update(part.encode())

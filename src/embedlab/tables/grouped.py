@@ -1,5 +1,5 @@
 """The paper view of the runs: mean ± std over seeds per method and batch size, and paired
-comparisons of two methods with a bootstrap interval.
+comparisons of two methods over seeds (paired t).
 
 Run names follow the grid, ``<method>-bs<B>-seed<S>``; other rows (teacher, student-init) are
 kept as they are. Input is ``fetch_scores``' table (one row per run, one column per task).
@@ -8,7 +8,7 @@ Example::
 
     scores = fetch_scores(models)
     print(grouped_markdown(group(scores)))
-    print(paired_bootstrap(scores, "b3", "random", batch_size=32))
+    print(paired_seeds(scores, "b3", "random", batch_size=32))
 """
 
 from collections.abc import Sequence
@@ -153,67 +153,97 @@ def _bold_pm(cell: str) -> str:
     return cell.replace(" ± ", r"$\pm$")
 
 
-def paired_bootstrap(
-    scores: pl.DataFrame,
-    a: str,
-    b: str,
-    batch_size: int,
-    n_boot: int = 10_000,
-    seed: int = 0,
+def paired_seeds(
+    scores: pl.DataFrame, a: str, b: str, batch_size: int, b_batch_size: int | None = None
 ) -> dict[str, float | int | str]:
-    """Method ``a`` minus method ``b`` at one batch size, paired by seed and task.
+    """Method ``a`` at ``batch_size`` minus method ``b`` at ``b_batch_size`` (default the same),
+    paired by seed: the seed is the unit of evidence, never a (seed, task) cell.
 
-    Each cell is one (seed, task) pair present for both (the seven STS tasks, Avg excluded);
-    the difference is their mean, the 95% interval the percentiles of the mean over
-    ``n_boot`` resamplings of the cells with replacement.
+    Per seed the difference of the STS Avg; reported: its mean, the paired t 95% interval
+    (Student's t with seeds − 1 degrees of freedom), the two-sided p-value of a paired t-test,
+    and in how many seeds ``a`` came out ahead. With one seed there is no interval (NaN).
     """
-    parsed = _parse(scores).filter(pl.col("bs") == batch_size)
-    left = parsed.filter(pl.col("method") == a).select("seed", *TASKS)
-    right = parsed.filter(pl.col("method") == b).select("seed", *TASKS)
-    joined = left.join(right, on="seed", suffix="_b")
+    from scipy import stats
+
+    parsed = _parse(scores)
+    b_batch_size = batch_size if b_batch_size is None else b_batch_size
+    left = parsed.filter((pl.col("method") == a) & (pl.col("bs") == batch_size))
+    right = parsed.filter((pl.col("method") == b) & (pl.col("bs") == b_batch_size))
+    joined = left.select("seed", "Avg").join(right.select("seed", "Avg"), on="seed", suffix="_b")
+    joined = joined.drop_nulls()
     if joined.height == 0:
-        raise LookupError(f"no seed has runs of both {a!r} and {b!r} at batch size {batch_size}")
-    diffs = np.concatenate([(joined[t] - joined[f"{t}_b"]).to_numpy() for t in TASKS])
-    rng = np.random.default_rng(seed)
-    means = diffs[rng.integers(0, diffs.size, size=(n_boot, diffs.size))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
+        raise LookupError(
+            f"no seed has runs of both {a!r} at B={batch_size} and {b!r} at B={b_batch_size}"
+        )
+    diffs = (joined["Avg"] - joined["Avg_b"]).to_numpy()
+    n, mean = diffs.size, float(diffs.mean())
+    if n > 1:
+        sd = float(diffs.std(ddof=1))
+        half = float(stats.t.ppf(0.975, n - 1)) * sd / np.sqrt(n)
+        # identical differences in every seed: no spread, so the t-test is degenerate
+        p = float(stats.ttest_1samp(diffs, 0.0).pvalue) if sd > 0 else float(mean == 0)
+    else:
+        sd, half, p = float("nan"), float("nan"), float("nan")
     return {
         "a": a,
         "b": b,
         "batch_size": batch_size,
-        "seeds": joined.height,
-        "cells": int(diffs.size),
-        "diff": float(diffs.mean()),
-        "low": float(low),
-        "high": float(high),
+        "b_batch_size": b_batch_size,
+        "seeds": n,
+        "diff": mean,
+        "sd": sd,
+        "low": mean - half,
+        "high": mean + half,
+        "p": p,
+        "wins": int((diffs > 0).sum()),
     }
 
 
-def comparisons(scores: pl.DataFrame, baseline: str = "random") -> list[dict]:
-    """Every method against ``baseline`` at each batch size where both have runs.
+def comparisons(
+    scores: pl.DataFrame, baseline: str = "random", extra: Sequence[dict] = ()
+) -> list[dict]:
+    """The comparisons a study reports, each paired by seed (``paired_seeds``):
 
-    A method named ``<source> · <miner>`` (several experiments) is compared with the baseline
-    of its own source.
+    - every miner against ``baseline`` (random) of its own source at each batch size;
+    - with several sources (methods named ``<source> · <miner>``, one experiment each), every
+      source against the first source, same miner and batch size;
+    - ``extra`` pairs ``{a, a_bs, b, b_bs}`` across batch sizes (B3's "b3 at 64 against random
+      at 512").
     """
     parsed = _parse(scores).filter(pl.col("bs").is_not_null())
+    methods = parsed["method"].unique(maintain_order=True).to_list()
+    sources = list(dict.fromkeys(m.rpartition(" · ")[0] for m in methods))
     out = []
     for bs in sorted(set(parsed["bs"])):
-        methods = parsed.filter(pl.col("bs") == bs)["method"].unique(maintain_order=True)
+        present = set(parsed.filter(pl.col("bs") == bs)["method"])
         for m in methods:
             source, _, miner = m.rpartition(" · ")
             base = f"{source} · {baseline}" if source else baseline
-            if miner != baseline and base in methods:
-                out.append(paired_bootstrap(scores, m, base, bs))
+            if m in present and miner != baseline and base in present:
+                out.append(paired_seeds(scores, m, base, bs))
+        for m in methods:
+            source, _, miner = m.rpartition(" · ")
+            first = f"{sources[0]} · {miner}"
+            if source and source != sources[0] and m in present and first in present:
+                out.append(paired_seeds(scores, m, first, bs))
+    for pair in extra:
+        out.append(paired_seeds(scores, pair["a"], pair["b"], pair["a_bs"], pair["b_bs"]))
     return out
 
 
 def comparisons_markdown(results: Sequence[dict]) -> str:
-    """One line per comparison: difference in STS points and its bootstrap 95% interval."""
-    lines = ["| A − B | batch size | seeds × tasks | difference | 95% interval |"]
-    lines.append("|---|---:|---:|---:|---|")
+    """One line per comparison: the mean difference in STS Avg points over paired seeds, its
+    paired t 95% interval, the p-value and the seeds in which A was ahead."""
+    lines = ["| A − B | batch sizes | seeds | difference | 95% interval (paired t) | p | A ahead |"]
+    lines.append("|---|---:|---:|---:|---|---:|---:|")
     for r in results:
+        sizes = f"{r['batch_size']}" + (
+            f" vs {r['b_batch_size']}" if r["b_batch_size"] != r["batch_size"] else ""
+        )
+        interval = "–" if np.isnan(r["low"]) else f"[{r['low']:+.2f}, {r['high']:+.2f}]"
+        p = "–" if np.isnan(r["p"]) else f"{r['p']:.3f}"
         lines.append(
-            f"| {r['a']} − {r['b']} | {r['batch_size']} | {r['seeds']} × {r['cells'] // r['seeds']}"
-            f" | {r['diff']:+.2f} | [{r['low']:+.2f}, {r['high']:+.2f}] |"
+            f"| {r['a']} − {r['b']} | {sizes} | {r['seeds']} | {r['diff']:+.2f} | {interval}"
+            f" | {p} | {r['wins']}/{r['seeds']} |"
         )
     return "\n".join(lines) + "\n"

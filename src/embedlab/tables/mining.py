@@ -1,0 +1,70 @@
+"""Why a miner helps or not: in-batch hardness and false negatives per miner and batch size.
+
+Read from the mine runs in MLflow (the figures the mine stage logs for its batch file and for
+random batches of the same size), averaged over seeds.
+
+Example::
+
+    print(mining_markdown(fetch_mining()))
+"""
+
+from collections.abc import Sequence
+
+import polars as pl
+
+from embedlab.tables.sts import finished_runs
+from embedlab.tracking import ensure_experiment
+
+FIGURES = {
+    "in_batch_sim_mean": "hardness",
+    "random_in_batch_sim_mean": "random hardness",
+    "false_negative_rate": "false negatives",
+    "random_false_negative_rate": "random false negatives",
+}
+
+
+def fetch_mining(experiments: Sequence[str] = ()) -> pl.DataFrame:
+    """One row per (miner, batch size, seed): the newest finished mine run's figures."""
+    rows, seen = [], set()
+    for experiment in list(experiments)[:1] or [None]:  # the batches of the first experiment
+        for run in finished_runs(ensure_experiment(experiment), "mine"):
+            tags = run.data.tags
+            key = tuple(tags.get(f"wildcard.{k}") for k in ("miner", "bs", "seed"))
+            if None in key or key in seen:
+                continue
+            seen.add(key)
+            metrics = run.data.metrics
+            rows.append(
+                {"miner": key[0], "bs": int(key[1]), "seed": int(key[2])}
+                | {name: metrics.get(metric) for metric, name in FIGURES.items()}
+            )
+    schema = {"miner": pl.String, "bs": pl.Int64, "seed": pl.Int64}
+    return pl.DataFrame(rows, schema=schema | dict.fromkeys(FIGURES.values(), pl.Float64))
+
+
+def mining_summary(runs: pl.DataFrame) -> pl.DataFrame:
+    """Mean over seeds per (miner, batch size), in the order miners first appear."""
+    order = {m: i for i, m in enumerate(runs["miner"].unique(maintain_order=True))}
+    return (
+        runs.group_by("miner", "bs")
+        .agg(pl.len().alias("seeds"), *[pl.col(c).mean() for c in FIGURES.values()])
+        .with_columns(order=pl.col("miner").replace_strict(order, return_dtype=pl.Int64))
+        .sort("order", "bs")
+        .drop("order")
+    )
+
+
+def mining_markdown(runs: pl.DataFrame) -> str:
+    """Hardness (mean teacher cosine of in-batch anchor pairs) and the estimated false-negative
+    rate (in-batch anchors closer than the anchor's own positive), each beside random batches."""
+    lines = [
+        "| miner | B | seeds | hardness | random | false negatives | random |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in mining_summary(runs).iter_rows(named=True):
+        lines.append(
+            f"| {r['miner']} | {r['bs']} | {r['seeds']} | {r['hardness']:.4f} | "
+            f"{r['random hardness']:.4f} | {r['false negatives']:.4%} | "
+            f"{r['random false negatives']:.4%} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,169 @@
+"""The pieces of a study: the dev-only sweep, the mining diagnostics, the study page, the
+caches by content, and the study and paper configs resolving offline."""
+
+import subprocess
+import sys
+
+import numpy as np
+import polars as pl
+import pytest
+
+from embedlab.mine.teacher import TeacherView
+from embedlab.tables.mining import mining_markdown, mining_summary
+from embedlab.tables.study import study_markdown
+
+from .conftest import REPO
+
+
+def test_sweep_chooses_on_dev_and_tries_b3_options_at_the_best_setting(pairs, minilm, mirror):
+    from embedlab.evaluate import load_sts
+    from embedlab.sweep import SweepGrid, best_setting, sweep, sweep_page
+    from embedlab.train import build_student
+
+    texts = [*pairs["anchor"], *pairs["positive"]]
+    emb = minilm.encode(texts, normalize_embeddings=True)
+    view = TeacherView(anchor=emb[: pairs.height], positive=emb[pairs.height :])
+    grid = SweepGrid(
+        batch_size=16, seeds=[0], epochs=[1], lr=[1e-4, 3e-2], temperature=[0.1],
+        b3=[{"p": 0, "m": 4, "cluster_size": 4}], eval_every=2,
+    )
+    dev = load_sts("STSBenchmark", [mirror], split="dev")
+    table = sweep(pairs, view, grid, lambda seed: build_student("static", "sentence-transformers/all-MiniLM-L6-v2", seed=seed), dev)
+    assert table.height == 3 and set(table["miner"]) == {"random", "b3"}
+    best = best_setting(table)
+    top = table.filter(pl.col("miner") == "random").sort("dev_spearman")["dev_spearman"][-1]
+    assert best["dev_mean"] == pytest.approx(top)
+    b3 = table.filter(pl.col("miner") == "b3").row(0, named=True)
+    assert (b3["lr"], b3["temperature"]) == (best["lr"], best["temperature"])
+    page = sweep_page(table, "test")
+    assert f"Chosen: lr {best['lr']:g}" in page and "| b3 " in page and "commit `" in page
+
+
+def test_mining_summary_averages_seeds_in_miner_order():
+    runs = pl.DataFrame(
+        {
+            "miner": ["random", "b3", "b3", "random"],
+            "bs": [32, 32, 32, 32],
+            "seed": [0, 0, 1, 1],
+            "hardness": [0.05, 0.30, 0.20, 0.07],
+            "random hardness": [0.05, 0.06, 0.06, 0.07],
+            "false negatives": [0.001, 0.02, 0.04, 0.003],
+            "random false negatives": [0.001, 0.001, 0.001, 0.003],
+        }
+    )
+    summary = mining_summary(runs)
+    assert summary["miner"].to_list() == ["random", "b3"]
+    assert summary["hardness"].to_list() == pytest.approx([0.06, 0.25])
+    assert "| b3 | 32 | 2 | 0.2500 | 0.0600 | 3.0000% |" in mining_markdown(runs)
+
+
+def test_study_page_names_commit_machine_and_links_figures():
+    page = study_markdown("A study", {"STS": "| a |\n"}, ["figures/x.png"], ["exp-a", "exp-b"])
+    assert page.startswith("# A study\n")
+    assert "`exp-a`, `exp-b`" in page and "commit `" in page and " cores" in page
+    assert "## STS\n\n| a |" in page and "![x.png](figures/x.png)" in page
+
+
+def test_cache_keys_change_with_content_and_code(tmp_path):
+    from embedlab.cache import code_hash, content_key, folder_hash
+
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.bin").write_bytes(b"abc")
+    before = folder_hash(tmp_path / "m")
+    assert folder_hash(tmp_path / "m") == before
+    (tmp_path / "m" / "w.bin").write_bytes(b"abd")
+    assert folder_hash(tmp_path / "m") != before
+    assert code_hash("embedlab.evaluate") != code_hash("embedlab.synth")
+    assert content_key(1, [2]) == content_key(1, [2]) != content_key(1, [3])
+
+
+def test_synthesis_is_cached_by_content(tmp_path):
+    from embedlab.synth import PromptPool, SynthSettings, synthesize
+
+    from .test_synth_generate import corpus_of, pool_file
+
+    class Echo:
+        """A backend that answers every prompt with a fixed rewrite, and counts the calls."""
+
+        name = "echo"
+        calls = 0
+
+        def chat(self, conversations, max_new_tokens):
+            from embedlab.synth.backends import Completion
+
+            Echo.calls += len(conversations)
+            out = []
+            for conversation in conversations:
+                text = conversation[-1]["content"].split(": ", 1)[1]
+                prefix = "Hard negative: not " if conversation[-1]["content"].startswith("NEG") else ""
+                out.append(Completion(prefix + "indeed, " + text.lower(), 5))
+            return out
+
+    corpus = corpus_of(["The cat sat on the warm mat.", "A storm hit the coast at night."])
+    pool = PromptPool.load(pool_file(tmp_path))
+    settings = SynthSettings(n_anchors=2, batch_size=2, teacher_margin=None)
+    first = synthesize(corpus, Echo(), pool, settings, tmp_path / "a", cache=tmp_path / "c")
+    calls = Echo.calls
+    second = synthesize(corpus, Echo(), pool, settings, tmp_path / "b", cache=tmp_path / "c")
+    assert Echo.calls == calls and second[2]["cache_hit"] == 1.0  # nothing generated again
+    assert first[0].equals(second[0]) and first[1].equals(second[1])
+    other = SynthSettings(n_anchors=2, batch_size=2, teacher_margin=None, max_new_tokens=40)
+    synthesize(corpus, Echo(), pool, other, tmp_path / "d", cache=tmp_path / "c")
+    assert Echo.calls > calls  # another setting is another entry
+
+
+def _dry_run(*configfiles: str, target: str = "all") -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", target, "-n", "--cores", "2", "--configfile", *configfiles],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{REPO / '.venv' / 'bin'}:/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
+             "EMBEDLAB_TRACKING_URI": "sqlite:////tmp/embedlab-dry-run.db", "HOME": "/tmp"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result.stdout
+
+
+@pytest.mark.parametrize(
+    "configs",
+    [
+        ["config/studies/b3.yaml"],
+        *[["config/studies/syncse/base.yaml", f"config/studies/syncse/{s}.yaml"]
+          for s in ("gold", "gold-pos", "llm", "llm-pos")],
+    ],
+    ids=lambda c: c[-1].split("config/")[1],
+)
+def test_study_configs_resolve_offline(configs):
+    out = _dry_run(*configs)
+    assert "rule train:" in out and "rule tables:" in out
+
+
+def test_b3_study_has_every_cell_and_the_cross_size_comparison():
+    out = _dry_run("config/studies/b3.yaml")
+    cells = [f"{m}-bs{b}-seed{s}" for m in ("random", "b3", "kmeans", "hardneg")
+             for b in (32, 64, 128, 256, 512) for s in range(5)]
+    assert all(f"models/{c}" in out for c in cells)
+    assert '"a": "b3", "a_bs": 64, "b": "random", "b_bs": 512' in out
+
+
+@pytest.mark.parametrize(
+    "config", sorted(p.name for p in (REPO / "config/studies/paper").glob("*.yaml"))
+)
+def test_paper_configs_resolve_offline(config):
+    """The published settings: the DAG resolves without a network (hub data is read by the
+    jobs, never declared as a local input), with the paper's reference rows beside it."""
+    out = _dry_run(f"config/studies/paper/{config}")
+    assert "rule train:" in out and "--student transformer" in out
+    assert "--reference config/reference/" in out
+
+
+def test_unlabeled_mode_trains_on_the_corpus_itself():
+    from embedlab import schemas
+    from embedlab.corpus.build import unlabeled_pairs
+
+    corpus = pl.DataFrame({"id": ["a", "b"], "text": ["one two", "three four"], "source": "w"})
+    empty = pl.DataFrame(schema=schemas.polars_schema(schemas.Pairs))
+    pairs = pl.concat([empty, unlabeled_pairs(corpus)], how="diagonal_relaxed")
+    schemas.validate(pairs, schemas.Pairs, "pairs")
+    assert pairs["positive"].is_null().all() and pairs["anchor"].to_list() == ["one two", "three four"]
