@@ -81,9 +81,13 @@ def test_triplet_layout_and_coco_captions(tmp_path):
     ]
     coco.write_text(json.dumps({"images": [], "annotations": annotations}))
     pairs, rejected, _ = import_pairs(coco)
-    assert pairs.select("anchor", "positive").rows() == [("A kitten sits on a rug.", "A cat on a mat.")]
+    assert pairs.select("anchor", "positive").rows() == [
+        ("A kitten sits on a rug.", "A cat on a mat.")
+    ]
     assert pairs["hard_negative"].is_null().all()
-    assert rejected.select("anchor", "reason").rows() == [("A lone surfer on a wave.", "single_caption")]
+    assert rejected.select("anchor", "reason").rows() == [
+        ("A lone surfer on a wave.", "single_caption")
+    ]
     broken = tmp_path / "broken.json"
     broken.write_text('{"annotations": [{"image_id": 1}]}')
     with pytest.raises(schemas.DataError, match=r"broken\.json: annotation 0 lacks"):

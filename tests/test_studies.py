@@ -4,7 +4,6 @@ caches by content, and the study and paper configs resolving offline."""
 import subprocess
 import sys
 
-import numpy as np
 import polars as pl
 import pytest
 
@@ -24,11 +23,22 @@ def test_sweep_chooses_on_dev_and_tries_b3_options_at_the_best_setting(pairs, mi
     emb = minilm.encode(texts, normalize_embeddings=True)
     view = TeacherView(anchor=emb[: pairs.height], positive=emb[pairs.height :])
     grid = SweepGrid(
-        batch_size=16, seeds=[0], epochs=[1], lr=[1e-4, 3e-2], temperature=[0.1],
-        b3=[{"p": 0, "m": 4, "cluster_size": 4}], eval_every=2,
+        batch_size=16,
+        seeds=[0],
+        epochs=[1],
+        lr=[1e-4, 3e-2],
+        temperature=[0.1],
+        b3=[{"p": 0, "m": 4, "cluster_size": 4}],
+        eval_every=2,
     )
     dev = load_sts("STSBenchmark", [mirror], split="dev")
-    table = sweep(pairs, view, grid, lambda seed: build_student("static", "sentence-transformers/all-MiniLM-L6-v2", seed=seed), dev)
+    table = sweep(
+        pairs,
+        view,
+        grid,
+        lambda seed: build_student("static", "sentence-transformers/all-MiniLM-L6-v2", seed=seed),
+        dev,
+    )
     assert table.height == 3 and set(table["miner"]) == {"random", "b3"}
     best = best_setting(table)
     top = table.filter(pl.col("miner") == "random").sort("dev_spearman")["dev_spearman"][-1]
@@ -95,7 +105,9 @@ def test_synthesis_is_cached_by_content(tmp_path):
             out = []
             for conversation in conversations:
                 text = conversation[-1]["content"].split(": ", 1)[1]
-                prefix = "Hard negative: not " if conversation[-1]["content"].startswith("NEG") else ""
+                prefix = (
+                    "Hard negative: not " if conversation[-1]["content"].startswith("NEG") else ""
+                )
                 out.append(Completion(prefix + "indeed, " + text.lower(), 5))
             return out
 
@@ -114,12 +126,26 @@ def test_synthesis_is_cached_by_content(tmp_path):
 
 def _dry_run(*configfiles: str, target: str = "all") -> str:
     result = subprocess.run(
-        [sys.executable, "-m", "snakemake", target, "-n", "--cores", "2", "--configfile", *configfiles],
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            target,
+            "-n",
+            "--cores",
+            "2",
+            "--configfile",
+            *configfiles,
+        ],
         cwd=REPO,
         capture_output=True,
         text=True,
-        env={"PATH": f"{REPO / '.venv' / 'bin'}:/usr/bin:/bin", "HF_HUB_OFFLINE": "1",
-             "EMBEDLAB_TRACKING_URI": "sqlite:////tmp/embedlab-dry-run.db", "HOME": "/tmp"},
+        env={
+            "PATH": f"{REPO / '.venv' / 'bin'}:/usr/bin:/bin",
+            "HF_HUB_OFFLINE": "1",
+            "EMBEDLAB_TRACKING_URI": "sqlite:////tmp/embedlab-dry-run.db",
+            "HOME": "/tmp",
+        },
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result.stdout
@@ -129,8 +155,10 @@ def _dry_run(*configfiles: str, target: str = "all") -> str:
     "configs",
     [
         ["config/studies/b3.yaml"],
-        *[["config/studies/syncse/base.yaml", f"config/studies/syncse/{s}.yaml"]
-          for s in ("gold", "gold-pos", "llm", "llm-pos")],
+        *[
+            ["config/studies/syncse/base.yaml", f"config/studies/syncse/{s}.yaml"]
+            for s in ("gold", "gold-pos", "llm", "llm-pos")
+        ],
     ],
     ids=lambda c: c[-1].split("config/")[1],
 )
@@ -141,8 +169,12 @@ def test_study_configs_resolve_offline(configs):
 
 def test_b3_study_has_every_cell_and_the_cross_size_comparison():
     out = _dry_run("config/studies/b3.yaml")
-    cells = [f"{m}-bs{b}-seed{s}" for m in ("random", "b3", "kmeans", "hardneg")
-             for b in (32, 64, 128, 256, 512) for s in range(5)]
+    cells = [
+        f"{m}-bs{b}-seed{s}"
+        for m in ("random", "b3", "kmeans", "hardneg")
+        for b in (32, 64, 128, 256, 512)
+        for s in range(5)
+    ]
     assert all(f"models/{c}" in out for c in cells)
     assert '"a": "b3", "a_bs": 64, "b": "random", "b_bs": 512' in out
 
@@ -166,4 +198,7 @@ def test_unlabeled_mode_trains_on_the_corpus_itself():
     empty = pl.DataFrame(schema=schemas.polars_schema(schemas.Pairs))
     pairs = pl.concat([empty, unlabeled_pairs(corpus)], how="diagonal_relaxed")
     schemas.validate(pairs, schemas.Pairs, "pairs")
-    assert pairs["positive"].is_null().all() and pairs["anchor"].to_list() == ["one two", "three four"]
+    assert pairs["positive"].is_null().all() and pairs["anchor"].to_list() == [
+        "one two",
+        "three four",
+    ]

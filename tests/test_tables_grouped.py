@@ -67,9 +67,12 @@ def test_comparisons_are_against_random_per_batch_size_and_across_sizes():
     assert [(r["a"], r["b"], r["batch_size"]) for r in results] == [("b3", "random", 32)]
     assert "| b3 − random | 32 | 3 | +1.00 | [+1.00, +1.00] |" in comparisons_markdown(results)
     wide = pl.concat(
-        [_scores(), _scores().filter(pl.col("model").str.starts_with("random")).with_columns(
-            pl.col("model").str.replace("bs32", "bs512"), pl.col("Avg") + 2.0
-        )]
+        [
+            _scores(),
+            _scores()
+            .filter(pl.col("model").str.starts_with("random"))
+            .with_columns(pl.col("model").str.replace("bs32", "bs512"), pl.col("Avg") + 2.0),
+        ]
     )
     cross = comparisons(wide, extra=[{"a": "b3", "a_bs": 32, "b": "random", "b_bs": 512}])[-1]
     assert (cross["batch_size"], cross["b_batch_size"]) == (32, 512)

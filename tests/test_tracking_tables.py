@@ -77,12 +77,18 @@ def test_tables_across_experiments_group_by_synthesis_source(monkeypatch):
         40.25,
         42.25,
     ]
-    paired = comparisons(scores)  # each miner against the random of its own source
-    assert [(r["a"].split("/")[0], r["b"].split("/")[0]) for r in paired] == [
-        ("partial", "partial"),
-        ("query", "query"),
+    # each miner against the random of its own source, then each source against the first
+    paired = comparisons(scores)
+    assert [(r["a"], r["b"]) for r in paired] == [
+        (f"{a}/SmolLM2-135M-Instruct · {m}", f"{b}/SmolLM2-135M-Instruct · {n}")
+        for a, m, b, n in (
+            ("partial", "b3", "partial", "random"),
+            ("query", "b3", "query", "random"),
+            ("query", "random", "partial", "random"),
+            ("query", "b3", "partial", "b3"),
+        )
     ]
-    assert all(r["diff"] == pytest.approx(2.0) for r in paired)
+    assert [r["diff"] for r in paired] == pytest.approx([2.0, 2.0, -10.0, -10.0])
 
 
 def test_tables_name_models_without_runs():

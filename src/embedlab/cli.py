@@ -257,14 +257,19 @@ def cmd_sweep(args: argparse.Namespace, run: StageRun) -> None:
         with retry(mlflow.start_run, run_name=name, nested=True):
             keys = ("miner", "options", "batch_size", "epochs", "lr", "temperature", "seed")
             retry(mlflow.log_params, {k: row[k] for k in keys})
-            retry(mlflow.log_metrics, {"dev_spearman": row["dev_spearman"], "best_step": row["best_step"]})
+            retry(
+                mlflow.log_metrics,
+                {"dev_spearman": row["dev_spearman"], "best_step": row["best_step"]},
+            )
 
     dev = load_sts("STSBenchmark", args.mirror, split="dev")
     table = sweep(pairs, view, grid, student, dev, on_trial=log_trial)
     table.write_csv(args.csv)
     Path(args.md).write_text(sweep_page(table, os.environ.get("EMBEDLAB_EXPERIMENT", "")))
     chosen = {"train": best_setting(table), "b3": best_setting(table, "b3") if grid.b3 else None}
-    run.log_metrics({"trials": float(summary(table).height), "best_dev": chosen["train"]["dev_mean"]})
+    run.log_metrics(
+        {"trials": float(summary(table).height), "best_dev": chosen["train"]["dev_mean"]}
+    )
     for path in (args.csv, args.md):
         run.log_artifact(path, "sweep")
     log.info("sweep: chosen %s", chosen)
@@ -333,7 +338,7 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
         grouped_markdown,
         load_reference,
     )
-    from embedlab.tables.sts import fetch_similarity_histograms
+    from embedlab.tables.sts import RUN, fetch_similarity_histograms
 
     reference = load_reference(args.reference) if args.reference else []
     scores = fetch_scores(args.models, args.experiments)
@@ -369,7 +374,7 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
         run.log_metrics({f"{key}.{k}": r[k] for k in ("diff", "low", "high", "p")})
     if args.study:
         from embedlab.tables.mining import fetch_mining, mining_markdown
-        from embedlab.tables.study import study_markdown
+        from embedlab.tables.study import study_markdown, synthesis_markdown
 
         sections = {
             "STS (Spearman × 100, test sets; mean ± std over seeds)": outputs[args.grouped_md],
@@ -377,16 +382,18 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
                 args.paired_md
             ],
         }
-        mining = fetch_mining(args.experiments)
+        experiments = args.experiments or [os.environ.get("EMBEDLAB_EXPERIMENT", "embedlab")]
+        sections["Training data (from the synthesize runs)"] = synthesis_markdown(experiments)
+        mining = fetch_mining(experiments)
         if mining.height:
-            sections["In-batch hardness and false negatives (teacher cosine; from the mine runs)"] = (
-                mining_markdown(mining)
-            )
+            miners = [m[1] for m in map(RUN.match, args.models) if m]
+            heading = "In-batch hardness and false negatives (teacher cosine; from the mine runs)"
+            sections[heading] = mining_markdown(mining, order=list(dict.fromkeys(miners)))
         study = Path(args.study)
         pngs = sorted(Path(args.figures).glob("*.png")) if args.figures else []
         figures = [str(p.relative_to(study.parent)) for p in pngs if study.parent in p.parents]
-        title = args.title or (args.experiments or [os.environ.get("EMBEDLAB_EXPERIMENT", "")])[0]
-        study.write_text(study_markdown(title, sections, figures, args.experiments))
+        title = args.title or experiments[0]
+        study.write_text(study_markdown(title, sections, figures, experiments))
         run.log_artifact(study, "tables")
     print(to_markdown(scores), outputs[args.grouped_md], outputs[args.paired_md], sep="\n")
 

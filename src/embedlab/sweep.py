@@ -149,8 +149,10 @@ def sweep_markdown(table: pl.DataFrame) -> str:
     """Both rounds as Markdown, the chosen trial of each first and in bold."""
     out = []
     for round_name, part in summary(table).group_by("round", maintain_order=True):
-        out.append(f"\n**{round_name[0]}** (batch size {part['batch_size'][0]}; mean ± std of "
-                   f"the best STS-B dev Spearman over {part['seeds'][0]} seeds)\n")
+        out.append(
+            f"\n**{round_name[0]}** (batch size {part['batch_size'][0]}; mean ± std of "
+            f"the best STS-B dev Spearman over {part['seeds'][0]} seeds)\n"
+        )
         out.append("| miner options | epochs | lr | temperature | dev | best step / steps |")
         out.append("|---|---:|---:|---:|---:|---:|")
         for i, r in enumerate(part.iter_rows(named=True)):

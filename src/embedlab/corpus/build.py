@@ -133,7 +133,9 @@ def build_corpus(
     frames = [read_source(s, mirrors) for s in sources]
     counts = {"read": sum(f.height for f in frames)}
     if any("complete" in f.columns for f in frames):  # snli premises without both hypotheses
-        kept = [f.filter("complete").drop("complete") if "complete" in f.columns else f for f in frames]
+        kept = [
+            f.filter("complete").drop("complete") if "complete" in f.columns else f for f in frames
+        ]
         counts["dropped_incomplete"] = counts["read"] - sum(f.height for f in kept)
         frames = kept
     df = pl.concat(frames)

@@ -39,7 +39,8 @@ def avg_vs_batch(grouped: pl.DataFrame, stem: str | Path) -> list[Path]:
         ax.errorbar(
             rows["bs"], rows["Avg"], yerr=rows["Avg std"], marker="o", capsize=3, label=method
         )
-    for row in grouped.filter(pl.col("bs").is_null()).iter_rows(named=True):
+    references = grouped.filter(pl.col("bs").is_null() & pl.col("Avg").is_not_null())
+    for row in references.iter_rows(named=True):  # no Avg (some tasks not run): not drawn
         ax.axhline(row["Avg"], linestyle=":", color="grey")
         ax.annotate(
             row["method"],
@@ -58,11 +59,24 @@ def avg_vs_batch(grouped: pl.DataFrame, stem: str | Path) -> list[Path]:
 
 def alignment_uniformity(scores: pl.DataFrame, stem: str | Path) -> list[Path]:
     """Alignment (x) against uniformity (y), one labelled point per run; lower-left is better."""
+    from embedlab.tables.sts import RUN
+
     rows = scores.drop_nulls(["alignment", "uniformity"])
+    rows = rows.with_columns(
+        method=pl.Series(
+            [(m := RUN.match(x)) and m["method"] for x in rows["model"]], dtype=pl.String
+        )
+    )
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    ax.scatter(rows["alignment"], rows["uniformity"], c=rows["Avg"], cmap="viridis")
-    for row in rows.iter_rows(named=True):
+    grid = rows.filter(pl.col("method").is_not_null())
+    for method in grid["method"].unique(maintain_order=True):  # one colour per method
+        part = grid.filter(pl.col("method") == method)
+        ax.scatter(part["alignment"], part["uniformity"], s=12, label=method)
+    for row in rows.filter(pl.col("method").is_null()).iter_rows(named=True):
+        ax.scatter(row["alignment"], row["uniformity"], marker="x", color="grey")
         ax.annotate(row["model"], (row["alignment"], row["uniformity"]), fontsize=7)
+    if grid.height:
+        ax.legend(fontsize=7)
     ax.set_xlabel("alignment (lower is better)")
     ax.set_ylabel("uniformity (lower is better)")
     return _save(fig, stem)

@@ -42,9 +42,10 @@ def fetch_mining(experiments: Sequence[str] = ()) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=schema | dict.fromkeys(FIGURES.values(), pl.Float64))
 
 
-def mining_summary(runs: pl.DataFrame) -> pl.DataFrame:
-    """Mean over seeds per (miner, batch size), in the order miners first appear."""
-    order = {m: i for i, m in enumerate(runs["miner"].unique(maintain_order=True))}
+def mining_summary(runs: pl.DataFrame, order: Sequence[str] = ()) -> pl.DataFrame:
+    """Mean over seeds per (miner, batch size); miners in ``order``, then as they appear."""
+    names = list(dict.fromkeys([*order, *runs["miner"].unique(maintain_order=True)]))
+    order = {m: i for i, m in enumerate(names)}
     return (
         runs.group_by("miner", "bs")
         .agg(pl.len().alias("seeds"), *[pl.col(c).mean() for c in FIGURES.values()])
@@ -54,14 +55,14 @@ def mining_summary(runs: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def mining_markdown(runs: pl.DataFrame) -> str:
+def mining_markdown(runs: pl.DataFrame, order: Sequence[str] = ()) -> str:
     """Hardness (mean teacher cosine of in-batch anchor pairs) and the estimated false-negative
     rate (in-batch anchors closer than the anchor's own positive), each beside random batches."""
     lines = [
         "| miner | B | seeds | hardness | random | false negatives | random |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in mining_summary(runs).iter_rows(named=True):
+    for r in mining_summary(runs, order).iter_rows(named=True):
         lines.append(
             f"| {r['miner']} | {r['bs']} | {r['seeds']} | {r['hardness']:.4f} | "
             f"{r['random hardness']:.4f} | {r['false negatives']:.4%} | "

@@ -60,3 +60,35 @@ def study_markdown(
         lines += [f"![{os.path.basename(f)}]({f})" for f in figures]
         lines.append("")
     return "\n".join(lines)
+
+
+def synthesis_markdown(experiments: Sequence[str]) -> str:
+    """What each experiment trained on: rows read or generated, accepted, and the counts of
+    each rejection reason, from its newest finished synthesize run."""
+    from embedlab.tables.sts import finished_runs
+    from embedlab.tracking import ensure_experiment
+
+    lines = [
+        "| experiment | mode | rows | accepted | rejected, by reason |",
+        "|---|---|---:|---:|---|",
+    ]
+    for name in experiments:
+        runs = finished_runs(ensure_experiment(name), "synthesize", max_results=1)
+        if not runs:
+            continue
+        metrics, params = runs[0].data.metrics, runs[0].data.params
+        reasons = sorted(
+            (
+                (k.removeprefix("rejected_"), int(v))
+                for k, v in metrics.items()
+                if k.startswith("rejected_") and v
+            ),
+            key=lambda kv: -kv[1],
+        )
+        lines.append(
+            f"| {name} | {params.get('mode', '?')} | {metrics.get('rows', 0):.0f} | "
+            f"{metrics.get('accepted', 0):.0f} | "
+            + (", ".join(f"{k} {v}" for k, v in reasons) or "–")
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
