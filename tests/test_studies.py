@@ -157,12 +157,17 @@ def _dry_run(*configfiles: str, target: str = "all") -> str:
         ["config/studies/b3.yaml"],
         *[
             ["config/studies/syncse/base.yaml", f"config/studies/syncse/{s}.yaml"]
-            for s in ("gold", "gold-pos", "llm", "llm-pos")
+            for s in ("gold", "gold-pos", "llm", "llm-pos", "gold-matched")
         ],
     ],
     ids=lambda c: c[-1].split("config/")[1],
 )
-def test_study_configs_resolve_offline(configs):
+def test_study_configs_resolve_offline(configs, tmp_path):
+    if configs[-1].endswith("gold-matched.yaml"):  # it reads llm.yaml's pairs: stand one in
+        (tmp_path / "pairs.parquet").touch()
+        extra = tmp_path / "extra.yaml"
+        extra.write_text(f"synthesize: {{import: {{match_pairs: {tmp_path}/pairs.parquet}}}}\n")
+        configs = [*configs, str(extra)]
     out = _dry_run(*configs)
     assert "rule train:" in out and "rule tables:" in out
 

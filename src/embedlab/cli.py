@@ -57,6 +57,9 @@ def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
         anchors = None
         if args.corpus:  # import.match_corpus: the corpus sample decides which rows come in
             anchors = schemas.read(args.corpus, schemas.Corpus)["text"].to_list()
+        if args.match_pairs:  # import.match_pairs: the anchors another run kept
+            kept = schemas.read(args.match_pairs, schemas.Pairs)["anchor"].to_list()
+            anchors = kept if anchors is None else sorted(set(anchors) & set(kept))
         pairs, rejected, stats = import_pairs(
             args.import_path, args.import_layout, filters, args.n_anchors, args.mirror, anchors
         )
@@ -468,6 +471,9 @@ def parser() -> argparse.ArgumentParser:
         "--import-path",
         nargs="+",
         help="mode import: the set's file(s), csv/tsv/txt/jsonl/json/parquet, local or hf://",
+    )
+    s.add_argument(
+        "--match-pairs", help="mode import: only rows whose anchor is in this pairs.parquet"
     )
     s.add_argument(
         "--import-layout",

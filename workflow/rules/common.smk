@@ -125,6 +125,8 @@ def synth_inputs(wildcards):
         inputs["corpus"] = rules.corpus.output[0]
     if SYNTH["mode"] == "import":
         inputs["imported"] = [f for f in map(local_file, IMPORTED) if f]
+        if SYNTH["import"]["match_pairs"]:
+            inputs["match_pairs"] = SYNTH["import"]["match_pairs"]
     elif SYNTH["mode"] != "unlabeled":
         inputs["prompt"] = SYNTH["prompt"] or f"config/prompts/{SYNTH['mode']}.yaml"
     return inputs
@@ -139,4 +141,6 @@ def synth_args(wildcards, input):
     ]
     if SYNTH["mode"] == "import":
         args.append("--import-path " + " ".join(map(shlex.quote, IMPORTED)))
+    if "match_pairs" in input.keys():
+        args.append(f"--match-pairs {shlex.quote(input.match_pairs)}")
     return " ".join(args)
