@@ -177,4 +177,5 @@ def sweep_page(table: pl.DataFrame, experiment: str) -> str:
     if (table["miner"] == "b3").any():
         text += f"; b3 options {best_setting(table, 'b3')['options']}"
     sections = {"Chosen": text + ".", "Trials": sweep_markdown(table)}
-    return study_markdown("Hyperparameter sweep on STS-B dev", sections, experiments=[experiment])
+    title = "Hyperparameter sweep on STS-B dev"
+    return study_markdown(title, sections, experiments=[experiment], rule="sweep")
