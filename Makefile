@@ -46,8 +46,8 @@ clean:
 # Studies (docs/studies.md): each writes results/<experiment>/study.md from the MLflow runs and
 # copies it with its figures to docs/studies/<name>/. Train and evaluate jobs take one core each
 # so that two run at once on a 2-core machine (a static student gains little from a second).
-STUDY := PATH="$(BIN):$$PATH" snakemake --profile profiles/default --cores $(CORES) \
-	--set-threads train=1 evaluate=1 evaluate_teacher=1
+SNAKEMAKE := PATH="$(BIN):$$PATH" snakemake --profile profiles/default --cores $(CORES)
+THREADS := --set-threads train=1 evaluate=1 evaluate_teacher=1
 SYNCSE := gold gold-pos llm llm-pos gold-matched
 
 define publish
@@ -59,21 +59,22 @@ endef
 .PHONY: sweep-b3 study-b3 study-syncse studies
 
 sweep-b3: env
-	$(STUDY) sweep --configfile config/studies/b3.yaml
+	$(SNAKEMAKE) sweep --configfile config/studies/b3.yaml
 	mkdir -p docs/studies && cp results/study-b3/sweep/sweep.md docs/studies/sweep.md
 
 study-b3: env
-	$(STUDY) --configfile config/studies/b3.yaml
+	$(SNAKEMAKE) $(THREADS) --configfile config/studies/b3.yaml
 	$(call publish,study-b3,b3)
 
 # five experiments up to their evaluations (gold-matched reads llm's pairs, so it comes after),
 # then one table over all five
 study-syncse: env
 	for s in $(SYNCSE); do \
-		$(STUDY) --until evaluate evaluate_teacher \
+		$(SNAKEMAKE) $(THREADS) --until evaluate evaluate_teacher \
 			--configfile config/studies/syncse/base.yaml config/studies/syncse/$$s.yaml || exit 1; \
 	done
-	$(STUDY) tables --configfile config/studies/syncse/base.yaml config/studies/syncse/gold.yaml
+	$(SNAKEMAKE) tables $(THREADS) --configfile config/studies/syncse/base.yaml \
+		config/studies/syncse/gold.yaml
 	$(call publish,syncse-gold,syncse)
 
 studies: study-syncse study-b3

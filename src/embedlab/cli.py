@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -374,6 +375,7 @@ def cmd_tables(args: argparse.Namespace, run: StageRun) -> None:
             run.log_artifact(path, "figures")
     for r in paired:
         key = f"paired.{r['a']}-{r['b']}.bs{r['batch_size']}-{r['b_batch_size']}"
+        key = re.sub(r"[^\w\-. :/]", "/", key)  # MLflow's metric-name alphabet ("·" is not)
         run.log_metrics({f"{key}.{k}": r[k] for k in ("diff", "low", "high", "p")})
     if args.study:
         from embedlab.tables.mining import fetch_mining, mining_markdown

@@ -13,13 +13,15 @@ Example::
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
-from sentence_transformers import SentenceTransformer
 
 from embedlab import schemas
-from embedlab.encode import encode
+
+if TYPE_CHECKING:  # the mine stage reads stored embeddings: it need not import the encoder
+    from sentence_transformers import SentenceTransformer
 
 FIELDS = ("anchor", "positive", "hard_negative")
 
@@ -33,7 +35,7 @@ def content_hash(model_name: str, texts: list[str]) -> str:
 
 
 def embed_pairs(
-    model: SentenceTransformer,
+    model: "SentenceTransformer",
     pairs: pl.DataFrame,
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
@@ -57,6 +59,8 @@ def embed_pairs(
     if cached is not None and cached.exists():
         emb, hit = np.load(cached), True
     else:
+        from embedlab.encode import encode
+
         emb, hit = encode(model, texts, batch_size, progress=True, desc="teacher"), False
         if cached is not None:
             _save_npy(emb, cached)
