@@ -84,6 +84,20 @@ def test_cache_keys_change_with_content_and_code(tmp_path):
     (tmp_path / "m" / "w.bin").write_bytes(b"abd")
     assert folder_hash(tmp_path / "m") != before
     assert code_hash("embedlab.evaluate") != code_hash("embedlab.synth")
+    # formatting and comments do not change the key; code does
+    import sys
+
+    module = tmp_path / "probe_mod.py"
+    module.write_text("x = 1\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        first = code_hash("probe_mod")
+        module.write_text("# a comment\nx  =  1\n")
+        assert code_hash("probe_mod") == first
+        module.write_text("x = 2\n")
+        assert code_hash("probe_mod") != first
+    finally:
+        sys.path.remove(str(tmp_path))
     assert content_key(1, [2]) == content_key(1, [2]) != content_key(1, [3])
 
 

@@ -547,7 +547,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--batches", help="batch file; without it the untrained student is saved")
     s.add_argument("--out", required=True)
     s.add_argument("--max-length", type=int)
-    s.add_argument("--lr", type=float, default=1e-2)
+    s.add_argument("--lr", type=float, default=3e-3)
     s.add_argument("--weight-decay", type=float, default=0.0)
     s.add_argument("--warmup-ratio", type=float, default=0.1)
     s.add_argument("--temperature", type=float, default=0.2)

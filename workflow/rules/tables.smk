@@ -48,7 +48,10 @@ rule tables:
         models=MODELS,
         figures=lambda wildcards, output: os.path.dirname(output.avg_png),
         compare=" ".join(
-            ["--compare", *(shlex.quote(json.dumps(c)) for c in config["tables"]["compare"])]
+            [
+                "--compare",
+                *(shlex.quote(json.dumps(c)) for c in config["tables"]["compare"]),
+            ]
         ),
         title=shlex.quote(config["tables"]["title"] or config["experiment"]),
         experiments=(

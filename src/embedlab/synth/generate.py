@@ -38,6 +38,8 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
+from embedlab.atomic import atomic_write
+from embedlab.cache import code_hash
 from embedlab.ids import stable_id
 from embedlab.schemas import Pairs, polars_schema
 from embedlab.synth.backends import Backend, Completion
@@ -50,8 +52,6 @@ from embedlab.synth.filters import (
     text_reason,
 )
 from embedlab.synth.prompts import PromptPool
-from embedlab.atomic import atomic_write
-from embedlab.cache import code_hash
 from embedlab.synth.shards import ShardStore
 
 FEEDBACK_PROMPT = (

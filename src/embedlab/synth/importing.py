@@ -86,7 +86,9 @@ def _layout(path: str, df: pl.DataFrame, layout: str) -> str:
                 + "; ".join(f"{k}: {', '.join(c)}" for k, c in LAYOUTS.items())
             )
     if layout not in LAYOUTS:
-        raise ValueError(f"unknown import layout {layout!r}; known: auto, coco, {', '.join(LAYOUTS)}")
+        raise ValueError(
+            f"unknown import layout {layout!r}; known: auto, coco, {', '.join(LAYOUTS)}"
+        )
     missing = [c for c in LAYOUTS[layout] if c not in df.columns]
     if missing:
         raise DataError(f"{path}: layout {layout!r} needs column(s) {missing}; has {df.columns}")
@@ -160,7 +162,11 @@ def _triplets(path: str, layout: str) -> tuple[pl.DataFrame, str, dict[str, floa
     if layout == "snli":
         triplets, no_gold = snli_triplets(df, path)
         return triplets, layout, {"hypotheses_without_gold_label": float(no_gold)}
-    return df.select(pl.col(c).alias(t) for c, t in zip(LAYOUTS[layout], TRIPLET)), layout, {}
+    return (
+        df.select(pl.col(c).alias(t) for c, t in zip(LAYOUTS[layout], TRIPLET, strict=True)),
+        layout,
+        {},
+    )
 
 
 def _reason(anchor, positive, negative, layout: str, filters: Filters) -> str | None:
@@ -199,7 +205,9 @@ def import_pairs(
     for name in names:
         path = locate(name, mirrors)
         triplets, kind, counts = _triplets(path, layout)
-        frames.append(triplets.with_columns(file=pl.lit(Path(name).name), row=pl.int_range(pl.len())))
+        frames.append(
+            triplets.with_columns(file=pl.lit(Path(name).name), row=pl.int_range(pl.len()))
+        )
         used.add(kind)
         for k, v in counts.items():
             stats[k] = stats.get(k, 0.0) + v
@@ -207,7 +215,9 @@ def import_pairs(
     read = df.height
     if anchors is not None:
         wanted = {" ".join(a.split()) for a in anchors}
-        df = df.filter(pl.col("anchor").map_elements(lambda a: " ".join(str(a).split()) in wanted, pl.Boolean))
+        df = df.filter(
+            pl.col("anchor").map_elements(lambda a: " ".join(str(a).split()) in wanted, pl.Boolean)
+        )
         stats["not_in_anchors"] = float(read - df.height)
     if limit:
         df = df.head(limit)
@@ -232,7 +242,13 @@ def import_pairs(
             reason = "duplicate"
         seen.add(base["id"])
         if reason:
-            raw = json.dumps({"file": file, "row": row, **dict(zip(TRIPLET, (anchor, positive, negative)))})
+            raw = json.dumps(
+                {
+                    "file": file,
+                    "row": row,
+                    **dict(zip(TRIPLET, (anchor, positive, negative), strict=True)),
+                }
+            )
             rejected.append(base | {"raw": raw, "reason": reason})
         else:
             accepted.append(base | {"copy_similarity": copy_similarity(anchor, positive)})

@@ -70,7 +70,8 @@ def fetch_scores(models: Sequence[str], experiments: Sequence[str] = ()) -> pl.D
     say: a config each), every model is looked up in each, and rows are named
     ``<source> · <model>``, where the source is the experiment's synthesis (``partial/
     SmolLM2-135M-Instruct``), or the experiment's name where two share a source; the grouped
-    table then has one method per (source, miner). Raises LookupError naming every model that
+    table then has one method per (source, miner). Models that are not grid runs (teacher,
+    student-init) are read from the first experiment only. Raises LookupError naming every model that
     has no finished evaluate run.
     """
     names = list(experiments) or [None]
@@ -83,8 +84,10 @@ def fetch_scores(models: Sequence[str], experiments: Sequence[str] = ()) -> pl.D
         newest = {}
         for run in finished_runs(experiment_id, "evaluate"):
             newest.setdefault(run.data.tags.get("wildcard.model"), run)
-        absent += [f"{experiment}/{m}" if experiment else m for m in models if m not in newest]
-        for model in models:
+        # reference rows (teacher, student-init) come from the first experiment only
+        wanted = [m for m in models if experiment == names[0] or RUN.match(m)]
+        absent += [f"{experiment}/{m}" if experiment else m for m in wanted if m not in newest]
+        for model in wanted:
             if model not in newest:
                 continue
             run = newest[model]
