@@ -71,8 +71,8 @@ def fetch_scores(models: Sequence[str], experiments: Sequence[str] = ()) -> pl.D
     ``<source> · <model>``, where the source is the experiment's synthesis (``partial/
     SmolLM2-135M-Instruct``), or the experiment's name where two share a source; the grouped
     table then has one method per (source, miner). Models that are not grid runs (teacher,
-    student-init) are read from the first experiment only. Raises LookupError naming every model that
-    has no finished evaluate run.
+    student-init) are read from the first experiment only. Raises LookupError naming every
+    model that has no finished evaluate run.
     """
     names = list(experiments) or [None]
     ids = [ensure_experiment(name) for name in names]
