@@ -139,6 +139,9 @@ def test_synthesis_is_cached_by_content(tmp_path):
 
 
 def _dry_run(*configfiles: str, target: str = "all") -> str:
+    import tempfile
+
+    results = tempfile.mkdtemp()  # an empty results folder: every job is planned
     result = subprocess.run(
         [
             sys.executable,
@@ -150,6 +153,8 @@ def _dry_run(*configfiles: str, target: str = "all") -> str:
             "2",
             "--configfile",
             *configfiles,
+            "--config",
+            f"results={results}",
         ],
         cwd=REPO,
         capture_output=True,
