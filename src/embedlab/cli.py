@@ -47,9 +47,7 @@ def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
     if args.mode == "unlabeled":  # unsupervised SimCSE: the corpus itself, no generator
         from embedlab.corpus.build import unlabeled_pairs
 
-        corpus = schemas.read(args.corpus, schemas.Corpus)
-        empty = pl.DataFrame(schema=schemas.polars_schema(schemas.Pairs))
-        pairs = pl.concat([empty, unlabeled_pairs(corpus)], how="diagonal_relaxed")
+        pairs = unlabeled_pairs(schemas.read(args.corpus, schemas.Corpus))
         rejected = pl.DataFrame(schema=schemas.polars_schema(schemas.Rejected))
         stats = {"rows": float(pairs.height), "accepted": float(pairs.height)}
     elif args.mode == "import":

@@ -14,7 +14,7 @@ import polars as pl
 
 from embedlab.ids import stable_id
 from embedlab.resolve import resolve_file
-from embedlab.schemas import DataError
+from embedlab.schemas import DataError, Pairs, polars_schema
 
 
 @dataclass(frozen=True)
@@ -154,19 +154,20 @@ def build_corpus(
 
 
 def unlabeled_pairs(corpus: pl.DataFrame) -> pl.DataFrame:
-    """The corpus as unsupervised-SimCSE training rows: each sentence an anchor without a
-    positive (the student's dropout makes its two views differ) and without a hard negative.
+    """The corpus as unsupervised-SimCSE training rows, a valid ``Pairs`` table: each sentence
+    an anchor without a positive (the student's dropout makes its two views differ) and
+    without a hard negative.
 
     >>> unlabeled_pairs(pl.DataFrame({"id": ["a"], "text": ["x y"], "source": ["s"]}))["mode"][0]
     'unlabeled'
     """
-    return corpus.select(
+    rows = corpus.select(
         "id",
         pl.col("text").alias("anchor"),
-        pl.lit(None, pl.String).alias("positive"),
-        pl.lit(None, pl.String).alias("hard_negative"),
         pl.lit("unlabeled").alias("mode"),
         pl.col("source").alias("generator"),
         pl.lit("unlabeled").alias("prompt_id"),
         pl.lit(0.0).alias("copy_similarity"),
     )
+    empty = pl.DataFrame(schema=polars_schema(Pairs))  # the optional columns, all null
+    return pl.concat([empty, rows], how="diagonal_relaxed")

@@ -24,20 +24,21 @@ FIGURES = {
 
 
 def fetch_mining(experiments: Sequence[str] = ()) -> pl.DataFrame:
-    """One row per (miner, batch size, seed): the newest finished mine run's figures."""
+    """One row per (miner, batch size, seed): the newest finished mine run's figures, from the
+    first of ``experiments`` (the current experiment when none is given)."""
     rows, seen = [], set()
-    for experiment in list(experiments)[:1] or [None]:  # the batches of the first experiment
-        for run in finished_runs(ensure_experiment(experiment), "mine"):
-            tags = run.data.tags
-            key = tuple(tags.get(f"wildcard.{k}") for k in ("miner", "bs", "seed"))
-            if None in key or key in seen:
-                continue
-            seen.add(key)
-            metrics = run.data.metrics
-            rows.append(
-                {"miner": key[0], "bs": int(key[1]), "seed": int(key[2])}
-                | {name: metrics.get(metric) for metric, name in FIGURES.items()}
-            )
+    experiment = experiments[0] if experiments else None
+    for run in finished_runs(ensure_experiment(experiment), "mine"):
+        tags = run.data.tags
+        key = tuple(tags.get(f"wildcard.{k}") for k in ("miner", "bs", "seed"))
+        if None in key or key in seen:
+            continue
+        seen.add(key)
+        metrics = run.data.metrics
+        rows.append(
+            {"miner": key[0], "bs": int(key[1]), "seed": int(key[2])}
+            | {name: metrics.get(metric) for metric, name in FIGURES.items()}
+        )
     schema = {"miner": pl.String, "bs": pl.Int64, "seed": pl.Int64}
     return pl.DataFrame(rows, schema=schema | dict.fromkeys(FIGURES.values(), pl.Float64))
 
@@ -45,11 +46,11 @@ def fetch_mining(experiments: Sequence[str] = ()) -> pl.DataFrame:
 def mining_summary(runs: pl.DataFrame, order: Sequence[str] = ()) -> pl.DataFrame:
     """Mean over seeds per (miner, batch size); miners in ``order``, then as they appear."""
     names = list(dict.fromkeys([*order, *runs["miner"].unique(maintain_order=True)]))
-    order = {m: i for i, m in enumerate(names)}
+    rank = {m: i for i, m in enumerate(names)}
     return (
         runs.group_by("miner", "bs")
         .agg(pl.len().alias("seeds"), *[pl.col(c).mean() for c in FIGURES.values()])
-        .with_columns(order=pl.col("miner").replace_strict(order, return_dtype=pl.Int64))
+        .with_columns(order=pl.col("miner").replace_strict(rank, return_dtype=pl.Int64))
         .sort("order", "bs")
         .drop("order")
     )
