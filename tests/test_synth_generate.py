@@ -117,9 +117,7 @@ def test_prompt_pool_errors_name_the_file_and_key(tmp_path):
 
 @pytest.fixture(scope="module")
 def teacher():
-    from embedlab.encode import load_encoder
-
-    return Teacher(load_encoder("sentence-transformers/all-MiniLM-L6-v2", device="cpu"))
+    return Teacher.load("sentence-transformers/all-MiniLM-L6-v2", device="cpu")
 
 
 def run_partial(tmp_path, teacher, name="shards", **settings):
@@ -194,7 +192,7 @@ def test_teacher_margin_rejects_pairs_the_teacher_ranks_wrongly(tmp_path, teache
     assert disagree["teacher_positive"].is_not_null().all()  # rejected with their scores
 
 
-def test_query_and_scratch_modes(tmp_path, teacher):
+def test_query_and_scratch_modes(tmp_path, teacher, monkeypatch):
     texts = ["The children played in the garden.", "He sold his old car last week."]
     with ChatServer(scripted) as server:
         backend = OpenAIBackend("scripted", base_url=server.url, api_key_env=None)
@@ -209,9 +207,10 @@ def test_query_and_scratch_modes(tmp_path, teacher):
         assert "positive_copies_anchor" in rejected["reason"].to_list()  # the claim copies
 
         pool = PromptPool.load(pool_file(tmp_path, "scratch"))
-        ANSWERS["The museum opens at nine."] = (
-            "At nine the museum opens its doors.",
-            "It is shut.",
+        monkeypatch.setitem(  # not left behind for later tests
+            ANSWERS,
+            "The museum opens at nine.",
+            ("At nine the museum opens its doors.", "It is shut."),
         )
         pairs, rejected, _ = synthesize(None, backend, pool, settings, tmp_path / "s", teacher)
     assert pairs.height == 1 and pairs["anchor"][0] == "The museum opens at nine."
@@ -374,3 +373,86 @@ def test_prefix_cache_and_row_dropping_decode_as_generate_does(mirror):
     plain = backend.generate([backend.prompt(t) for t in turns], 24)
     assert [a.text for a in fast] == [a.text for a in plain]
     assert [a.tokens for a in fast] == [a.tokens for a in plain]
+
+
+class Killed(Exception):
+    """Stands for ``kill -9`` right after a shard is recorded."""
+
+
+def kill_after_first_shard(chunk: int, figures: dict) -> None:
+    raise Killed
+
+
+def synthesize_over_http(answer, texts, folder, pool_path, settings, teacher=None, **kw):
+    with ChatServer(answer) as server:
+        backend = OpenAIBackend("scripted", base_url=server.url, api_key_env=None, concurrency=2)
+        pool = PromptPool.load(pool_path)
+        return synthesize(corpus_of(texts), backend, pool, settings, folder, teacher, **kw)
+
+
+def test_a_resumed_run_keeps_the_duplicate_filters_memory(tmp_path):
+    """A generated text equal to an earlier anchor is no duplicate in an uninterrupted run, so
+    it is none after a resume either (the memory is what the recorded chunks added)."""
+    first, second = "A boy kicks a ball.", "The children played in the garden."
+
+    def answer(messages: list[dict]) -> str:
+        kind, _, text = messages[-1]["content"].partition(": ")
+        if text == first:
+            return "A child kicks a football." if kind == "POS" else "A boy holds a ball."
+        return first if kind == "POS" else "The children slept in the house."
+
+    settings = SynthSettings(n_anchors=2, batch_size=1, teacher_margin=None)
+    pool = pool_file(tmp_path)
+    clean = synthesize_over_http(answer, [first, second], tmp_path / "clean", pool, settings)
+    assert clean[0].height == 2  # the first anchor's text is a fine positive for the second
+    with pytest.raises(Killed):
+        synthesize_over_http(
+            answer, [first, second], tmp_path / "x", pool, settings, on_chunk=kill_after_first_shard
+        )
+    resumed = synthesize_over_http(answer, [first, second], tmp_path / "x", pool, settings)
+    assert resumed[2]["chunks_resumed"] == 1
+    assert resumed[0].equals(clean[0]) and resumed[1].equals(clean[1])
+
+
+CHANGES = ["teacher", "teacher_margin", "copy_threshold", "max_chars", "feedback", "prompts"]
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_shards_of_other_filter_settings_are_set_aside_not_resumed(tmp_path, change, minilm):
+    """Killed after one shard, rerun with one setting changed: the result is row for row the
+    uninterrupted run's under the new setting (the teacher changes in place: same path, other
+    weights)."""
+    import torch
+
+    folder = tmp_path / "teacher"
+    minilm.save(str(folder))
+    pool = tmp_path / "partial.yaml"
+    pool.write_text(open(pool_file(tmp_path)).read())
+    texts, old = list(ANSWERS), {"n_anchors": 6, "batch_size": 2, "teacher_margin": 0.0}
+    with pytest.raises(Killed):
+        synthesize_over_http(
+            scripted, texts, tmp_path / "x", pool, SynthSettings(**old),
+            Teacher.load(str(folder), device="cpu"), on_chunk=kill_after_first_shard,
+        )  # fmt: skip
+    assert len((tmp_path / "x/manifest.jsonl").read_text().splitlines()) == 2
+
+    new = dict(old)
+    if change == "teacher":
+        perturbed = Teacher.load(str(folder), device="cpu").model
+        with torch.no_grad():
+            for param in perturbed.parameters():
+                param.add_(0.05 * torch.randn_like(param))
+        perturbed.save(str(folder))
+    elif change == "prompts":
+        pool.write_text(pool.read_text().replace("system: s", "system: another system prompt"))
+    elif change in ("copy_threshold", "max_chars"):
+        new["filters"] = Filters(**{change: {"copy_threshold": 0.5, "max_chars": 30}[change]})
+    else:
+        new[change] = {"teacher_margin": 0.2, "feedback": True}[change]
+    teacher = Teacher.load(str(folder), device="cpu")
+    runs = [
+        synthesize_over_http(scripted, texts, tmp_path / name, pool, SynthSettings(**new), teacher)
+        for name in ("x", "clean")
+    ]
+    assert runs[0][2]["chunks_resumed"] == 0 and (tmp_path / "x.stale/manifest.jsonl").exists()
+    assert runs[0][0].equals(runs[1][0]) and runs[0][1].equals(runs[1][1])

@@ -80,9 +80,7 @@ def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
         backend = make_backend(args.backend, args.model, args.mirror, args.seed, **options)
         teacher = None
         if args.teacher_margin is not None:
-            from embedlab.encode import load_encoder
-
-            teacher = Teacher(load_encoder(args.teacher, args.mirror))
+            teacher = Teacher.load(args.teacher, args.mirror)
         settings = SynthSettings(
             args.n_anchors,
             args.batch_size,
@@ -102,7 +100,6 @@ def cmd_synthesize(args: argparse.Namespace, run: StageRun) -> None:
             teacher,
             on_chunk=lambda i, f: run.log_metrics({"chunk_tokens_per_s": f["tokens_per_s"]}, i),
             cache=args.cache_dir,
-            teacher_name=args.teacher if teacher else None,
         )
         stats["http_retries"] = float(getattr(backend, "retries", 0))
     schemas.write(rejected, args.rejected_out, schemas.Rejected)

@@ -101,3 +101,16 @@ def resolve_file(name: str, mirrors: Sequence[str | Path] = ()) -> Path:
                 return candidate
             tried.append(f"mirror {candidate.resolve()}")
     raise NotFound(f"data {name!r} not found; looked in:\n  " + "\n  ".join(tried))
+
+
+def model_identity(name: str, mirrors: Sequence[str | Path] = ()) -> str:
+    """What a model is, not what it is called: ``name@<commit>`` for a hub snapshot (its folder
+    is named for the commit), ``name@<content hash>`` for a local, packaged or mirrored copy,
+    so that a changed copy under the same name is another model (a synthesis shard's key)."""
+    from embedlab.cache import folder_hash
+
+    found = resolve_model(name, mirrors)
+    if found.where == "hub":
+        return f"{name}@{Path(found.path).name}"
+    weights = Path(found.path) / found.gguf_file if found.gguf_file else found.path
+    return f"{name}@{folder_hash(weights)}"

@@ -105,7 +105,7 @@ def fingerprint(
     backend: Backend,
     pool: PromptPool,
     settings: SynthSettings,
-    teacher_name: str | None = None,
+    teacher: "Teacher | None" = None,
 ) -> str:
     """Hash of everything that decides what the rows hold: the units, the generator, the prompt
     pool, the settings, the teacher that filters and the synthesis code (the shards' and the
@@ -115,7 +115,7 @@ def fingerprint(
         json.dumps(asdict(settings), sort_keys=True, default=str),
         backend.name,
         repr(pool),
-        str(teacher_name),
+        teacher.identity if teacher else "no teacher",
         code_hash("embedlab.synth"),
         *(u.id for u in units),
     ):
@@ -125,11 +125,23 @@ def fingerprint(
 
 
 class Teacher:
-    """Cosine similarities under the teacher encoder (rows are L2-normalised by ``encode``)."""
+    """Cosine similarities under the teacher encoder (rows are L2-normalised by ``encode``).
 
-    def __init__(self, model, batch_size: int = 64):
+    ``identity`` (``resolve.model_identity``) enters the shards' fingerprint: shards filtered
+    by another teacher, or by a changed copy under the same name, are never resumed.
+    """
+
+    def __init__(self, model, identity: str, batch_size: int = 64):
         self.model = model
+        self.identity = identity
         self.batch_size = batch_size
+
+    @classmethod
+    def load(cls, name: str, mirrors: Sequence[str] = (), device: str | None = None) -> "Teacher":
+        from embedlab.encode import load_encoder
+        from embedlab.resolve import model_identity
+
+        return cls(load_encoder(name, mirrors, device), model_identity(name, mirrors))
 
     def cosines(self, a: Sequence[str], b: Sequence[str]) -> np.ndarray:
         from embedlab.encode import encode
@@ -151,7 +163,14 @@ class _Chunk:
     def __init__(self, backend, pool, settings, teacher, seen: set[str]):
         self.backend, self.pool, self.settings = backend, pool, settings
         self.teacher, self.seen = teacher, seen
+        self.added: list[str] = []  # keys this chunk adds to ``seen``, in order (the manifest's)
         self.tokens = 0
+
+    def remember(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            if key not in self.seen:
+                self.seen.add(key)
+                self.added.append(key)
 
     def ask(self, conversations: list[list[dict[str, str]]]) -> list[Completion]:
         if not conversations:
@@ -176,7 +195,7 @@ class _Chunk:
                     rows.append(self._row(unit.id, sentence or subject, None, None, prompt_id))
                     rows[-1] |= {"raw": json.dumps({"sentence": answer.text}), "reason": reason}
                 else:
-                    self.seen.add(normalised(sentence))
+                    self.remember([normalised(sentence)])
                     live.append(Unit(unit.id, sentence))
             units = live
         roles = [r for r in self.pool.roles if r != "sentence"]  # sentence: asked above
@@ -253,11 +272,11 @@ class _Chunk:
             generated += (
                 [row["positive"], row["hard_negative"]] if self.pool.mode != "query" else []
             )
-            keys = {normalised(t) for t in generated if t}
-            if keys & self.seen:
+            keys = [normalised(t) for t in generated if t]
+            if self.seen.intersection(keys):
                 row["reason"] = "duplicate"
             else:
-                self.seen |= keys
+                self.remember(keys)
 
     def _teacher(self, rows: list[dict]) -> None:
         if self.teacher is None:
@@ -295,30 +314,28 @@ def synthesize(
     teacher: Teacher | None = None,
     on_chunk: Callable[[int, dict], None] | None = None,
     cache: str | Path | None = None,
-    teacher_name: str | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, float]]:
     """Generate (or resume generating) pairs; returns (pairs, rejected, stats).
 
     ``shards`` is the folder of the append-only shards: a rerun with the same inputs and
     settings continues from it. ``on_chunk(chunk, figures)`` is called after each new shard
     (the CLI logs its figures to MLflow). With ``cache``, a finished table is stored under
-    the fingerprint (``teacher_name`` names the filtering teacher in it) and any later run
+    the fingerprint and any later run
     with the same fingerprint, in any experiment, reads it instead of generating.
     """
     units = choose_units(corpus, pool.mode, settings)
-    key = fingerprint(units, backend, pool, settings, teacher_name)
+    key = fingerprint(units, backend, pool, settings, teacher)
     cached = Path(cache) / key if cache else None
     if cached is not None and (cached / "stats.json").exists():
         table = pl.read_parquet(cached / "rows.parquet")
         stats = json.loads((cached / "stats.json").read_text()) | {"cache_hit": 1.0}
         return *_split(table), stats
     store = ShardStore(shards, key)
-    done = store.collect()
+    # the duplicate filter's memory is what the recorded chunks added, in chunk order: after a
+    # kill it is exactly the memory an uninterrupted run had at that point
     seen: set[str] = set()
-    if done is not None:  # rebuild the duplicate filter's memory from the accepted rows
-        accepted = done.filter(pl.col("reason").is_null())
-        for column in ("anchor", "positive", "hard_negative"):
-            seen |= {normalised(t) for t in accepted[column].drop_nulls()}
+    for _, entry in sorted(store.done.items()):
+        seen.update(entry["seen"])
     chunks = [units[i : i + settings.batch_size] for i in range(0, len(units), settings.batch_size)]
     todo = [i for i in range(len(chunks)) if i not in store.done]
     bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc="synthesize", unit="batch")
@@ -328,7 +345,7 @@ def synthesize(
         rows = work.rows(chunks[index])
         seconds = time.perf_counter() - started
         figures = {"units": len(chunks[index]), "tokens": work.tokens, "seconds": seconds}
-        store.write(index, pl.DataFrame(rows, schema=ROW_SCHEMA), **figures)
+        store.write(index, pl.DataFrame(rows, schema=ROW_SCHEMA), seen=work.added, **figures)
         if on_chunk:
             on_chunk(index, figures | {"tokens_per_s": work.tokens / max(seconds, 1e-9)})
         bar.update()
