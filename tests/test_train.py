@@ -328,3 +328,68 @@ def test_unlabeled_rows_train_a_dropout_student_and_warn_for_a_static_one(tiny_b
     with caplog.at_level("WARNING"):
         train(build_student("static", MINILM), unlabeled, batches, TrainConfig())
     assert "no dropout" in caplog.text
+
+
+class Killed(Exception):
+    """Stands for a kill a few steps after a checkpoint."""
+
+
+def _train_until(student, pairs, batches, ckpt, kill_at: int | None = None, **config):
+    def on_step(step: int, metrics: dict) -> None:
+        if kill_at is not None and step + 1 == kill_at:
+            raise Killed
+
+    settings = TrainConfig(checkpoint_every=5, **({"lr": 0.05} | config))
+    return train(student, pairs, batches, settings, on_step=on_step, checkpoint_dir=ckpt)
+
+
+def test_changed_settings_twice_set_checkpoints_aside_and_training_goes_on(pairs, tmp_path):
+    """The second stale checkpoint of one step used to crash every rerun (Directory not empty)."""
+    batches, ckpt = _batches(pairs, 16, 3), tmp_path / "ck"
+    for lr in (0.05, 0.02):
+        with pytest.raises(Killed):
+            _train_until(build_student("static", MINILM), pairs, batches, ckpt, 7, lr=lr)
+    assert (ckpt / "step-000005.stale").exists() and (ckpt / "step-000005").exists()
+    done = _train_until(build_student("static", MINILM), pairs, batches, ckpt, lr=0.01)
+    assert done.resumed_from == 0 and done.steps == 18
+    assert sorted(p.name for p in ckpt.iterdir()) == ["step-000005.stale", "step-000015"]
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"static_init": "random", "dim": 64},
+        {"static_init": "teacher"},
+        {"static_init": "random", "dim": 32, "seed": 1},
+    ],
+)
+def test_a_checkpoint_of_another_student_is_not_resumed(pairs, tmp_path, other):
+    """Killed with one student, rerun with another: the rerun is a clean run of the second."""
+    batches, ckpt = _batches(pairs, 16, 3), tmp_path / "ck"
+    first = {"static_init": "random", "dim": 32}
+    with pytest.raises(Killed):
+        _train_until(build_student("static", MINILM, **first), pairs, batches, ckpt, 7)
+    rerun = _train_until(build_student("static", MINILM, **other), pairs, batches, ckpt)
+    clean = _train_until(build_student("static", MINILM, **other), pairs, batches, None)
+    assert rerun.resumed_from == 0
+    a, b = rerun.model.state_dict(), clean.model.state_dict()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_checkpoints_reach_the_disk_before_they_are_renamed(pairs, tmp_path, monkeypatch):
+    """fsync of every file of a checkpoint and of its folder: a rename alone can leave an empty
+    state.pt after a power cut."""
+    synced: list[str] = []
+    real = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", record)
+    ckpt = tmp_path / "ck"
+    with pytest.raises(Killed):
+        _train_until(build_student("static", MINILM), pairs, _batches(pairs, 16, 1), ckpt, 6)
+    written = ckpt / ".step-000005.tmp"
+    assert {str(written / "state.pt"), str(written / "rng-0.pt"), str(ckpt)} <= set(synced)

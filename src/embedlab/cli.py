@@ -21,6 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from embedlab import schemas
+from embedlab.atomic import atomic_write
 from embedlab.tracking import StageRun, stage_run
 
 log = logging.getLogger("embedlab")
@@ -223,12 +224,7 @@ def cmd_train(args: argparse.Namespace, run: StageRun) -> None:
         run.log_metrics(summary)
         log.info("train: %s", summary)
     if world()[0] == 0:
-        out = Path(args.out)
-        tmp = out.with_name(out.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        student.save(str(tmp))
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.replace(out)
+        atomic_write(args.out, lambda tmp: student.save(str(tmp)))
         if args.checkpoint_dir:  # the run is complete: its checkpoints have served
             shutil.rmtree(args.checkpoint_dir, ignore_errors=True)
 

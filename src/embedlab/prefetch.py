@@ -20,19 +20,16 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from embedlab.atomic import atomic_write
 from embedlab.resolve import resolve_file, resolve_model
 
 
 def _copy(source: Path, target: Path) -> None:
-    """Copy a file or folder to ``target`` atomically (a temporary name, then a rename)."""
-    tmp = target.with_name(target.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.parent.mkdir(parents=True, exist_ok=True)
+    """Copy a file or folder to ``target`` atomically."""
     if source.is_dir():
-        shutil.copytree(source, tmp, symlinks=False)
+        atomic_write(target, lambda tmp: shutil.copytree(source, tmp, symlinks=False))
     else:
-        shutil.copy2(source, tmp)
-    tmp.replace(target)
+        atomic_write(target, lambda tmp: shutil.copy2(source, tmp))
 
 
 def stage(
@@ -74,8 +71,6 @@ def stage(
         source = resolve_file(name, mirrors)
         _copy(source, target)
         manifest[name] = {"kind": "data", "from": str(source), "to": str(target)}
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True))
-    tmp.replace(out / "manifest.json")
+    text = json.dumps(manifest, indent=1, sort_keys=True)
+    atomic_write(out / "manifest.json", lambda tmp: tmp.write_text(text))
     return manifest

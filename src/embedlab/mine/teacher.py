@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from embedlab import schemas
+from embedlab.atomic import atomic_write
 
 if TYPE_CHECKING:  # the mine stage reads stored embeddings: it need not import the encoder
     from sentence_transformers import SentenceTransformer
@@ -81,12 +82,13 @@ def save(emb: np.ndarray, ids: pl.DataFrame, out: str | Path, ids_out: str | Pat
 
 
 def _save_npy(array: np.ndarray, path: str | Path) -> None:
-    """np.save through a temporary file and a rename, so a killed stage leaves no half file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npy")
-    np.save(tmp, array)
-    tmp.replace(path)
+    """np.save through ``atomic_write``, so a killed stage leaves no half file."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f:  # a file object: np.save would add ".npy" to a name
+            np.save(f, array)
+
+    atomic_write(path, write)
 
 
 @dataclass(frozen=True)

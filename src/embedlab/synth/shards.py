@@ -24,13 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+from embedlab.atomic import atomic_write
 
 
 class ShardStore:
@@ -61,9 +55,7 @@ class ShardStore:
         # rewrite the manifest without any line cut by a kill, so appends start on a fresh line
         lines = [json.dumps({"fingerprint": self.fingerprint})]
         lines += [json.dumps(e) for _, e in sorted(self.done.items())]
-        tmp = self.manifest.with_suffix(".tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        tmp.replace(self.manifest)
+        atomic_write(self.manifest, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
         known = {e["shard"] for e in self.done.values()}
         for path in self.folder.glob("part-*.parquet*"):
             if path.name not in known:
@@ -78,12 +70,7 @@ class ShardStore:
     def write(self, chunk: int, rows: pl.DataFrame, **record) -> None:
         """Store one finished chunk durably, then record it in the manifest."""
         name = f"part-{chunk:06d}.parquet"
-        tmp = self.folder / (name + ".tmp")
-        rows.write_parquet(tmp)
-        with tmp.open("rb") as f:
-            os.fsync(f.fileno())
-        tmp.replace(self.folder / name)
-        _fsync_dir(self.folder)
+        atomic_write(self.folder / name, rows.write_parquet)
         entry = {"chunk": chunk, "shard": name, "rows": rows.height, **record}
         self._append(entry)
         self.done[chunk] = entry

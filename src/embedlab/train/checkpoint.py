@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from embedlab.atomic import fsync
 from embedlab.train.distributed import world
 
 PREFIX = "step-"
@@ -67,7 +68,9 @@ def save(folder: Path, step: int, state: dict[str, Any]) -> Path:
         torch.save(state, tmp / "state.pt")
     _barrier()
     if rank == 0:
+        fsync(tmp)  # a renamed but empty state.pt after a power cut would resume nothing
         tmp.rename(final)
+        fsync(folder)
         for old in folder.glob(f"{PREFIX}*"):
             if old != final and not old.name.endswith(".stale"):
                 shutil.rmtree(old, ignore_errors=True)
@@ -78,9 +81,9 @@ def save(folder: Path, step: int, state: dict[str, Any]) -> Path:
 def latest(folder: Path | None, fingerprint: str) -> Checkpoint | None:
     """The newest complete checkpoint of this run (same fingerprint), or None.
 
-    A checkpoint of other inputs or another config is not resumed (that would silently mix two
-    experiments): rank 0 renames it to ``<name>.stale`` and logs a warning, and training starts
-    afresh.
+    A checkpoint of other inputs, another config or another student is not resumed (that would
+    silently mix two experiments): rank 0 renames it to ``<name>.stale`` (replacing an older
+    one of that name) and logs a warning, and training starts afresh.
     """
     if folder is None or not folder.exists():
         return None
@@ -95,8 +98,10 @@ def latest(folder: Path | None, fingerprint: str) -> Checkpoint | None:
             "%s: checkpoint of other inputs or config; kept as .stale, starting afresh", path
         )
         _barrier()
-        if rank == 0:
-            path.rename(path.with_name(path.name + ".stale"))
+        if rank == 0:  # only the newest set-aside checkpoint of a step is kept
+            stale = path.with_name(path.name + ".stale")
+            shutil.rmtree(stale, ignore_errors=True)
+            path.rename(stale)
         _barrier()
         return None
     rng = torch.load(path / f"rng-{rank}.pt", map_location="cpu", weights_only=False)

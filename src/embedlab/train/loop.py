@@ -126,11 +126,21 @@ def plan(
     return steps
 
 
-def fingerprint(pairs: pl.DataFrame, batches: pl.DataFrame, config: TrainConfig) -> str:
-    """Hash of the inputs and the config: a checkpoint resumes only the run it belongs to."""
+def fingerprint(
+    pairs: pl.DataFrame, batches: pl.DataFrame, config: TrainConfig, *modules: nn.Module
+) -> str:
+    """Hash of the inputs, the config and the untrained ``modules`` (student and head: their
+    structure, settings such as pooling and max length, and initial weights): a checkpoint
+    resumes only the run it belongs to."""
     h = hashlib.sha256(json.dumps(config.as_params(), sort_keys=True).encode())
     for frame in (pairs, batches):
         h.update(frame.hash_rows(seed=0).to_numpy().tobytes())
+    for module in modules:
+        h.update(repr(module).encode())
+        for name, tensor in module.state_dict().items():
+            h.update(name.encode())
+            flat = tensor.detach().cpu().contiguous().reshape(-1)
+            h.update(flat.view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -250,7 +260,7 @@ def train(
     optimizer = accelerator.prepare(optimizer)
     best: dict = {"score": None, "step": None, "model": None}
     folder = Path(checkpoint_dir) if checkpoint_dir else None
-    stamp = fingerprint(pairs, batches, config)
+    stamp = fingerprint(pairs, batches, config, model, head)
     start = 0
     if (found := checkpoint.latest(folder, stamp)) is not None:
         model.load_state_dict(found.state["model"])
