@@ -3,9 +3,13 @@
 It answers ``POST /v1/chat/completions`` with ``answer(messages)``; a script of faults can be
 queued: ``"500"`` (server error), ``"429"`` (rate limit with ``Retry-After``), ``"400"``,
 ``"stall"`` (sleeps longer than the client's timeout), ``"garbage"`` (200 with a body that is
-not a chat completion). Every request's Authorization header and body are recorded.
+not a chat completion), ``"401"`` (credentials refused), ``"429date"`` (``Retry-After`` as an
+HTTP date ``retry_s`` ahead), ``"truncate"`` (200 with ``Content-Length: 400``, then 6 bytes
+and a closed connection), ``"drip"`` (one byte of the answer every ``stall_s``). Every
+request's Authorization header, body and arrival time are recorded.
 """
 
+import email.utils
 import json
 import threading
 import time
@@ -15,9 +19,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ChatServer:
-    def __init__(self, answer: Callable[[list[dict]], str], stall_s: float = 2.0):
+    def __init__(
+        self, answer: Callable[[list[dict]], str], stall_s: float = 2.0, retry_s: float = 3.0
+    ):
         self.answer = answer
         self.stall_s = stall_s
+        self.retry_s = retry_s
         self.faults: deque[str] = deque()
         self.requests: list[dict] = []
         self.lock = threading.Lock()
@@ -33,12 +40,28 @@ class ChatServer:
                 with server.lock:
                     fault = server.faults.popleft() if server.faults else None
                     server.requests.append(
-                        {"auth": self.headers.get("Authorization"), "body": body, "fault": fault}
+                        {
+                            "auth": self.headers.get("Authorization"),
+                            "body": body,
+                            "fault": fault,
+                            "at": time.monotonic(),
+                        }
                     )
                 if fault == "stall":
                     time.sleep(server.stall_s)
                     return self._send(200, {"choices": []})
-                if fault in ("500", "400"):
+                if fault == "truncate":
+                    self.send_response(200)
+                    self.send_header("Content-Length", "400")
+                    self.end_headers()
+                    self.wfile.write(b'{"choi')
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return None
+                if fault == "429date":
+                    when = email.utils.formatdate(time.time() + server.retry_s, usegmt=True)
+                    return self._send(429, {"error": "slow down"}, {"Retry-After": when})
+                if fault in ("500", "400", "401"):
                     return self._send(int(fault), {"error": {"message": "injected"}})
                 if fault == "429":
                     return self._send(429, {"error": "slow down"}, {"Retry-After": "0.2"})
@@ -51,9 +74,13 @@ class ChatServer:
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": text}}],
                     "usage": {"completion_tokens": len(text.split())},
                 }
+                if fault == "drip":
+                    return self._send(200, reply, drip_s=server.stall_s)
                 return self._send(200, reply)
 
-            def _send(self, code: int, obj: dict, headers: dict | None = None) -> None:
+            def _send(
+                self, code: int, obj: dict, headers: dict | None = None, drip_s: float = 0.0
+            ) -> None:
                 data = json.dumps(obj).encode()
                 try:
                     self.send_response(code)
@@ -62,7 +89,13 @@ class ChatServer:
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
                     self.end_headers()
-                    self.wfile.write(data)
+                    if drip_s:
+                        for i in range(len(data)):
+                            self.wfile.write(data[i : i + 1])
+                            self.wfile.flush()
+                            time.sleep(drip_s)
+                    else:
+                        self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (a stalled request)
 

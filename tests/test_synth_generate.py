@@ -456,3 +456,43 @@ def test_shards_of_other_filter_settings_are_set_aside_not_resumed(tmp_path, cha
     ]
     assert runs[0][2]["chunks_resumed"] == 0 and (tmp_path / "x.stale/manifest.jsonl").exists()
     assert runs[0][0].equals(runs[1][0]) and runs[0][1].equals(runs[1][1])
+
+
+def test_http_faults_cut_bodies_dates_drips_and_refused_keys():
+    """Truncated bodies are retried; Retry-After as an HTTP date is honoured; timeout_s bounds a
+    whole request (a dripping server is cut off and retried); 401 stops at once."""
+    conversation = [{"role": "user", "content": "NEG: The children played in the garden."}]
+    with ChatServer(scripted, stall_s=0.2, retry_s=2.0) as server:
+        backend = OpenAIBackend(
+            "scripted", base_url=server.url, api_key_env=None, timeout_s=1.0, backoff_s=0.01
+        )
+        server.faults.extend(["truncate", "truncate"])
+        [answer] = backend.chat([conversation], 16)
+        assert "The children slept" in answer.text and backend.retries == 2
+
+        server.faults.append("429date")
+        backend.chat([conversation], 16)
+        first, second = server.requests[-2:]
+        assert second["at"] - first["at"] >= 0.9  # asked for 2 s as a date of 1 s resolution
+
+        server.faults.append("drip")  # 200 bytes, one every 0.2 s: 40 s without a deadline
+        [answer] = backend.chat([conversation], 16)
+        assert "The children slept" in answer.text and backend.retries == 4
+        assert [r["fault"] for r in server.requests[-2:]] == ["drip", None]
+
+        server.faults.append("401")
+        with pytest.raises(BackendError, match=r"HTTP 401, the server refuses the credentials"):
+            backend.chat([conversation], 16)
+        assert server.requests[-1]["fault"] == "401"  # not retried
+
+
+def test_a_batch_whose_every_request_fails_stops_the_stage(tmp_path):
+    """A server that refuses everything used to give 0 pairs and exit 0, recorded as done."""
+    with ChatServer(scripted) as server:
+        server.faults.extend(["400"] * 100)
+        backend = OpenAIBackend("scripted", base_url=server.url, api_key_env=None)
+        pool = PromptPool.load(pool_file(tmp_path))
+        settings = SynthSettings(n_anchors=6, batch_size=3, teacher_margin=None)
+        with pytest.raises(BackendError, match=r"all 6 requests of a batch failed.*HTTP 400"):
+            synthesize(corpus_of(list(ANSWERS)), backend, pool, settings, tmp_path / "s")
+    assert len((tmp_path / "s/manifest.jsonl").read_text().splitlines()) == 1  # nothing kept

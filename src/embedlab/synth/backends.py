@@ -3,15 +3,18 @@
 - ``TransformersBackend``: a local causal LM; prompts are batched with left padding and decoded
   greedily, on CPU or GPU (the packaged SmolLM2-135M-Instruct is the offline default).
 - ``OpenAIBackend``: any OpenAI-compatible ``/v1/chat/completions`` server (OpenAI, vLLM's
-  server, llama.cpp's server, Ollama). Requests run concurrently; timeouts and 5xx answers are
-  retried with exponential backoff and full jitter, 429/503 wait as long as ``Retry-After``
-  says, all within ``max_attempts`` per request. The API key is read from the environment
-  variable named in the config and is sent only in the Authorization header.
+  server, llama.cpp's server, Ollama). Requests run concurrently; ``timeout_s`` is a deadline
+  for the whole answer (a server that drips bytes does not hold a request longer); timeouts,
+  dropped or truncated answers and 5xx are retried with exponential backoff and full jitter,
+  429/503 wait as long as ``Retry-After`` says (seconds or an HTTP date), all within
+  ``max_attempts`` per request. The API key is read from the environment variable named in
+  the config and is sent only in the Authorization header; 401/403 stop the stage at once.
 - ``VLLMBackend``: vLLM in-process for GPU throughput; imported only when chosen.
 
 A completion that the backend could not get is ``Completion(None, 0, error)``: a request the
-server refuses for good (4xx) becomes a rejected row; a server that stays down raises
-``BackendError`` after its budget, and a rerun resumes from the shards already written.
+server refuses for good (4xx) becomes a rejected row; a server that stays down, refuses the
+credentials, or refuses every request of a batch raises ``BackendError``, and a rerun resumes
+from the shards already written.
 
 Example::
 
@@ -19,16 +22,21 @@ Example::
     [c] = backend.chat([[{"role": "user", "content": "Paraphrase: The cat sleeps."}]], 32)
 """
 
+import email.utils
+import http.client
 import json
 import os
 import random
+import socket
+import threading
 import time
-import urllib.error
-import urllib.request
+import urllib.parse
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import Message
 from typing import Protocol
 
 import torch
@@ -217,6 +225,38 @@ class TransformersBackend:
         return [Completion(t, int(n)) for t, n in zip(texts, counts, strict=True)]
 
 
+def retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: a number, or an HTTP date (RFC 9110).
+
+    >>> retry_after("2.5")
+    2.5
+    >>> retry_after("Wed, 21 Oct 2015 07:28:00 GMT")  # in the past: no wait
+    0.0
+    """
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _completion(payload: bytes) -> Completion:
+    """The first choice of a chat-completions answer, or a ``parse`` error row."""
+    try:
+        answer = json.loads(payload)
+        choice = answer["choices"][0]["message"]["content"]
+        tokens = int((answer.get("usage") or {}).get("completion_tokens") or 0)
+    except (KeyError, IndexError, TypeError, ValueError) as err:
+        return Completion(None, 0, f"parse: malformed response ({type(err).__name__})")
+    return Completion(choice if isinstance(choice, str) else None, tokens)
+
+
 class OpenAIBackend:
     """Concurrent chat-completions requests to an OpenAI-compatible server."""
 
@@ -236,6 +276,7 @@ class OpenAIBackend:
         self.name = model
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._key = os.environ.get(api_key_env or "", "") or None  # never logged or stored
+        self.api_key_env = api_key_env
         self.concurrency = concurrency
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
@@ -248,13 +289,45 @@ class OpenAIBackend:
     def __repr__(self) -> str:  # the key stays out of any repr a log might print
         return f"OpenAIBackend(model={self.name!r}, url={self.url!r})"
 
-    def _post(self, body: bytes) -> dict:
+    def _post(self, body: bytes) -> tuple[int, Message, bytes]:
+        """One request: (status, headers, body), all of it within ``timeout_s`` (a watchdog
+        shuts the socket at the deadline, so a server dripping bytes cannot hold it longer)."""
+        parts = urllib.parse.urlsplit(self.url)
+        kind = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        conn = kind(parts.hostname, parts.port, timeout=self.timeout_s)
         headers = {"Content-Type": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-            return json.loads(response.read())
+        expired = threading.Event()
+
+        def expire() -> None:
+            expired.set()
+            if conn.sock is not None:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+        watchdog = threading.Timer(self.timeout_s, expire)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            path = parts.path + (f"?{parts.query}" if parts.query else "")
+            conn.request("POST", path, body, headers)
+            response = conn.getresponse()
+            payload = response.read()
+        except (http.client.HTTPException, OSError) as err:
+            if expired.is_set():
+                raise TimeoutError(f"no whole answer within {self.timeout_s:g} s") from err
+            raise
+        finally:
+            watchdog.cancel()
+            conn.close()
+        if expired.is_set():
+            raise TimeoutError(f"no whole answer within {self.timeout_s:g} s")
+        return response.status, response.headers, payload
 
     def _one(self, conversation: Conversation, max_new_tokens: int) -> Completion:
         body = json.dumps(
@@ -270,22 +343,24 @@ class OpenAIBackend:
         for attempt in range(self.max_attempts):
             wait = min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.random()
             try:
-                answer = self._post(body)
-                choice = answer["choices"][0]["message"]["content"]
-                tokens = int((answer.get("usage") or {}).get("completion_tokens") or 0)
-                return Completion(choice if isinstance(choice, str) else None, tokens)
-            except urllib.error.HTTPError as err:
-                last = f"HTTP {err.code}"
-                if err.code in (429, 503):
-                    after = err.headers.get("Retry-After")
-                    if after and after.replace(".", "", 1).isdigit():
-                        wait = min(self.max_backoff_s, float(after))
-                elif 400 <= err.code < 500:
-                    return Completion(None, 0, f"backend_error: {last}")
-            except (KeyError, IndexError, TypeError, ValueError) as err:
-                return Completion(None, 0, f"parse: malformed response ({type(err).__name__})")
-            except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as err:
+                status, headers, payload = self._post(body)
+            except (OSError, http.client.HTTPException) as err:  # timeouts, resets, cut bodies
                 last = type(err).__name__ if not str(err) else f"{type(err).__name__}: {err}"
+            else:
+                if 200 <= status < 300:
+                    return _completion(payload)
+                last = f"HTTP {status}"
+                if status in (401, 403):
+                    raise BackendError(
+                        f"{self.url}: {last}, the server refuses the credentials (the key in "
+                        f"${self.api_key_env or '<no api_key_env>'}); fix it and rerun: what was "
+                        "generated so far is kept"
+                    )
+                if status in (429, 503):
+                    after = retry_after(headers.get("Retry-After"))
+                    wait = wait if after is None else min(self.max_backoff_s, after)
+                elif 400 <= status < 500:
+                    return Completion(None, 0, f"backend_error: {last}")
             if attempt + 1 < self.max_attempts:
                 self.retries += 1
                 time.sleep(wait)

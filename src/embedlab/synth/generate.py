@@ -42,7 +42,7 @@ from embedlab.atomic import atomic_write
 from embedlab.cache import code_hash
 from embedlab.ids import stable_id
 from embedlab.schemas import Pairs, polars_schema
-from embedlab.synth.backends import Backend, Completion
+from embedlab.synth.backends import Backend, BackendError, Completion
 from embedlab.synth.filters import (
     Filters,
     copy_similarity,
@@ -176,6 +176,12 @@ class _Chunk:
         if not conversations:
             return []
         answers = self.backend.chat(conversations, self.settings.max_new_tokens)
+        failed = [a.error for a in answers if a.error]
+        if len(failed) == len(answers):  # a broken backend, not a few bad rows: stop
+            raise BackendError(
+                f"{self.backend.name}: all {len(answers)} requests of a batch failed (first: "
+                f"{failed[0]}); this batch is not recorded, fix the backend and rerun to resume"
+            )
         self.tokens += sum(a.tokens for a in answers)
         return answers
 
