@@ -18,9 +18,13 @@ include: "workflow/rules/common.smk"
 
 
 onstart:
-    # one experiment, created before any job: concurrent jobs then only add runs to it
+    # before any job: every model and file the config names, and the sizes known in advance
+    # (a typo stops the run here, not after synthesis); then one experiment, created before any
+    # job, so that concurrent jobs only add runs to it
+    from embedlab.preflight import preflight
     from embedlab.tracking import ensure_experiment
 
+    preflight(config, MIRRORS)
     ensure_experiment()
 
 

@@ -84,6 +84,44 @@ def rendered(page: Path) -> str | None:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom))
 
 
+PREFLIGHT = {  # a config key -> what it is set to, and what the preflight must say
+    "teacher.model": ("no/such-teacher", "teacher.model = 'no/such-teacher'"),
+    "train.init": ("models/typo", "train.init = 'models/typo'"),
+    "corpus.sources": ([{"path": "corpus/nope.txt"}], "corpus.sources[0].path = 'corpus/nope.txt'"),
+    "grid.batch_sizes": ([8, 128], "grid.batch_sizes has 128 but synthesize.n_anchors = 64"),
+    "mine.b3.cluster_size": (3, "mine.b3.cluster_size = 3 does not divide the batch size 8"),
+    "train.pair_weights": ("score", "train.pair_weights = 'score' needs synthesize.feedback"),
+}
+
+
+def test_preflight_stops_a_run_before_any_job_naming_every_key(tmp_path):
+    """Missing models and files, impossible sizes: one run, stopped within its first seconds
+    (they used to fail minutes in, after synthesis), every problem with its key and places."""
+    config = tiny_config(
+        tmp_path,
+        teacher={"model": "no/such-teacher"},
+        train={"init": "models/typo", "pair_weights": "score"},
+        corpus={"sources": [{"path": "corpus/nope.txt"}]},
+        grid={"batch_sizes": [8, 128]},
+        mine={"b3": {"p": 1, "m": 6, "cluster_size": 3}},
+    )
+    result = snakemake("--cores", "1", "--configfile", str(config), cwd=tmp_path)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "the config cannot run (7 problem(s)); nothing was started" in output
+    for _, expected in PREFLIGHT.values():
+        assert expected in output
+    assert f"mirror {MIRROR}/corpus/nope.txt" in output  # every place that was looked in
+    assert not (tmp_path / "results").exists()  # no job ran
+
+
+def test_preflight_names_an_import_without_its_file(tmp_path):
+    config = tiny_config(tmp_path, synthesize={"mode": "import"})
+    result = snakemake("--cores", "1", "--configfile", str(config), cwd=tmp_path)
+    assert result.returncode != 0 and not (tmp_path / "results").exists()
+    assert "synthesize.import.path is not set" in result.stdout + result.stderr
+
+
 def tiny_config(tmp_path: Path, **overrides: dict) -> Path:
     """A config that runs the whole DAG in minutes; ``overrides`` update its sections."""
     config = {

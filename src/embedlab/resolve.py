@@ -48,8 +48,14 @@ def _offline() -> bool:
     )
 
 
-def resolve_model(name: str, mirrors: Sequence[str | Path] = ()) -> Resolved:
-    """Find model weights for ``name`` (a path or a public id such as an HF repo id)."""
+def resolve_model(
+    name: str, mirrors: Sequence[str | Path] = (), download: bool = True
+) -> Resolved:
+    """Find model weights for ``name`` (a path or a public id such as an HF repo id).
+
+    ``download=False`` only asks the hub whether the model exists (the pipeline's preflight):
+    the returned path is then the hub id.
+    """
     tried: list[str] = []
     local = Path(name).expanduser()
     if local.exists():
@@ -72,15 +78,19 @@ def resolve_model(name: str, mirrors: Sequence[str | Path] = ()) -> Resolved:
     for mirror in mirrors:
         for candidate in (Path(mirror) / name, Path(mirror) / "models" / name):
             if candidate.exists():
-                return replace(resolve_model(str(candidate)), name=name, where="mirror")
+                found = resolve_model(str(candidate), download=download)
+                return replace(found, name=name, where="mirror")
             tried.append(f"mirror {candidate}")
 
     if _offline():
         tried.append("hub (skipped: HF_HUB_OFFLINE/EMBEDLAB_OFFLINE is set)")
     else:
         try:
-            from huggingface_hub import snapshot_download
+            from huggingface_hub import model_info, snapshot_download
 
+            if not download:
+                model_info(name)
+                return Resolved(name, name, "hub")
             return Resolved(name, snapshot_download(name), "hub")
         except Exception as err:  # network errors, missing repo, auth
             tried.append(f"hub {name} ({type(err).__name__}: {str(err).splitlines()[0][:120]})")

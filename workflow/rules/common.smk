@@ -7,6 +7,8 @@ import time
 import uuid
 from pathlib import Path
 
+from embedlab.preflight import uses_corpus
+
 R = f"{config['results']}/{config['experiment']}"
 GRID = config["grid"]
 RUNS = [
@@ -119,9 +121,7 @@ def synth_inputs(wildcards):
     """The corpus (partial, query, import matched to it), the prompt pool (all but import) or
     the imported files."""
     inputs = {"staged": STAGED}
-    if SYNTH["mode"] in ("partial", "query", "unlabeled") or (
-        SYNTH["mode"] == "import" and SYNTH["import"]["match_corpus"]
-    ):
+    if uses_corpus(SYNTH):
         inputs["corpus"] = rules.corpus.output[0]
     if SYNTH["mode"] == "import":
         inputs["imported"] = [f for f in map(local_file, IMPORTED) if f]
