@@ -32,3 +32,26 @@ def test_unexpected_column_is_refused(tmp_path):
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothere.parquet"):
         schemas.read(tmp_path / "nothere.parquet", schemas.Pairs)
+
+
+def batches(ids_per_batch: list[list[str]]) -> pl.DataFrame:
+    rows = [
+        {"epoch": 0, "batch": b, "position": p, "id": i, "hard_negative_ids": []}
+        for b, ids in enumerate(ids_per_batch)
+        for p, i in enumerate(ids)
+    ]
+    return pl.DataFrame(rows, schema=schemas.polars_schema(schemas.Batches))
+
+
+def test_damaged_batch_files_are_refused(tmp_path):
+    """An id twice in one batch, or a short batch, used to be trained on."""
+    schemas.write(batches([["a", "b"], ["a", "c"]]), tmp_path / "ok.parquet", schemas.Batches)
+    with pytest.raises(schemas.DataError, match=r"row 2, .*an id occurs twice in one batch"):
+        schemas.write(batches([["a", "b"], ["c", "c"]]), tmp_path / "x.parquet", schemas.Batches)
+    with pytest.raises(schemas.DataError, match=r"row 4, .*smaller than the file's batch size"):
+        schemas.write(
+            batches([["a", "b"], ["c", "d"], ["e"]]), tmp_path / "x.parquet", schemas.Batches
+        )
+    moved = batches([["a", "b"], ["c", "d"]]).with_columns(position=pl.lit(0))
+    with pytest.raises(schemas.DataError, match="x.parquet"):
+        schemas.write(moved, tmp_path / "x.parquet", schemas.Batches)

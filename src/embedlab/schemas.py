@@ -80,6 +80,9 @@ class TeacherIds(pa.DataFrameModel):
 
 
 class Batches(pa.DataFrameModel):
+    """One row per (epoch, batch, position); a batch holds distinct ids, and every batch of the
+    file has one size (the miners drop an incomplete last batch)."""
+
     epoch: int = pa.Field(ge=0)
     batch: int = pa.Field(ge=0)
     position: int = pa.Field(ge=0)
@@ -88,6 +91,16 @@ class Batches(pa.DataFrameModel):
 
     class Config:
         strict = True
+        unique = ["epoch", "batch", "position"]
+
+    @pa.dataframe_check(error="an id occurs twice in one batch")
+    def distinct_ids_in_a_batch(cls, data) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col("id").is_unique().over("epoch", "batch"))
+
+    @pa.dataframe_check(error="a batch is smaller than the file's batch size")
+    def one_batch_size(cls, data) -> pl.LazyFrame:
+        size = pl.len().over("epoch", "batch")
+        return data.lazyframe.select(size == size.max())
 
 
 class Scores(pa.DataFrameModel):
