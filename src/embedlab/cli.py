@@ -276,17 +276,25 @@ def cmd_evaluate(args: argparse.Namespace, run: StageRun) -> None:
 
     cached = None
     if args.cache_dir:  # the same model, tasks and code score the same: reuse the scores
-        from embedlab.cache import code_hash, content_key, folder_hash
-        from embedlab.resolve import resolve_model
+        from embedlab.cache import code_hash, content_key
+        from embedlab.resolve import model_identity
 
-        found = resolve_model(args.model, args.mirror)
         setting = [args.tasks, args.geometry, args.retrieval, args.mteb, args.batch_size]
         setting.append([str(Path(m).resolve()) for m in args.mirror])  # where the data came from
-        model_key = folder_hash(found.path) if found.where != "hub" else found.path
-        key = content_key(model_key, setting, code_hash("embedlab.evaluate", "embedlab.encode"))
+        key = content_key(
+            model_identity(args.model, args.mirror),
+            setting,
+            code_hash("embedlab.evaluate", "embedlab.encode"),
+        )
         cached = Path(args.cache_dir) / f"{key}.parquet"
+        scores = None
         if cached.exists():
-            scores = schemas.read(cached, schemas.Scores)
+            try:
+                scores = schemas.read(cached, schemas.Scores)
+            except schemas.DataError as err:  # a damaged entry: discarded, scored again
+                log.warning("evaluation cache entry is damaged, scoring again: %s", err)
+                cached.unlink()
+        if scores is not None:
             schemas.write(scores, args.out, schemas.Scores)
             run.log_metrics(
                 {f"{r['task']}.{r['metric']}": r["value"] for r in scores.iter_rows(named=True)}

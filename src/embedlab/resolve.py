@@ -48,9 +48,7 @@ def _offline() -> bool:
     )
 
 
-def resolve_model(
-    name: str, mirrors: Sequence[str | Path] = (), download: bool = True
-) -> Resolved:
+def resolve_model(name: str, mirrors: Sequence[str | Path] = (), download: bool = True) -> Resolved:
     """Find model weights for ``name`` (a path or a public id such as an HF repo id).
 
     ``download=False`` only asks the hub whether the model exists (the pipeline's preflight):

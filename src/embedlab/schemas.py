@@ -4,6 +4,11 @@
 the data) and turn pandera's report into an error that names the file, the row and the column.
 """
 
+import csv
+import io
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandera.polars as pa
@@ -140,12 +145,71 @@ def validate(df: pl.DataFrame, model: type[pa.DataFrameModel], where: str | Path
         ) from None
 
 
+def _first_bad_line(path: str | Path) -> str:
+    """Where in a local text file reading went wrong ("", if it cannot be found)."""
+    path = Path(str(path))
+    if "://" in str(path) or not path.is_file() or path.suffix == ".parquet":
+        return ""
+    data = path.read_bytes()
+    for number, line in enumerate(data.splitlines(), 1):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError as err:
+            return f", line {number}: not UTF-8 ({err.reason} at byte {err.start})"
+    text = data.decode("utf-8")
+    if path.suffix in (".jsonl", ".json"):
+        for number, line in enumerate(text.splitlines(), 1):
+            try:
+                if line.strip():
+                    json.loads(line)
+            except json.JSONDecodeError as err:
+                return f", line {number}: not JSON ({err.msg})"
+    if path.suffix in (".csv", ".tsv"):
+        sep = "\t" if path.suffix == ".tsv" else ","
+        reader = csv.reader(io.StringIO(text), delimiter=sep, strict=True)
+        header, start = None, 1
+        try:
+            for row in reader:
+                if header is None:
+                    header = row
+                elif row and len(row) != len(header):
+                    return f", line {start}: {len(row)} fields where the header has {len(header)}"
+                start = reader.line_num + 1
+        except csv.Error as err:
+            return f", from line {start}: {err}"
+    return ""
+
+
+@contextmanager
+def reading(path: str | Path, what: str) -> Iterator[None]:
+    """Turn a failed read (bad encoding, a ragged or unclosed CSV, bad JSON, a truncated,
+    empty or damaged Parquet file) into one ``DataError`` that names the file and, where it
+    can be found, the line.
+
+    Example::
+
+        with reading(path, "a corpus CSV"):
+            frame = pl.read_csv(path)
+    """
+    try:
+        yield
+    except DataError:
+        raise
+    except (pl.exceptions.PolarsError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(
+            f"{path}{_first_bad_line(path)}: cannot be read as {what} ({detail})"
+        ) from None
+
+
 def read(path: str | Path, model: type[pa.DataFrameModel]) -> pl.DataFrame:
     """Read a Parquet artefact and validate it."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such file (expected a {model.__name__} table)")
-    return validate(pl.read_parquet(path), model, path)
+    with reading(path, f"a {model.__name__} table; delete it so that its stage writes it again"):
+        frame = pl.read_parquet(path)
+    return validate(frame, model, path)
 
 
 def write(df: pl.DataFrame, path: str | Path, model: type[pa.DataFrameModel]) -> Path:

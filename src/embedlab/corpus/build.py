@@ -14,7 +14,7 @@ import polars as pl
 
 from embedlab.ids import stable_id
 from embedlab.resolve import resolve_file
-from embedlab.schemas import DataError, Pairs, polars_schema
+from embedlab.schemas import DataError, Pairs, polars_schema, reading
 
 
 @dataclass(frozen=True)
@@ -77,8 +77,9 @@ def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFr
     if fmt == "txt":
         import fsspec
 
-        with fsspec.open(where, "r", encoding="utf-8") as f:
-            texts: list[str | None] = f.read().splitlines()
+        with reading(where, "a text file, one sentence per line"):
+            with fsspec.open(where, "r", encoding="utf-8") as f:
+                texts: list[str | None] = f.read().splitlines()
         _check_texts(texts, path, 1, "line")
     elif fmt in ("stsb", "sick"):
         from embedlab.evaluate.sts import read_pair_file
@@ -87,10 +88,12 @@ def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFr
         texts = [t for pair in zip(s1, s2, strict=True) for t in pair]
         _check_texts(texts, path, 1, "sentence")
     else:
-        if fmt == "parquet":
-            frame = pl.read_parquet(where)
-        else:
-            frame = pl.read_csv(where, separator="\t" if fmt == "tsv" else ",", quote_char='"')
+        with reading(where, f"a corpus {fmt.upper()} file"):
+            if fmt == "parquet":
+                frame = pl.read_parquet(where)
+            else:
+                sep = "\t" if fmt == "tsv" else ","
+                frame = pl.read_csv(where, separator=sep, quote_char='"')
         if source.column not in frame.columns:
             raise DataError(f"{path}: no column {source.column!r}; columns are {frame.columns}")
         texts = frame[source.column].cast(pl.String).to_list()

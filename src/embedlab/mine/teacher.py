@@ -11,6 +11,7 @@ Example::
 """
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +21,8 @@ import polars as pl
 
 from embedlab import schemas
 from embedlab.atomic import atomic_write
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the mine stage reads stored embeddings: it need not import the encoder
     from sentence_transformers import SentenceTransformer
@@ -57,9 +60,17 @@ def embed_pairs(
     cached = None
     if cache_dir is not None:
         cached = Path(cache_dir) / f"{Path(model_name).name}-{content_hash(model_name, texts)}.npy"
+    emb, hit = None, False
     if cached is not None and cached.exists():
-        emb, hit = np.load(cached), True
-    else:
+        try:
+            emb, hit = np.load(cached), True
+            if emb.ndim != 2 or emb.shape[0] != len(texts):
+                raise ValueError(f"shape {emb.shape} for {len(texts)} texts")
+        except (ValueError, OSError, EOFError) as err:  # a damaged entry: discarded, recomputed
+            emb, hit = None, False
+            log.warning("teacher cache %s is damaged (%s); recomputing it", cached, err)
+            cached.unlink()
+    if emb is None:
         from embedlab.encode import encode
 
         emb, hit = encode(model, texts, batch_size, progress=True, desc="teacher"), False

@@ -28,7 +28,9 @@ Example::
 
 import hashlib
 import json
+import logging
 import re
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -53,6 +55,8 @@ from embedlab.synth.filters import (
 )
 from embedlab.synth.prompts import PromptPool
 from embedlab.synth.shards import ShardStore
+
+log = logging.getLogger(__name__)
 
 FEEDBACK_PROMPT = (
     "On a scale from 0 (unrelated) to 5 (same meaning), how similar in meaning are these two "
@@ -326,16 +330,20 @@ def synthesize(
     ``shards`` is the folder of the append-only shards: a rerun with the same inputs and
     settings continues from it. ``on_chunk(chunk, figures)`` is called after each new shard
     (the CLI logs its figures to MLflow). With ``cache``, a finished table is stored under
-    the fingerprint and any later run
-    with the same fingerprint, in any experiment, reads it instead of generating.
+    the fingerprint and any later run with the same fingerprint, in any experiment, reads it
+    instead of generating (a damaged entry is discarded and generated again).
     """
     units = choose_units(corpus, pool.mode, settings)
     key = fingerprint(units, backend, pool, settings, teacher)
     cached = Path(cache) / key if cache else None
     if cached is not None and (cached / "stats.json").exists():
-        table = pl.read_parquet(cached / "rows.parquet")
-        stats = json.loads((cached / "stats.json").read_text()) | {"cache_hit": 1.0}
-        return *_split(table), stats
+        try:
+            table = pl.read_parquet(cached / "rows.parquet")
+            stats = json.loads((cached / "stats.json").read_text()) | {"cache_hit": 1.0}
+            return *_split(table), stats
+        except (pl.exceptions.PolarsError, OSError, ValueError) as err:
+            log.warning("synthesis cache entry %s is damaged (%s); generating again", cached, err)
+            shutil.rmtree(cached)
     store = ShardStore(shards, key)
     # the duplicate filter's memory is what the recorded chunks added, in chunk order: after a
     # kill it is exactly the memory an uninterrupted run had at that point

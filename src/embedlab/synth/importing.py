@@ -36,7 +36,7 @@ import polars as pl
 
 from embedlab.ids import stable_id
 from embedlab.resolve import resolve_file
-from embedlab.schemas import DataError, Pairs, Rejected, polars_schema
+from embedlab.schemas import DataError, Pairs, Rejected, polars_schema, reading
 from embedlab.synth.filters import Filters, copy_similarity, reject_reason
 
 LAYOUTS = {
@@ -57,6 +57,12 @@ def locate(name: str, mirrors: Sequence[str | Path] = ()) -> str:
 
 
 def read_table(path: str) -> pl.DataFrame:
+    """A file to import by its suffix; a file that cannot be read is named, with its line."""
+    with reading(path, "a table to import"):
+        return _read_by_suffix(path)
+
+
+def _read_by_suffix(path: str) -> pl.DataFrame:
     suffix = Path(path.split("?")[0]).suffix.lower()
     if suffix == ".parquet":
         return pl.read_parquet(path)
@@ -132,11 +138,8 @@ def coco_pairs(path: str) -> pl.DataFrame:
     with one caption (rejected as ``single_caption``)."""
     import fsspec
 
-    with fsspec.open(path, "r", encoding="utf-8") as f:
-        try:
-            data = json.load(f)
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}: not JSON ({err})") from None
+    with reading(path, "a COCO caption file (JSON)"), fsspec.open(path, "r", encoding="utf-8") as f:
+        data = json.load(f)
     if not isinstance(data, dict) or "annotations" not in data:
         raise DataError(f"{path}: no 'annotations' list; not a COCO caption file")
     captions: dict[int, list[tuple[int, str]]] = {}

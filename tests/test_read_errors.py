@@ -1,0 +1,70 @@
+"""Files that cannot be read stop with one line naming the file (and the line, where it can be
+found), not a raw polars or decode traceback; damaged cache entries are recomputed."""
+
+import numpy as np
+import pytest
+
+from embedlab import schemas
+from embedlab.corpus.build import Source, read_source
+from embedlab.synth.importing import read_table
+
+from .conftest import make_pairs
+
+CORPUS = {  # file name -> (bytes, what the error must say after the file name)
+    "latin1.txt": (b"A first sentence.\nCaf\xe9 au lait.\n", r", line 2: not UTF-8"),
+    "latin1.csv": (b"text\nA first sentence.\nCaf\xe9 au lait.\n", r", line 3: not UTF-8"),
+    "ragged.csv": (b"text,n\nA b c.,1\nD e f.,2,3\n", r", line 3: 3 fields where the header has 2"),
+}
+IMPORT = {
+    "extra.csv": (b"sent0,sent1,hard_neg\na,b,c\nd,e,f,g\n", r", line 3: 4 fields where"),
+    "quote.csv": (
+        b'sent0,sent1,hard_neg\na,b,c\n"d,e,f\ng,h,i\n',
+        r", from line 3: unexpected end",
+    ),
+    "bad.jsonl": (b'{"premise": "a"}\n{"premise": \n', r", line 2: not JSON"),
+}
+
+
+@pytest.mark.parametrize("name", list(CORPUS))
+def test_unreadable_corpus_files_are_named_with_their_line(tmp_path, name):
+    data, expected = CORPUS[name]
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(schemas.DataError, match=rf"{name}{expected}.*cannot be read as"):
+        read_source(Source(str(tmp_path / name)))
+
+
+@pytest.mark.parametrize("name", list(IMPORT))
+def test_unreadable_import_files_are_named_with_their_line(tmp_path, name):
+    data, expected = IMPORT[name]
+    (tmp_path / name).write_bytes(data)
+    with pytest.raises(schemas.DataError, match=rf"{name}{expected}"):
+        read_table(str(tmp_path / name))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "corrupted"])
+def test_damaged_parquet_between_stages_is_named(tmp_path, damage):
+    path = tmp_path / "pairs.parquet"
+    schemas.write(make_pairs(20), path, schemas.Pairs)
+    data = path.read_bytes()
+    path.write_bytes(
+        {
+            "truncated": data[: len(data) // 2],
+            "empty": b"",
+            "corrupted": data[:40] + b"\0" * 200 + data[240:],
+        }[damage]
+    )
+    with pytest.raises(schemas.DataError, match=r"pairs\.parquet: cannot be read as a Pairs table"):
+        schemas.read(path, schemas.Pairs)
+
+
+def test_a_damaged_teacher_cache_entry_is_recomputed(tmp_path, minilm):
+    from embedlab.mine.teacher import embed_pairs
+
+    pairs, cache = make_pairs(12), tmp_path / "cache"
+    first, _, _ = embed_pairs(minilm, pairs, cache_dir=cache, model_name="m")
+    [entry] = cache.glob("m-*.npy")
+    entry.write_bytes(entry.read_bytes()[:100])  # cut by a full disk
+    again, _, hit = embed_pairs(minilm, pairs, cache_dir=cache, model_name="m")
+    assert not hit and np.array_equal(first, again)
+    assert np.array_equal(np.load(entry), first)  # the entry is whole again
+    assert embed_pairs(minilm, pairs, cache_dir=cache, model_name="m")[2]
