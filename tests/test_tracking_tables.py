@@ -122,3 +122,42 @@ def test_concurrent_processes_log_to_one_sqlite_store(tracking):
     for run in runs:  # complete: every step of every run
         steps = [m.step for m in client.get_metric_history(run.info.run_id, "x")]
         assert sorted(steps) == [0, 1, 2, 3, 4]
+
+
+def test_settings_named_like_secrets_are_kept_and_secret_values_dropped():
+    with stage_run(
+        "synthesize",
+        {
+            "max_new_tokens": 48,
+            "api_key_env": "OPENAI_API_KEY",
+            "hf_token": "abc",
+            "note": "sk-" + "9" * 30,
+            "header": "Bearer " + "x" * 20,
+        },
+    ) as run:
+        pass
+    params = mlflow.get_run(run.run_id).data.params
+    assert params == {"max_new_tokens": "48", "api_key_env": "OPENAI_API_KEY"}
+
+
+def test_a_run_left_running_by_a_killed_job_is_failed_when_the_job_starts_again():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os\nfrom embedlab.tracking import stage_run\n"
+        "with stage_run('mine', {}, rule='mine', tags={'miner': 'b3'}):\n    os._exit(9)\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], env=os.environ).returncode == 9
+    mlflow.set_tracking_uri(os.environ["EMBEDLAB_TRACKING_URI"])
+    [dead] = mlflow.search_runs(experiment_names=["test"], output_format="list")
+    assert dead.info.status == "RUNNING"  # what a kill -9 leaves
+    with stage_run("mine", {}, rule="mine", tags={"miner": "b3"}):
+        pass
+    with stage_run("mine", {}, rule="mine", tags={"miner": "random"}):
+        pass
+    runs = mlflow.search_runs(experiment_names=["test"], output_format="list")
+    status = {r.info.run_id: r.info.status for r in runs}
+    assert status.pop(dead.info.run_id) == "FAILED"
+    assert set(status.values()) == {"FINISHED"}

@@ -20,13 +20,17 @@ import fcntl
 import importlib.metadata
 import os
 import random
+import re
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-SECRET_MARKERS = ("key", "token", "secret", "password")
+# a parameter is left out when its name is a secret's (api_key, hf_token; not max_new_tokens or
+# api_key_env, which name settings) or its value looks like a credential
+SECRET_NAME = re.compile(r"(^|[_.-])(api[_-]?key|key|token|secret|password|passwd|credentials?)$")
+SECRET_VALUE = re.compile(r"^(Bearer\s|sk-|hf_|ghp_|github_pat_|xox[abp]-|AKIA)\S{8,}")
 VERSIONED = ("torch", "transformers", "sentence-transformers", "mlflow", "polars", "snakemake")
 
 
@@ -104,7 +108,7 @@ def _public(params: Mapping[str, Any]) -> dict[str, str]:
     return {
         k: str(v)[:6000]
         for k, v in params.items()
-        if not any(m in k.lower() for m in SECRET_MARKERS) and v is not None
+        if v is not None and not SECRET_NAME.search(k.lower()) and not SECRET_VALUE.match(str(v))
     }
 
 
@@ -162,6 +166,19 @@ class NullRun(StageRun):
         pass
 
 
+def _fail_dead_runs(experiment_id: str, name: str) -> None:
+    """Mark FAILED the RUNNING runs of this job left by a process that died (``kill -9``, a
+    cluster's time limit): the job is starting again, so no earlier attempt of it is alive
+    (Snakemake runs one job once at a time)."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    query = f"attributes.run_name = '{name}' and attributes.status = 'RUNNING'"
+    for run in retry(client.search_runs, [experiment_id], query):
+        retry(client.set_tag, run.info.run_id, "ended_by", "a later attempt of the same job")
+        retry(client.set_terminated, run.info.run_id, "FAILED")
+
+
 @contextlib.contextmanager
 def stage_run(
     stage: str,
@@ -193,6 +210,7 @@ def stage_run(
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             all_tags[f"version.{package}"] = importlib.metadata.version(package)
     name = "-".join([rule or stage, *[str(v) for v in (tags or {}).values()]])
+    _fail_dead_runs(experiment_id, name)
     run = retry(mlflow.start_run, experiment_id=experiment_id, run_name=name, tags=all_tags)
     handle = StageRun(run.info.run_id)
     try:
