@@ -122,6 +122,32 @@ def test_preflight_names_an_import_without_its_file(tmp_path):
     assert "synthesize.import.path is not set" in result.stdout + result.stderr
 
 
+def test_an_api_key_canary_appears_nowhere_the_pipeline_writes(tmp_path, monkeypatch):
+    """Corpus and synthesis through an OpenAI-compatible server: the key is sent, and found in
+    no file under results/, .snakemake/ or the MLflow store."""
+    from .chat_server import ChatServer
+
+    canary = "sk-canary-" + "5" * 24
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+
+    def answer(messages: list[dict]) -> str:
+        return "A different sentence about " + messages[-1]["content"][-30:]
+
+    with ChatServer(answer) as server:
+        config = tiny_config(
+            tmp_path,
+            synthesize={"backend": "openai", "model": "m", "openai": {"base_url": server.url}},
+        )
+        target = str(tmp_path / "results/tiny/synth/pairs.parquet")
+        result = snakemake("--cores", "2", target, "--configfile", str(config), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert {r["auth"] for r in server.requests} == {f"Bearer {canary}"}
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "mlflow.db" for p in files) and any(".snakemake" in p.parts for p in files)
+    assert [p for p in files if canary.encode() in p.read_bytes()] == []
+    assert canary not in result.stdout + result.stderr
+
+
 def tiny_config(tmp_path: Path, **overrides: dict) -> Path:
     """A config that runs the whole DAG in minutes; ``overrides`` update its sections."""
     config = {
