@@ -1,5 +1,6 @@
 """Shared fixtures: the data mirror, an isolated MLflow store, the packaged teacher model."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,10 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+# How long a test waits for a subprocess before it calls it hung. Generous on purpose: no test
+# measures speed, and a busy machine must not fail the suite; raise it on a slower one
+# (EMBEDLAB_TEST_TIMEOUT_S=7200 make test).
+TIMEOUT_S = int(os.environ.get("EMBEDLAB_TEST_TIMEOUT_S", "3600"))
 MIRROR = (REPO / ".." / "shared" / "data").resolve()
 
 

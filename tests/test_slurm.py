@@ -6,6 +6,7 @@ which case its absence is a failure.
 """
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from embedlab import schemas
 
-from .conftest import REPO
+from .conftest import REPO, TIMEOUT_S
 from .test_workflow import SNAKEMAKE, tiny_config
 
 CLUSTER = REPO / "tests/slurm/cluster.sh"
@@ -37,7 +38,7 @@ def slurm(tmp_path_factory):
         subprocess.run([str(CLUSTER), "stop", str(folder)], check=False, timeout=60)
 
 
-def run_on_slurm(env: dict, config: Path, cwd: Path, timeout: int = 900):
+def run_on_slurm(env: dict, config: Path, cwd: Path, *extra: str, timeout: int = TIMEOUT_S):
     """`snakemake --profile profiles/slurm` with this local cluster's settings, bounded in time
     (on SIGTERM Snakemake waits for running jobs, hence `timeout -k`)."""
     env = {**env, "PATH": f"{Path(SNAKEMAKE).parent}:{env['PATH']}"}
@@ -49,14 +50,14 @@ def run_on_slurm(env: dict, config: Path, cwd: Path, timeout: int = 900):
     # this node has 2 CPUs: a GPU job may not ask for the rules' 4 per GPU
     args += ["--set-resources", "train:mem_mb=3000", "synthesize:mem_mb=3000"]
     args += ["evaluate:cpus_per_gpu=2", "evaluate_teacher:cpus_per_gpu=2"]
-    args += ["--latency-wait", "5"]
+    args += ["--latency-wait", "5", *extra]
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout + 60)
 
 
 def test_tiny_pipeline_runs_through_the_slurm_profile(slurm, tmp_path):
     # the evaluate jobs ask for a GPU: Slurm schedules them on the node's (fake) GPU
     config = tiny_config(tmp_path, evaluate={"gpus": 1})
-    result = run_on_slurm(slurm, config, tmp_path)
+    result = run_on_slurm(slurm, config, tmp_path, "--verbose")  # verbose: the sbatch calls
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     out = tmp_path / "results" / "tiny"
     for model in ("teacher", "student-init", "random-bs8-seed0", "b3-bs8-seed0"):
@@ -64,8 +65,9 @@ def test_tiny_pipeline_runs_through_the_slurm_profile(slurm, tmp_path):
         pooled = scores.filter(pl.col("metric") == "spearman")
         assert pooled["task"].to_list() == ["STS16", "STSBenchmark", "Avg"]
     assert "| teacher |" in (out / "tables/sts.md").read_text()
-    log = result.stdout + result.stderr
-    assert "--gpus=1" in log or "gpu=1" in log  # the GPU request reached sbatch
+    calls = re.findall(r"sbatch call: ([^\n]*)", result.stdout + result.stderr)
+    gpu = [c for c in calls if "--gpus=1" in c]  # the GPU request reached sbatch itself
+    assert len(gpu) == 4 and len(calls) > len(gpu)  # the evaluate jobs ask, the others not
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["tiny"], output_format="list")
     assert len(runs) == 13 and all(r.info.status == "FINISHED" for r in runs)
@@ -73,11 +75,15 @@ def test_tiny_pipeline_runs_through_the_slurm_profile(slurm, tmp_path):
 
 
 def test_a_failing_job_is_reported_with_its_log(slurm, tmp_path):
-    config = tiny_config(tmp_path, corpus={"sources": [{"path": "corpus/no-such-file.txt"}]})
-    result = run_on_slurm(slurm, config, tmp_path, timeout=300)
+    """A corpus file that exists (the preflight passes) but is not UTF-8: the job fails on the
+    cluster and its log reaches the user."""
+    broken = tmp_path / "broken.txt"
+    broken.write_bytes(b"A fine first sentence.\nCaf\xe9 au lait.\n")
+    config = tiny_config(tmp_path, corpus={"sources": [{"path": str(broken)}]})
+    result = run_on_slurm(slurm, config, tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Error in rule corpus" in output
     log = tmp_path / "results/tiny/logs/corpus.log"
-    assert "no-such-file.txt" in log.read_text()
-    assert "no-such-file.txt" in output  # show-failed-logs prints it
+    assert "broken.txt, line 2: not UTF-8" in log.read_text()
+    assert "broken.txt, line 2: not UTF-8" in output  # show-failed-logs prints it

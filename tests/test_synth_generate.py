@@ -20,7 +20,7 @@ from embedlab.synth.backends import BackendError, OpenAIBackend
 from embedlab.synth.generate import Teacher
 
 from .chat_server import ChatServer
-from .conftest import REPO
+from .conftest import REPO, TIMEOUT_S
 
 ANSWERS = {  # anchor -> (positive, hard negative) the scripted server gives
     "The children played in the garden.": (
@@ -261,7 +261,7 @@ def test_cli_over_http_keeps_the_api_key_out_of_logs_params_and_artifacts(tmp_pa
             "--pairs-out", str(tmp_path / "pairs.parquet"),
             "--rejected-out", str(tmp_path / "rejected.parquet"),
         ]  # fmt: skip
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert done.returncode == 0, done.stderr[-3000:]
     assert {r["auth"] for r in server.requests} == {f"Bearer {secret}"}  # it was really used
     assert secret not in done.stdout + done.stderr
@@ -331,7 +331,7 @@ def test_kill_9_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, mirror):
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     victim = subprocess.Popen(command("killed"), env=env, stderr=subprocess.DEVNULL)
     manifest = tmp_path / "killed/shards/manifest.jsonl"
-    deadline = time.time() + 600
+    deadline = time.time() + TIMEOUT_S
     while time.time() < deadline and victim.poll() is None:
         if manifest.exists() and len(manifest.read_text().splitlines()) >= 3:  # 2 chunks done
             break

@@ -21,6 +21,8 @@ from embedlab.schemas import DataError
 from embedlab.train import TrainConfig, build_student, info_nce, train, train_head
 from embedlab.train.loop import backward, plan
 
+from .conftest import TIMEOUT_S
+
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 TESTS = Path(__file__).parent
 
@@ -207,7 +209,7 @@ def test_two_processes_give_the_single_process_loss_and_gradients(pairs, tmp_pat
             ],
             check=True,
             env=env,
-            timeout=300,
+            timeout=TIMEOUT_S,
         )
     one, two = torch.load(single), torch.load(double)
     assert (one["world"], two["world"]) == (1, 2)
@@ -243,11 +245,11 @@ def test_a_run_killed_midway_resumes_to_the_same_weights(pairs, tmp_path):
     schemas.write(pairs, pairs_path, schemas.Pairs)
     schemas.write(_batches(pairs, 8, 100), batches_path, schemas.Batches)  # 1200 steps
     whole = _cli_train(pairs_path, batches_path, tmp_path / "whole", tmp_path / "ck-whole")
-    assert whole.wait(timeout=600) == 0, whole.stderr.read().decode()[-2000:]
+    assert whole.wait(timeout=TIMEOUT_S) == 0, whole.stderr.read().decode()[-2000:]
 
     ckpt = tmp_path / "ck-killed"
     killed = _cli_train(pairs_path, batches_path, tmp_path / "killed", ckpt)
-    deadline = time.time() + 300
+    deadline = time.time() + TIMEOUT_S
     while not any(int(p.name[5:]) >= 100 for p in ckpt.glob("step-??????")):
         assert killed.poll() is None, "the run ended before it could be killed"
         assert time.time() < deadline
@@ -259,7 +261,7 @@ def test_a_run_killed_midway_resumes_to_the_same_weights(pairs, tmp_path):
     assert step < 1200
 
     resumed = _cli_train(pairs_path, batches_path, tmp_path / "killed", ckpt)
-    _, err = resumed.communicate(timeout=600)
+    _, err = resumed.communicate(timeout=TIMEOUT_S)
     assert resumed.returncode == 0, err.decode()[-2000:]
     assert "resuming from" in err.decode()
     assert not ckpt.exists()  # a finished run clears its checkpoints

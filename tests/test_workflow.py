@@ -16,12 +16,14 @@ import yaml
 from embedlab import schemas
 from embedlab.tables.sts import fetch_similarity_histograms
 
-from .conftest import MIRROR, REPO
+from .conftest import MIRROR, REPO, TIMEOUT_S
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
-def snakemake(*args: str, cwd: Path = REPO, timeout: int = 900) -> subprocess.CompletedProcess:
+def snakemake(
+    *args: str, cwd: Path = REPO, timeout: int = TIMEOUT_S
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     return subprocess.run(
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(cwd), *args],
@@ -77,7 +79,7 @@ def rendered(page: Path) -> str | None:
         return None
     args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=15000"]
     done = subprocess.run(
-        [*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+        [*args, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=TIMEOUT_S
     )
     assert done.returncode == 0, done.stderr[-2000:]
     dom = re.sub(r"<(script|style)\b.*?</\1>", "", done.stdout, flags=re.S)
