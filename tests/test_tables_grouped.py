@@ -126,3 +126,21 @@ def test_figures_are_written_as_png_and_pdf(tmp_path):
         head = path.read_bytes()[:5]
         assert head == (b"\x89PNG\r" if path.suffix == ".png" else b"%PDF-")
         assert path.stat().st_size > 5000
+
+
+def test_tables_and_figures_draw_what_exists_when_tasks_are_partial(tmp_path):
+    """evaluate restricted to some tasks: no STS12 anywhere, no Avg for the teacher (its axhline
+    used to crash the tables rule at the end of a whole grid)."""
+    from embedlab.tables import figures
+
+    scores = _scores().with_columns(
+        pl.lit(None, pl.Float64).alias("STS12"),
+        pl.when(pl.col("model") == "teacher").then(None).otherwise(pl.col("Avg")).alias("Avg"),
+    )
+    grouped = group(scores)
+    md = grouped_markdown(grouped, [])
+    teacher = next(line for line in md.splitlines() if line.startswith("| teacher"))
+    assert teacher.split(" | ")[1] == "–" and teacher.endswith("| – |")  # no STS12, no Avg
+    assert grouped.filter(pl.col("method") == "teacher")["Avg"].to_list() == [None]
+    made = figures.avg_vs_batch(grouped, tmp_path / "avg")
+    assert [p.name for p in made] == ["avg.png", "avg.pdf"]
