@@ -42,6 +42,12 @@ def test_avg_is_the_plain_mean(mirror, minilm):
         chosen = scores.filter(pl.col("metric") == metric)
         values = dict(zip(chosen["task"], chosen["value"], strict=True))
         assert values["Avg"] == pytest.approx(np.mean([values["STS16"], values["SICKRelatedness"]]))
+    assert set(scores.filter(pl.col("task") == "Avg")["split"]) == {"test"}
+    dev = [
+        load_sts("STSBenchmark", [mirror], split="dev"),
+        load_sts("SICKRelatedness", [mirror], split="dev"),
+    ]
+    assert set(evaluate_sts(minilm, dev).filter(pl.col("task") == "Avg")["split"]) == {"dev"}
 
 
 def test_wmean_is_the_size_weighted_mean_of_per_subset_correlations(mirror, minilm):

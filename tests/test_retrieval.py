@@ -16,10 +16,11 @@ def test_ranking_metrics_by_hand():
     ranked = [["a", "b", "c"], ["x", "y", "z"]]
     qrels = [{"c": 1}, {"x": 2, "z": 1}]
     m = ranking_metrics(ranked, qrels, ks=(1, 3))
-    # query 1: relevant at rank 3; query 2: grade 2 at rank 1, grade 1 at rank 3
+    # query 1: relevant at rank 3; query 2: grade 2 at rank 1, grade 1 at rank 3; the gain is
+    # the grade itself (trec_eval's ndcg_cut, BEIR, MTEB), not 2^grade - 1
     ndcg1 = 1 / np.log2(4)
-    dcg2 = 3 / np.log2(2) + 1 / np.log2(4)
-    idcg2 = 3 / np.log2(2) + 1 / np.log2(3)
+    dcg2 = 2 / np.log2(2) + 1 / np.log2(4)
+    idcg2 = 2 / np.log2(2) + 1 / np.log2(3)
     assert m["ndcg_at_10"] == pytest.approx((ndcg1 + dcg2 / idcg2) / 2)
     assert m["mrr_at_10"] == pytest.approx((1 / 3 + 1) / 2)
     assert m["recall_at_1"] == pytest.approx((0 + 0.5) / 2)

@@ -161,3 +161,14 @@ def test_a_run_left_running_by_a_killed_job_is_failed_when_the_job_starts_again(
     status = {r.info.run_id: r.info.status for r in runs}
     assert status.pop(dead.info.run_id) == "FAILED"
     assert set(status.values()) == {"FINISHED"}
+
+
+def test_a_mine_run_with_one_histogram_only_is_left_out_of_the_histogram_figure():
+    from embedlab.tables.sts import fetch_similarity_histograms
+
+    for miner, keys in (("b3", ["random_in_batch_sim_hist"]), ("random", ["in_batch_sim_hist"])):
+        with stage_run("mine", {}, rule="mine", tags={"miner": miner, "bs": 8, "seed": 0}) as run:
+            for key in keys:
+                for step in range(3):
+                    run.log_metrics({key: 0.1 * step}, step)
+    assert fetch_similarity_histograms(["b3-bs8-seed0", "random-bs8-seed0"]).is_empty()

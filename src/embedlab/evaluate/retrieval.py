@@ -93,16 +93,20 @@ def ranking_metrics(
 ) -> dict[str, float]:
     """nDCG@10, MRR@10 and Recall@k averaged over queries, from each query's ranked doc ids.
 
+    nDCG uses the linear gain (the grade itself), as trec_eval's ``ndcg_cut``, BEIR and MTEB do.
+
     >>> m = ranking_metrics([["a", "b"]], [{"b": 1}], ks=(1, 2))
     >>> round(m["ndcg_at_10"], 4), m["mrr_at_10"], m["recall_at_1"], m["recall_at_2"]
     (0.6309, 0.5, 0.0, 1.0)
+    >>> round(ranking_metrics([["a", "c", "b"]], [{"a": 1, "b": 2}])["ndcg_at_10"], 4)
+    0.7602
     """
     ndcg, mrr, recall = [], [], {k: [] for k in ks}
     for docs, rel in zip(ranked, qrels, strict=True):
         gains = np.array([rel.get(d, 0) for d in docs[:10]], dtype=float)
-        dcg = ((2**gains - 1) / np.log2(np.arange(2, gains.size + 2))).sum()
+        dcg = (gains / np.log2(np.arange(2, gains.size + 2))).sum()
         ideal = np.sort(np.array(list(rel.values()), dtype=float))[::-1][:10]
-        idcg = ((2**ideal - 1) / np.log2(np.arange(2, ideal.size + 2))).sum()
+        idcg = (ideal / np.log2(np.arange(2, ideal.size + 2))).sum()
         ndcg.append(dcg / idcg if idcg > 0 else 0.0)
         first = next((i for i, d in enumerate(docs[:10]) if rel.get(d, 0) > 0), None)
         mrr.append(0.0 if first is None else 1.0 / (first + 1))

@@ -178,12 +178,14 @@ def evaluate_sts(
             {"task": t.task, "split": t.split, "metric": "spearman_wmean", "value": wmean, "n": n}
         )
     if len(tasks) > 1:
+        splits = {t.split for t in tasks}
+        split = splits.pop() if len(splits) == 1 else "mixed"  # dev tasks average as dev
         for metric in ("spearman", "spearman_wmean"):
             chosen = [r for r in rows if r["metric"] == metric]
             rows.append(
                 {
                     "task": "Avg",
-                    "split": "test",
+                    "split": split,
                     "metric": metric,
                     "value": float(np.mean([r["value"] for r in chosen])),
                     "n": sum(r["n"] for r in chosen),

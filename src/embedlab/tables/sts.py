@@ -131,15 +131,17 @@ def fetch_similarity_histograms(models: Sequence[str]) -> pl.DataFrame:
         run = newest.get(match.groups()) if match else None
         if run is None:
             continue
+        histories = {
+            key: retry(client.get_metric_history, run.info.run_id, key)
+            for key in ("in_batch_sim_hist", "random_in_batch_sim_hist")
+        }
+        if not all(histories.values()):
+            continue  # a mine run from before both histograms were logged
         density = {}
-        for key in ("in_batch_sim_hist", "random_in_batch_sim_hist"):
-            history = retry(client.get_metric_history, run.info.run_id, key)
-            values = np.zeros(len(centers))
+        for key, history in histories.items():
+            density[key] = np.zeros(len(centers))
             for m in history:
-                values[m.step] = m.value
-            density[key] = values
-        if not history:
-            continue  # a mine run from before the histograms were logged
+                density[key][m.step] = m.value
         frames.append(
             pl.DataFrame(
                 {
