@@ -109,7 +109,7 @@ def test_synthesis_is_cached_by_content(tmp_path):
     class Echo:
         """A backend that answers every prompt with a fixed rewrite, and counts the calls."""
 
-        name = "echo"
+        name = identity = "echo"
         calls = 0
 
         def chat(self, conversations, max_new_tokens):

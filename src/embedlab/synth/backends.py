@@ -42,7 +42,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
-from embedlab.resolve import resolve_model
+from embedlab.resolve import model_identity, resolve_model
 
 Conversation = list[dict[str, str]]
 
@@ -59,7 +59,8 @@ class BackendError(RuntimeError):
 
 
 class Backend(Protocol):
-    name: str
+    name: str  # recorded in each row's ``generator``
+    identity: str  # what enters the shards' fingerprint: the weights' content where local
 
     def chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[Completion]:
         """One completion per conversation, in order (greedy where the backend allows)."""
@@ -90,6 +91,7 @@ class TransformersBackend:
             self.model.to(torch.bfloat16)
         self.model.to(device).eval()
         self.name = name
+        self.identity = model_identity(name, mirrors)  # the shards' key: content
         self.prefix_cache_size = prefix_cache_size
         self._cache: OrderedDict[tuple[int, ...], list] = OrderedDict()
 
@@ -274,6 +276,7 @@ class OpenAIBackend:
         temperature: float = 0.0,
     ):
         self.name = model
+        self.identity = model  # a remote model: its name is all that is known of it
         self.url = base_url.rstrip("/") + "/chat/completions"
         self._key = os.environ.get(api_key_env or "", "") or None  # never logged or stored
         self.api_key_env = api_key_env
@@ -387,6 +390,7 @@ class VLLMBackend:
             ) from err
         found = resolve_model(name, mirrors)
         self.name = name
+        self.identity = model_identity(name, mirrors)
         self._llm = LLM(model=str(found.path), seed=seed, **engine_args)
         self._params = SamplingParams
         self.seed = seed

@@ -111,13 +111,13 @@ def fingerprint(
     settings: SynthSettings,
     teacher: "Teacher | None" = None,
 ) -> str:
-    """Hash of everything that decides what the rows hold: the units, the generator, the prompt
-    pool, the settings, the teacher that filters and the synthesis code (the shards' and the
-    cache's key)."""
+    """Hash of everything that decides what the rows hold: the units, the generator and the
+    teacher (by content where they are local), the prompt pool, the settings and the synthesis
+    code (the shards' and the cache's key)."""
     h = hashlib.sha256()
     for part in (
         json.dumps(asdict(settings), sort_keys=True, default=str),
-        backend.name,
+        backend.identity,
         repr(pool),
         teacher.identity if teacher else "no teacher",
         code_hash("embedlab.synth"),
