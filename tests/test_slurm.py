@@ -80,7 +80,8 @@ def test_a_failing_job_is_reported_with_its_log(slurm, tmp_path):
     broken = tmp_path / "broken.txt"
     broken.write_bytes(b"A fine first sentence.\nCaf\xe9 au lait.\n")
     config = tiny_config(tmp_path, corpus={"sources": [{"path": str(broken)}]})
-    result = run_on_slurm(slurm, config, tmp_path)
+    corpus = str(tmp_path / "results/tiny/corpus.parquet")  # that job alone, not the DAG
+    result = run_on_slurm(slurm, config, tmp_path, corpus)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Error in rule corpus" in output
