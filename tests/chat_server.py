@@ -25,6 +25,7 @@ class ChatServer:
         self.answer = answer
         self.stall_s = stall_s
         self.retry_s = retry_s
+        self.drips_completed = 0  # drip answers that reached their last byte (a client waited)
         self.faults: deque[str] = deque()
         self.requests: list[dict] = []
         self.lock = threading.Lock()
@@ -91,6 +92,8 @@ class ChatServer:
                     self.end_headers()
                     if drip_s:
                         for i in range(len(data)):
+                            if i == len(data) - 1:  # counted before a client can have it all
+                                server.drips_completed += 1
                             self.wfile.write(data[i : i + 1])
                             self.wfile.flush()
                             time.sleep(drip_s)

@@ -478,6 +478,7 @@ def test_http_faults_cut_bodies_dates_drips_and_refused_keys():
         server.faults.append("drip")  # 200 bytes, one every 0.2 s: 40 s without a deadline
         [answer] = backend.chat([conversation], 16)
         assert "The children slept" in answer.text and backend.retries == 4
+        assert server.drips_completed == 0  # the client gave up on it, it did not wait it out
         assert [r["fault"] for r in server.requests[-2:]] == ["drip", None]
 
         server.faults.append("401")

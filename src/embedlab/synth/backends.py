@@ -22,6 +22,7 @@ Example::
     [c] = backend.chat([[{"role": "user", "content": "Paraphrase: The cat sleeps."}]], 32)
 """
 
+import contextlib
 import email.utils
 import http.client
 import json
@@ -293,8 +294,9 @@ class OpenAIBackend:
         return f"OpenAIBackend(model={self.name!r}, url={self.url!r})"
 
     def _post(self, body: bytes) -> tuple[int, Message, bytes]:
-        """One request: (status, headers, body), all of it within ``timeout_s`` (a watchdog
-        shuts the socket at the deadline, so a server dripping bytes cannot hold it longer)."""
+        """One request: (status, headers, body), all of it within ``timeout_s``: each read waits
+        at most ``timeout_s``, and at the deadline a watchdog makes the next read give up at once
+        (a server dripping a byte at a time cannot hold the request longer)."""
         parts = urllib.parse.urlsplit(self.url)
         kind = (
             http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
@@ -304,14 +306,15 @@ class OpenAIBackend:
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
         expired = threading.Event()
+        opened: list[socket.socket] = []  # the connection's socket (conn.sock is dropped when
+        # the response is read to close)
 
         def expire() -> None:
             expired.set()
-            if conn.sock is not None:
-                try:
-                    conn.sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            for sock in opened:  # Linux keeps delivering data after shutdown(SHUT_RD) alone
+                sock.settimeout(1e-3)
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
         watchdog = threading.Timer(self.timeout_s, expire)
         watchdog.daemon = True
@@ -319,6 +322,9 @@ class OpenAIBackend:
         try:
             path = parts.path + (f"?{parts.query}" if parts.query else "")
             conn.request("POST", path, body, headers)
+            opened.append(conn.sock)
+            if expired.is_set():
+                raise TimeoutError
             response = conn.getresponse()
             payload = response.read()
         except (http.client.HTTPException, OSError) as err:
