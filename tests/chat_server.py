@@ -46,6 +46,7 @@ class ChatServer:
                             "body": body,
                             "fault": fault,
                             "at": time.monotonic(),
+                            "path": self.path,  # an absolute URL when it came through a proxy
                         }
                     )
                 if fault == "stall":

@@ -497,3 +497,23 @@ def test_a_batch_whose_every_request_fails_stops_the_stage(tmp_path):
         with pytest.raises(BackendError, match=r"all 6 requests of a batch failed.*HTTP 400"):
             synthesize(corpus_of(list(ANSWERS)), backend, pool, settings, tmp_path / "s")
     assert len((tmp_path / "s/manifest.jsonl").read_text().splitlines()) == 1  # nothing kept
+
+
+def test_http_backend_goes_through_the_proxy_the_environment_names(monkeypatch):
+    """HTTP_PROXY / NO_PROXY as urllib honours them (the test server plays the proxy)."""
+    conversation = [{"role": "user", "content": "NEG: The children played in the garden."}]
+    for name in ("NO_PROXY", "no_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with ChatServer(scripted) as server:
+        monkeypatch.setenv("HTTP_PROXY", server.url.removesuffix("/v1"))
+        remote = OpenAIBackend("m", base_url="http://llm.invalid/v1", api_key_env=None)
+        [answer] = remote.chat([conversation], 16)
+        assert "The children slept" in answer.text
+        assert server.requests[-1]["path"] == "http://llm.invalid/v1/chat/completions"
+
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+        local = OpenAIBackend("m", base_url=server.url, api_key_env=None, max_attempts=1)
+        [answer] = local.chat([conversation], 16)  # bypasses the proxy
+        assert "The children slept" in answer.text
+        assert server.requests[-1]["path"] == "/v1/chat/completions"

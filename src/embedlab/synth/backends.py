@@ -22,6 +22,7 @@ Example::
     [c] = backend.chat([[{"role": "user", "content": "Paraphrase: The cat sleeps."}]], 32)
 """
 
+import base64
 import contextlib
 import email.utils
 import http.client
@@ -32,6 +33,7 @@ import socket
 import threading
 import time
 import urllib.parse
+import urllib.request
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -249,6 +251,32 @@ def retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def _connection(
+    url: str, timeout_s: float
+) -> tuple[http.client.HTTPConnection, str, dict[str, str]]:
+    """A connection for ``url``, the request target and any header the proxy needs, through the
+    proxy that the environment names (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``: the
+    variables urllib honours)."""
+    parts = urllib.parse.urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    https = parts.scheme == "https"
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        kind = http.client.HTTPSConnection if https else http.client.HTTPConnection
+        return kind(parts.hostname, parts.port, timeout=timeout_s), target, {}
+    via = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    headers = {}
+    if via.username:  # user:password@proxy
+        token = base64.b64encode(f"{via.username}:{via.password or ''}".encode()).decode()
+        headers["Proxy-Authorization"] = f"Basic {token}"
+    if https:  # a CONNECT tunnel, TLS end to end
+        conn = http.client.HTTPSConnection(via.hostname, via.port or 80, timeout=timeout_s)
+        conn.set_tunnel(parts.hostname, parts.port or 443, headers=headers)
+        return conn, target, {}
+    conn = http.client.HTTPConnection(via.hostname, via.port or 80, timeout=timeout_s)
+    return conn, url, headers  # a plain-HTTP proxy takes the absolute URL
+
+
 def _completion(payload: bytes) -> Completion:
     """The first choice of a chat-completions answer, or a ``parse`` error row."""
     try:
@@ -297,14 +325,11 @@ class OpenAIBackend:
         """One request: (status, headers, body), all of it within ``timeout_s``: each read waits
         at most ``timeout_s``, and at the deadline a watchdog makes the next read give up at once
         (a server dripping a byte at a time cannot hold the request longer)."""
-        parts = urllib.parse.urlsplit(self.url)
-        kind = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
-        conn = kind(parts.hostname, parts.port, timeout=self.timeout_s)
+        conn, path, proxy_headers = _connection(self.url, self.timeout_s)
         headers = {"Content-Type": "application/json"}
         if self._key:
             headers["Authorization"] = f"Bearer {self._key}"
+        headers |= proxy_headers
         expired = threading.Event()
         opened: list[socket.socket] = []  # the connection's socket (conn.sock is dropped when
         # the response is read to close)
@@ -320,7 +345,6 @@ class OpenAIBackend:
         watchdog.daemon = True
         watchdog.start()
         try:
-            path = parts.path + (f"?{parts.query}" if parts.query else "")
             conn.request("POST", path, body, headers)
             opened.append(conn.sock)
             if expired.is_set():
