@@ -14,7 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def _fsync_one(path: Path) -> None:
+def fsync_entry(path: str | Path) -> None:
+    """Flush one file, or one folder's entries (not what is under them), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -28,8 +29,8 @@ def fsync(path: str | Path) -> None:
     if path.is_dir():
         for inner in sorted(path.rglob("*"), reverse=True):  # files before their folders
             if not inner.is_symlink():
-                _fsync_one(inner)
-    _fsync_one(path)
+                fsync_entry(inner)
+    fsync_entry(path)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
@@ -46,5 +47,5 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
     if path.is_dir() and tmp.is_dir():
         shutil.rmtree(path)
     tmp.replace(path)
-    _fsync_one(path.parent)
+    fsync_entry(path.parent)
     return path

@@ -13,7 +13,7 @@ Example::
         print(problem)
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from embedlab.resolve import NotFound, resolve_file, resolve_model
@@ -26,18 +26,19 @@ class ConfigError(ValueError):
 
 
 def _model(key: str, name: str, mirrors: Sequence[str]) -> list[str]:
-    try:
-        resolve_model(name, mirrors, download=False)
-    except NotFound as err:
-        return [f"{key} = {name!r}: {err}"]
-    return []
+    return _missing(key, name, lambda: resolve_model(name, mirrors, download=False))
 
 
 def _file(key: str, name: str, mirrors: Sequence[str]) -> list[str]:
     if "://" in name:  # remote (hf://, s3://): read by the job itself
         return []
+    return _missing(key, name, lambda: resolve_file(name, mirrors))
+
+
+def _missing(key: str, name: str, find: Callable[[], object]) -> list[str]:
+    """The problem of a config value that ``find`` cannot resolve (with every place tried)."""
     try:
-        resolve_file(name, mirrors)
+        find()
     except NotFound as err:
         return [f"{key} = {name!r}: {err}"]
     return []

@@ -67,7 +67,7 @@ def embed_pairs(
             if emb.ndim != 2 or emb.shape[0] != len(texts):
                 raise ValueError(f"shape {emb.shape} for {len(texts)} texts")
         except (ValueError, OSError, EOFError) as err:  # a damaged entry: discarded, recomputed
-            emb, hit = None, False
+            emb = None
             log.warning("teacher cache %s is damaged (%s); recomputing it", cached, err)
             cached.unlink()
     if emb is None:

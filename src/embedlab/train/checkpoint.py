@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from embedlab.atomic import fsync
+from embedlab.atomic import fsync, fsync_entry
 from embedlab.train.distributed import world
 
 PREFIX = "step-"
@@ -70,7 +70,7 @@ def save(folder: Path, step: int, state: dict[str, Any]) -> Path:
     if rank == 0:
         fsync(tmp)  # a renamed but empty state.pt after a power cut would resume nothing
         tmp.rename(final)
-        fsync(folder)
+        fsync_entry(folder)  # the rename itself
         for old in folder.glob(f"{PREFIX}*"):
             if old != final and not old.name.endswith(".stale"):
                 shutil.rmtree(old, ignore_errors=True)

@@ -260,7 +260,7 @@ def train(
     optimizer = accelerator.prepare(optimizer)
     best: dict = {"score": None, "step": None, "model": None}
     folder = Path(checkpoint_dir) if checkpoint_dir else None
-    stamp = fingerprint(pairs, batches, config, model, head)
+    stamp = fingerprint(pairs, batches, config, model, head) if folder else None
     start = 0
     if (found := checkpoint.latest(folder, stamp)) is not None:
         model.load_state_dict(found.state["model"])
