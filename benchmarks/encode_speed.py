@@ -13,7 +13,7 @@ import time
 import numpy as np
 
 from embedlab.encode import encode, load_encoder
-from embedlab.evaluate import STS_TASKS, load_sts
+from embedlab.sts_data import STS_TASKS, load_sts
 
 
 def main() -> None:

@@ -42,8 +42,8 @@ def random_model(config_dir: str, out: Path, causal: bool) -> str:
 
 
 def triplet_steps(mirror: str, rows: int, batch: int):
-    from embedlab.evaluate.sts import read_pair_file
     from embedlab.resolve import resolve_file
+    from embedlab.sts_data import read_pair_file
     from embedlab.train.loop import Step
 
     s1, s2, _ = read_pair_file(resolve_file("sts/STSBenchmark/sts-train.csv", [mirror]), "stsb")

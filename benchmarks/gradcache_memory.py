@@ -40,8 +40,8 @@ def one(
     import torch
     from accelerate import Accelerator
 
-    from embedlab.evaluate.sts import read_pair_file
     from embedlab.resolve import resolve_file
+    from embedlab.sts_data import read_pair_file
     from embedlab.train import TrainConfig, build_student
     from embedlab.train.loop import Step, backward
 

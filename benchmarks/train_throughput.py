@@ -28,9 +28,9 @@ import numpy as np
 import polars as pl
 import torch
 
-from embedlab.evaluate.sts import read_pair_file
 from embedlab.mine.batches import batch_table
 from embedlab.resolve import resolve_file
+from embedlab.sts_data import read_pair_file
 from embedlab.train import TrainConfig, build_student, train
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"

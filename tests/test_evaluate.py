@@ -3,6 +3,7 @@ import polars as pl
 import pytest
 from sentence_transformers.sentence_transformer.evaluation import EmbeddingSimilarityEvaluator
 
+from embedlab.errors import SettingError
 from embedlab.evaluate import STS_TASKS, evaluate_sts, load_sts
 
 
@@ -101,7 +102,7 @@ def test_alignment_and_uniformity_follow_their_definitions(mirror, minilm):
 
 
 def test_unknown_task_is_named():
-    with pytest.raises(KeyError, match="STS99"):
+    with pytest.raises(SettingError, match="STS99"):
         load_sts("STS99")
 
 

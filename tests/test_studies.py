@@ -15,7 +15,7 @@ from .conftest import REPO
 
 
 def test_sweep_chooses_on_dev_and_tries_b3_options_at_the_best_setting(pairs, minilm, mirror):
-    from embedlab.evaluate import load_sts
+    from embedlab.evaluate import dev_scorer
     from embedlab.sweep import SweepGrid, best_setting, sweep, sweep_page
     from embedlab.train import build_student
 
@@ -31,7 +31,7 @@ def test_sweep_chooses_on_dev_and_tries_b3_options_at_the_best_setting(pairs, mi
         b3=[{"p": 0, "m": 4, "cluster_size": 4}],
         eval_every=2,
     )
-    dev = load_sts("STSBenchmark", [mirror], split="dev")
+    dev = dev_scorer([mirror])
     table = sweep(
         pairs,
         view,

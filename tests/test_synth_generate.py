@@ -256,7 +256,8 @@ def test_cli_over_http_keeps_the_api_key_out_of_logs_params_and_artifacts(tmp_pa
         cmd = [
             sys.executable, "-m", "embedlab.cli", "synthesize",
             "--corpus", str(tmp_path / "corpus.parquet"), "--prompt", pool_file(tmp_path),
-            "--backend", "openai", "--base-url", server.url, "--api-key-env", "MY_LLM_KEY",
+            "--backend", "openai", "--openai-base-url", server.url,
+            "--openai-api-key-env", "MY_LLM_KEY",
             "--model", "scripted", "--n-anchors", "6", "--batch-size", "3",
             "--pairs-out", str(tmp_path / "pairs.parquet"),
             "--rejected-out", str(tmp_path / "rejected.parquet"),
@@ -323,7 +324,7 @@ def test_kill_9_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, mirror):
             "--corpus", str(tmp_path / "corpus.parquet"), "--mirror", str(mirror),
             "--prompt", str(REPO / "config/prompts/partial.yaml"), "--device", "cpu",
             "--n-anchors", "20", "--batch-size", "4", "--max-new-tokens", "24",
-            "--no-teacher-filter", "--shards", str(tmp_path / name / "shards"),
+            "--teacher-margin", "none", "--shards", str(tmp_path / name / "shards"),
             "--pairs-out", str(tmp_path / name / "pairs.parquet"),
             "--rejected-out", str(tmp_path / name / "rejected.parquet"),
         ]  # fmt: skip

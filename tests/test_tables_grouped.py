@@ -2,6 +2,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from embedlab.errors import SettingError
 from embedlab.tables.grouped import (
     TASKS,
     comparisons,
@@ -58,7 +59,7 @@ def test_paired_seeds_uses_the_seed_as_the_unit():
     half = stats.t.ppf(0.975, 2) * diffs.std(ddof=1) / np.sqrt(3)
     assert result["high"] - result["low"] == pytest.approx(2 * half)
     assert result["p"] == pytest.approx(stats.ttest_1samp(diffs, 0.0).pvalue)
-    with pytest.raises(LookupError, match="'kmeans'"):
+    with pytest.raises(SettingError, match="'kmeans'"):
         paired_seeds(_scores(), "kmeans", "random", 32)
 
 

@@ -3,6 +3,7 @@ import multiprocessing
 import mlflow
 import pytest
 
+from embedlab.errors import NotFound
 from embedlab.tables import fetch_scores, to_latex, to_markdown
 from embedlab.tracking import ensure_experiment, stage_run
 
@@ -27,7 +28,7 @@ def test_stage_run_tags_params_and_hides_secrets(monkeypatch):
     assert got.data.tags["pipeline_run"] == "pr-1"
     assert got.data.tags["stage"] == "mine" and got.data.tags["rule"] == "mine"
     assert got.data.tags["wildcard.miner"] == "b3" and got.data.tags["wildcard.bs"] == "32"
-    assert "version.torch" in got.data.tags and "git_commit" in got.data.tags
+    assert "version.torch" in got.data.tags and "mlflow.source.git.commit" in got.data.tags
     assert got.data.params["miner"] == "b3" and "api_key" not in got.data.params
     assert got.data.metrics["in_batch_sim_mean"] == 0.4
 
@@ -93,7 +94,7 @@ def test_tables_across_experiments_group_by_synthesis_source(monkeypatch):
 
 def test_tables_name_models_without_runs():
     _log_eval("teacher", 70.0)
-    with pytest.raises(LookupError, match="random-bs32-seed0"):
+    with pytest.raises(NotFound, match="random-bs32-seed0"):
         fetch_scores(["teacher", "random-bs32-seed0"])
 
 

@@ -14,7 +14,7 @@ from sentence_transformers import SentenceTransformer
 
 from embedlab import schemas
 from embedlab.encode import encode
-from embedlab.evaluate import evaluate_sts, load_sts
+from embedlab.evaluate import dev_scorer, evaluate_sts, load_sts
 from embedlab.mine import random_batches
 from embedlab.mine.batches import batch_table
 from embedlab.schemas import DataError
@@ -225,7 +225,8 @@ def _cli_train(pairs_path, batches_path, out, ckpt, *extra) -> subprocess.Popen:
     args = [sys.executable, "-m", "embedlab.cli", "train", "--student", "static"]
     args += ["--static-init", "random", "--dim", "64", "--pairs", str(pairs_path)]
     args += ["--batches", str(batches_path), "--out", str(out), "--lr", "0.05"]
-    args += ["--checkpoint-every", "25", "--checkpoint-dir", str(ckpt), *extra]
+    args += ["--checkpoint-every", "25", "--checkpoint-dir", str(ckpt), "--eval-every", "0"]
+    args += extra
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -285,7 +286,7 @@ def test_dev_selection_keeps_the_best_checkpoint(pairs, mirror):
         _batches(noisy, 16, 4),
         TrainConfig(lr=0.05, warmup_ratio=0.0, eval_every=4),
         on_step=lambda s, m: seen.append(m),
-        dev=dev,
+        score_dev=dev_scorer([mirror]),
     )
     scores = [m["dev_spearman"] for m in seen if "dev_spearman" in m]
     assert len(scores) == 6 and result.dev_spearman == max(scores)

@@ -16,12 +16,13 @@ Example::
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from embedlab.errors import SettingError
 from embedlab.resolve import NotFound, resolve_file, resolve_model
 
 GENERATED = ("partial", "scratch", "query")  # modes that run a generator
 
 
-class ConfigError(ValueError):
+class ConfigError(SettingError):
     """The config names something that does not exist or sizes that cannot work."""
 
 

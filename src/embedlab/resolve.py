@@ -14,9 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-
-class NotFound(FileNotFoundError):
-    """Nothing matched; the message lists every place that was tried."""
+from embedlab.errors import NotFound  # noqa: F401  (raised here; imported from here)
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ import pandera.polars as pa
 import polars as pl
 
 from embedlab.atomic import atomic_write
+from embedlab.errors import EmbedlabError, NotFound
 
 
-class DataError(ValueError):
+class DataError(EmbedlabError, ValueError):
     """Bad data in a file: the message names the file, the row and the column."""
 
 
@@ -206,7 +207,7 @@ def read(path: str | Path, model: type[pa.DataFrameModel]) -> pl.DataFrame:
     """Read a Parquet artefact and validate it."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file (expected a {model.__name__} table)")
+        raise NotFound(f"{path}: no such file (expected a {model.__name__} table)")
     with reading(path, f"a {model.__name__} table; delete it so that its stage writes it again"):
         frame = pl.read_parquet(path)
     return validate(frame, model, path)

@@ -15,14 +15,15 @@ Example::
 
 import json
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import polars as pl
 
 from embedlab.mine import MINERS
 from embedlab.mine.batches import batch_table
 from embedlab.mine.teacher import TeacherView
+from embedlab.settings import setting
 from embedlab.train import TrainConfig, train
 
 log = logging.getLogger(__name__)
@@ -30,13 +31,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SweepGrid:
-    batch_size: int = 64
-    seeds: Sequence[int] = (0, 1)
-    epochs: Sequence[int] = (2,)
-    lr: Sequence[float] = (0.003, 0.01, 0.03, 0.1)
-    temperature: Sequence[float] = (0.05, 0.1, 0.2)
-    b3: Sequence[dict] = field(default_factory=list)  # b3 option sets tried in round two
-    eval_every: int = 10
+    """The ``sweep`` config section: the grid tried on STS-B dev."""
+
+    batch_size: int = setting(64, "batch size of every trial")
+    seeds: list[int] = setting([0, 1], "seeds per trial (its score is the mean)")
+    epochs: list[int] = setting([2], "epochs tried")
+    lr: list[float] = setting([0.003, 0.01, 0.03, 0.1], "learning rates tried")
+    temperature: list[float] = setting([0.05, 0.1, 0.2], "temperatures tried")
+    b3: list[dict] = setting([], "b3 option sets tried at the best optimiser setting (JSON)")
+    eval_every: int = setting(10, "steps between dev scores")
 
 
 def _trial(
@@ -59,7 +62,7 @@ def _trial(
     )
     batches = batch_table(mined, pairs["id"].to_list(), negatives)
     config = TrainConfig(lr=lr, temperature=temperature, eval_every=eval_every, seed=seed)
-    result = train(student(seed), pairs, batches, config, dev=dev)
+    result = train(student(seed), pairs, batches, config, score_dev=dev)
     return {
         "round": "optimiser" if miner == "random" else miner,
         "miner": miner,
@@ -85,8 +88,9 @@ def sweep(
 ) -> pl.DataFrame:
     """All trials of both rounds, one row per (trial, seed), with ``dev_spearman``.
 
-    ``student(seed)`` builds a fresh student; ``dev`` is STS-B dev (``load_sts(...,
-    split="dev")``); ``on_trial(row)`` is called after each (the CLI logs it to MLflow).
+    ``student(seed)`` builds a fresh student; ``dev`` scores a model on STS-B dev
+    (``embedlab.evaluate.dev_scorer``); ``on_trial(row)`` is called after each (the stage logs
+    it to MLflow).
     """
     rows: list[dict] = []
 

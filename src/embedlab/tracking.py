@@ -27,6 +27,14 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from embedlab.contracts import (
+    TAG_CONFIG_HASH,
+    TAG_PIPELINE_RUN,
+    TAG_RULE,
+    TAG_STAGE,
+    wildcard_tag,
+)
+
 # a parameter is left out when its name is a secret's (api_key, hf_token; not max_new_tokens or
 # api_key_env, which name settings) or its value looks like a credential
 SECRET_NAME = re.compile(r"(^|[_.-])(api[_-]?key|key|token|secret|password|passwd|credentials?)$")
@@ -149,6 +157,11 @@ class StageRun:
 
         retry(mlflow.log_artifact, str(path), artifact_path)
 
+    def set_tag(self, key: str, value: str) -> None:
+        import mlflow
+
+        retry(mlflow.set_tag, key, value)
+
 
 class NullRun(StageRun):
     """The run handle of processes other than rank 0: it records nothing."""
@@ -163,6 +176,9 @@ class NullRun(StageRun):
         pass
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        pass
+
+    def set_tag(self, key: str, value: str) -> None:
         pass
 
 
@@ -199,12 +215,12 @@ def stage_run(
 
     experiment_id = ensure_experiment()
     all_tags = {
-        "pipeline_run": os.environ.get("EMBEDLAB_PIPELINE_RUN", "manual"),
-        "stage": stage,
-        "rule": rule or stage,
-        "config_hash": os.environ.get("EMBEDLAB_CONFIG_HASH", "none"),
-        "git_commit": git_commit(),
-        **{f"wildcard.{k}": str(v) for k, v in (tags or {}).items()},
+        TAG_PIPELINE_RUN: os.environ.get("EMBEDLAB_PIPELINE_RUN", "manual"),
+        TAG_STAGE: stage,
+        TAG_RULE: rule or stage,
+        TAG_CONFIG_HASH: os.environ.get("EMBEDLAB_CONFIG_HASH", "none"),
+        "mlflow.source.git.commit": git_commit(),  # the MLflow UI shows it with the run
+        **{wildcard_tag(k): str(v) for k, v in (tags or {}).items()},
     }
     for package in VERSIONED:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):

@@ -7,12 +7,14 @@ import time
 import uuid
 from pathlib import Path
 
+from embedlab.contracts import RUN_NAME
 from embedlab.preflight import uses_corpus
+from embedlab.settings import as_flags
 
 R = f"{config['results']}/{config['experiment']}"
 GRID = config["grid"]
 RUNS = [
-    f"{miner}-bs{bs}-seed{seed}"
+    RUN_NAME.format(miner=miner, bs=bs, seed=seed)
     for miner in GRID["miners"]
     for bs in GRID["batch_sizes"]
     for seed in GRID["seeds"]
@@ -61,25 +63,15 @@ def track(name, **fixed):
     return args
 
 
-def cli_args(section, skip=()):
-    """A config section as `embedlab` options: key `n_anchors: 3` becomes `--n-anchors 3`.
-
-    Lists become several values, mappings JSON values, booleans `--key` / `--no-key`; the
-    mirrors are always passed.
-    """
-    out = [f"--mirror {shlex.quote(m)}" for m in MIRRORS]
-    for key, value in section.items():
-        if key in skip or value == []:
-            continue
-        if isinstance(value, bool):
-            out.append(f"--{'' if value else 'no-'}{key.replace('_', '-')}")
-            continue
-        values = value if isinstance(value, list) else [value]
-        values = [json.dumps(v) if isinstance(v, dict) else str(v) for v in values]
-        out.append(
-            f"--{key.replace('_', '-')} " + " ".join(shlex.quote(v) for v in values)
-        )
-    return " ".join(out)
+def cli_args(section, skip=(), cache=None):
+    """A config section as the stage's flags (`n_anchors: 3` is `--n-anchors 3`, see
+    embedlab.settings.as_flags), after the mirrors. A `cache_dir` left null is
+    <results>/cache/<cache>."""
+    values = dict(section)
+    if cache and values.get("cache_dir") is None:
+        values["cache_dir"] = f"{config['results']}/cache/{cache}"
+    flags = [f"--mirror={m}" for m in MIRRORS] + as_flags(values, skip)
+    return " ".join(map(shlex.quote, flags))
 
 
 def launcher(gpus):
@@ -133,14 +125,9 @@ def synth_inputs(wildcards):
 
 
 def synth_args(wildcards, input):
-    """The synthesize inputs as CLI options (which ones depends on the mode)."""
-    args = [
+    """The corpus and the prompt pool as CLI options, when the mode reads them."""
+    return " ".join(
         f"--{k} {shlex.quote(input[k])}"
         for k in ("corpus", "prompt")
         if k in input.keys()
-    ]
-    if SYNTH["mode"] == "import":
-        args.append("--import-path " + " ".join(map(shlex.quote, IMPORTED)))
-    if "match_pairs" in input.keys():
-        args.append(f"--match-pairs {shlex.quote(input.match_pairs)}")
-    return " ".join(args)
+    )

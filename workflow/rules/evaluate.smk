@@ -20,7 +20,7 @@ rule evaluate_teacher:
         runtime=60,
     params:
         track=track("evaluate_teacher", model="teacher"),
-        args=cli_args(config["evaluate"], skip=["gpus"]),
+        args=cli_args(config["evaluate"], skip=["gpus"], cache="eval"),
         model=config["teacher"]["model"],
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {params.model}"
@@ -47,7 +47,7 @@ rule evaluate:
         runtime=60,
     params:
         track=track("evaluate"),
-        args=cli_args(config["evaluate"], skip=["gpus"]),
+        args=cli_args(config["evaluate"], skip=["gpus"], cache="eval"),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {input.model}"
         " --name {wildcards.model} --out {output} {params.args} > {log} 2>&1"

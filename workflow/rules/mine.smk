@@ -17,7 +17,7 @@ rule teacher:
         runtime=30 + N // 20000,
     params:
         track=track("teacher"),
-        args=cli_args(config["teacher"]),
+        args=cli_args(config["teacher"], cache="teacher"),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} teacher --pairs {input.pairs}"
         " --out {output.emb} --ids-out {output.ids} {params.args} > {log} 2>&1"
@@ -29,12 +29,12 @@ rule mine:
         emb=rules.teacher.output.emb,
         ids=rules.teacher.output.ids,
     output:
-        batches=f"{R}/batches/{{miner}}-bs{{bs}}-seed{{seed}}.parquet",
-        plot=f"{R}/batches/{{miner}}-bs{{bs}}-seed{{seed}}.png",
+        batches=f"{R}/batches/{RUN_NAME}.parquet",
+        plot=f"{R}/batches/{RUN_NAME}.png",
     log:
-        f"{R}/logs/mine/{{miner}}-bs{{bs}}-seed{{seed}}.log",
+        f"{R}/logs/mine/{RUN_NAME}.log",
     benchmark:
-        f"{R}/benchmarks/mine/{{miner}}-bs{{bs}}-seed{{seed}}.tsv"
+        f"{R}/benchmarks/mine/{RUN_NAME}.tsv"
     conda:
         "../../envs/embedlab.yaml"
     threads: 1

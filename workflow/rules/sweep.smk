@@ -22,15 +22,17 @@ rule sweep:
         runtime=240,
     params:
         track=track("sweep"),
-        grid=shlex.quote(json.dumps(config["sweep"])),
-        student=cli_args(
+        args=cli_args(
             {
-                k: config["train"][k]
-                for k in ("student", "init", "static_init", "dim")
-                if k in config["train"]
+                **config["sweep"],
+                **{
+                    k: config["train"][k]
+                    for k in ("student", "init", "static_init", "dim")
+                    if k in config["train"]
+                },
             }
         ),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} sweep --pairs {input.pairs}"
-        " --embeddings {input.emb} --ids {input.ids} --grid {params.grid}"
-        " --md {output.md} --csv {output.csv} {params.student} > {log} 2>&1"
+        " --embeddings {input.emb} --ids {input.ids}"
+        " --md {output.md} --csv {output.csv} {params.args} > {log} 2>&1"

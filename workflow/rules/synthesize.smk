@@ -21,25 +21,13 @@ rule synthesize:
         track=track("synthesize"),
         inputs=synth_args,
         options=cli_args(
-            {
-                **SYNTH,
-                **(SYNTH["openai"] if SYNTH["backend"] == "openai" else {}),
-                **(
-                    {"import_layout": SYNTH["import"]["layout"]}
-                    if SYNTH["mode"] == "import"
-                    else {"teacher": config["teacher"]["model"]}
-                ),
-            },
-            skip=["prompt", "gpus", "openai", "import", "teacher_margin"],
-        ),
-        margin=(
-            "--no-teacher-filter"
-            if SYNTH["teacher_margin"] is None
-            else f"--teacher-margin {SYNTH['teacher_margin']}"
+            {**SYNTH, "teacher": config["teacher"]["model"]},
+            skip=["prompt", "gpus"],
+            cache="synth",
         ),
         seed=config["seed"],
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} synthesize {params.inputs}"
         " --seed {params.seed} --pairs-out {output.pairs} --rejected-out {output.rejected}"
         " --samples-out {output.samples}"
-        " {params.options} {params.margin} > {log} 2>&1"
+        " {params.options} > {log} 2>&1"

@@ -45,26 +45,12 @@ rule tables:
     threads: 1
     params:
         track=track("tables"),
-        models=MODELS,
         figures=lambda wildcards, output: os.path.dirname(output.avg_png),
-        compare=" ".join(
-            [
-                "--compare",
-                *(shlex.quote(json.dumps(c)) for c in config["tables"]["compare"]),
-            ]
-        ),
-        title=shlex.quote(config["tables"]["title"] or config["experiment"]),
-        experiments=(
-            "--experiments "
-            + " ".join(map(shlex.quote, config["tables"]["experiments"]))
-            if config["tables"]["experiments"]
-            else ""
-        ),
+        args=cli_args(config["tables"]),
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} tables --models {params.models}"
+        "OMP_NUM_THREADS={threads} embedlab {params.track} tables --evals {input.evals}"
         " --md {output.md} --tex {output.tex} --csv {output.csv}"
         " --grouped-md {output.grouped_md} --grouped-tex {output.grouped_tex}"
         " --grouped-html {output.grouped_html} --grouped-csv {output.grouped_csv}"
-        " --paired-md {output.paired} --reference {input.reference}"
-        " --figures {params.figures} {params.experiments} {params.compare}"
-        " --study {output.study} --title {params.title} > {log} 2>&1"
+        " --paired-md {output.paired} --figures {params.figures}"
+        " --study {output.study} {params.args} > {log} 2>&1"

@@ -37,11 +37,11 @@ rule train:
         batches=rules.mine.output.batches,
         staged=STAGED,
     output:
-        directory(f"{R}/models/{{miner}}-bs{{bs}}-seed{{seed}}"),
+        directory(f"{R}/models/{RUN_NAME}"),
     log:
-        f"{R}/logs/train/{{miner}}-bs{{bs}}-seed{{seed}}.log",
+        f"{R}/logs/train/{RUN_NAME}.log",
     benchmark:
-        f"{R}/benchmarks/train/{{miner}}-bs{{bs}}-seed{{seed}}.tsv"
+        f"{R}/benchmarks/train/{RUN_NAME}.tsv"
     conda:
         "../../envs/embedlab.yaml"
     threads: workflow.cores
@@ -54,7 +54,7 @@ rule train:
         launch=lambda wildcards, resources: launcher(resources.gpu),
         track=track("train"),
         args=cli_args(config["train"], skip=TRAIN_OPTIONS),
-        checkpoints=f"{R}/checkpoints/{{miner}}-bs{{bs}}-seed{{seed}}",
+        checkpoints=f"{R}/checkpoints/{RUN_NAME}",
     shell:
         "OMP_NUM_THREADS={threads} {params.launch} {params.track} train"
         " --pairs {input.pairs} --batches {input.batches} --out {output}"

@@ -15,6 +15,7 @@ import polars as pl
 from embedlab.ids import stable_id
 from embedlab.resolve import resolve_file
 from embedlab.schemas import DataError, Pairs, polars_schema, reading
+from embedlab.settings import setting
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFr
                 texts: list[str | None] = f.read().splitlines()
         _check_texts(texts, path, 1, "line")
     elif fmt in ("stsb", "sick"):
-        from embedlab.evaluate.sts import read_pair_file
+        from embedlab.sts_data import read_pair_file
 
         s1, s2, _ = read_pair_file(path, fmt)
         texts = [t for pair in zip(s1, s2, strict=True) for t in pair]
@@ -121,12 +122,26 @@ def _read_hf(source: Source, mirrors: Sequence[str | Path]) -> pl.DataFrame:
     return pl.DataFrame({"text": clean, "source": [name] * len(clean)})
 
 
+@dataclass(frozen=True)
+class CorpusSettings:
+    """The ``corpus`` config section (and ``seed``): what ``embedlab corpus`` reads and keeps."""
+
+    sources: list[dict] = setting(
+        [{"path": "corpus/wordnet-examples.txt", "name": "wordnet"}],
+        'one JSON object per source: {"path": ..., "format": ..., "column": ...} (Source)',
+    )
+    max_sentences: int | None = setting(5000, "sample at most this many (none: all)")
+    min_chars: int = setting(12, "shorter texts are dropped")
+    max_chars: int = setting(300, "longer texts are dropped")
+    seed: int = setting(0, "seed of the sample")
+
+
 def build_corpus(
     sources: Sequence[Source],
     mirrors: Sequence[str | Path] = (),
     max_sentences: int | None = None,
-    min_chars: int = 1,
-    max_chars: int = 10_000,
+    min_chars: int = CorpusSettings.min_chars,
+    max_chars: int = CorpusSettings.max_chars,
     seed: int = 0,
 ) -> tuple[pl.DataFrame, dict[str, int]]:
     """Concatenate sources, drop too short/long texts, deduplicate by text, sample, add ids.

@@ -17,8 +17,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from embedlab.encode import encode
-from embedlab.evaluate.sts import StsPairs
-from embedlab.schemas import Scores, polars_schema
+from embedlab.schemas import DataError, Scores, polars_schema
+from embedlab.sts_data import StsPairs
 
 
 def alignment(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> float:
@@ -44,7 +44,7 @@ def alignment_uniformity(
     emb = torch.from_numpy(encode(model, sentences, batch_size=batch_size))
     positive = np.flatnonzero(pairs.gold > threshold)
     if positive.size == 0:
-        raise ValueError(f"{pairs.task} {pairs.split}: no pair scores above {threshold}")
+        raise DataError(f"{pairs.task} {pairs.split}: no pair scores above {threshold}")
     a = emb[[index[pairs.s1[i]] for i in positive]]
     b = emb[[index[pairs.s2[i]] for i in positive]]
     return {"alignment": alignment(a, b), "uniformity": uniformity(emb)}

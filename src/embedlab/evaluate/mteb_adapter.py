@@ -29,7 +29,7 @@ from mteb.models.model_meta import ModelMeta
 from sentence_transformers import SentenceTransformer
 
 from embedlab.encode import encode, load_encoder
-from embedlab.evaluate.sts import STS_TASKS, load_sts
+from embedlab.sts_data import STS_TASKS, load_sts
 
 
 class MtebEncoder(AbsEncoder):

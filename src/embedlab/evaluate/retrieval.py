@@ -23,8 +23,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from embedlab.encode import encode
-from embedlab.evaluate.sts import load_sts
 from embedlab.schemas import DataError, Scores, polars_schema
+from embedlab.sts_data import load_sts
 
 
 @dataclass(frozen=True)

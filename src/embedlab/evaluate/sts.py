@@ -2,8 +2,7 @@
 
 STS12-16: every subset of a year pooled into one list, one Spearman correlation of cosine
 similarity against gold over it. STS-B and SICK-R: the test split. Scores are Spearman x 100.
-Files are read from a mirror in SentEval's ``data/downstream/STS`` layout; without one, the
-public hub copies (``mteb/sts12-sts`` ...) are read with ``datasets``.
+The data are read by ``embedlab.sts_data``.
 
 Example::
 
@@ -11,8 +10,7 @@ Example::
     scores = evaluate_sts(model, [pairs])
 """
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,122 +19,19 @@ from scipy.stats import spearmanr
 from sentence_transformers import SentenceTransformer
 
 from embedlab.encode import encode
-from embedlab.resolve import NotFound, resolve_file
-from embedlab.schemas import DataError, Scores, polars_schema
-
-# task name -> (mirror folder, hub id, subsets of the folder or None for a fixed split file)
-STS_TASKS: dict[str, tuple[str, str]] = {
-    "STS12": ("sts/STS12-en-test", "mteb/sts12-sts"),
-    "STS13": ("sts/STS13-en-test", "mteb/sts13-sts"),
-    "STS14": ("sts/STS14-en-test", "mteb/sts14-sts"),
-    "STS15": ("sts/STS15-en-test", "mteb/sts15-sts"),
-    "STS16": ("sts/STS16-en-test", "mteb/sts16-sts"),
-    "STSBenchmark": ("sts/STSBenchmark", "mteb/stsbenchmark-sts"),
-    "SICKRelatedness": ("sts/SICK", "mteb/sickr-sts"),
-}
+from embedlab.schemas import Scores, polars_schema
+from embedlab.sts_data import StsPairs, load_sts
 
 
-@dataclass(frozen=True)
-class StsPairs:
-    task: str
-    split: str
-    s1: list[str]
-    s2: list[str]
-    gold: np.ndarray
-    subset: list[str] | None = (
-        None  # STS12-16: the source file (MSRpar, headlines, ...) of each pair
-    )
+def dev_scorer(mirrors: Sequence[str | Path] = ()) -> Callable[[SentenceTransformer], float]:
+    """The STS-B dev Spearman x 100 of a model, as a function: what training selects on.
 
+    Example::
 
-def _ws(text: str) -> str:
-    return " ".join(text.split())  # SentEval splits on whitespace and rejoins
-
-
-def _read_year(folder: Path, task: str) -> StsPairs:
-    s1, s2, gold, subset = [], [], [], []
-    inputs = sorted(folder.glob("STS*.input.*.txt"))
-    if not inputs:
-        raise DataError(f"{folder}: no STS*.input.*.txt files for {task}")
-    for inp in inputs:
-        gs = inp.with_name(inp.name.replace(".input.", ".gs."))
-        if not gs.exists():
-            raise DataError(f"{inp}: its gold file {gs.name} is missing")
-        lines = inp.read_text(encoding="utf-8").splitlines()
-        scores = gs.read_text(encoding="utf-8").splitlines()
-        if len(lines) != len(scores):
-            raise DataError(f"{gs}: {len(scores)} gold lines for {len(lines)} pairs in {inp.name}")
-        for lineno, (line, score) in enumerate(zip(lines, scores, strict=True), start=1):
-            if not score.strip():
-                continue  # an unscored pair (STS16), skipped as SentEval does
-            fields = line.split("\t")
-            if len(fields) < 2:
-                raise DataError(f"{inp}: line {lineno} has no tab-separated sentence pair")
-            s1.append(_ws(fields[0]))
-            s2.append(_ws(fields[1]))
-            gold.append(float(score))
-            subset.append(inp.name.split(".input.")[1].removesuffix(".txt"))
-    return StsPairs(task, "test", s1, s2, np.asarray(gold), subset)
-
-
-# Tab-separated pair files: whether the first line is a header, then the columns of
-# (gold score, sentence 1, sentence 2).
-PAIR_LAYOUTS: dict[str, tuple[bool, tuple[int, int, int]]] = {
-    "stsb": (False, (4, 5, 6)),  # genre, file, year, id, score, s1, s2
-    "sick": (True, (3, 1, 2)),  # pair_ID, sentence_A, sentence_B, relatedness, entailment
-}
-SICK_FILES = {"train": "SICK_train.txt", "dev": "SICK_trial.txt", "test": "SICK_test_annotated.txt"}
-
-
-def read_pair_file(path: Path, layout: str) -> tuple[list[str], list[str], np.ndarray]:
-    """Sentence pairs and gold scores of an STS-B or SICK file; bad lines are named."""
-    header, (score, a, b) = PAIR_LAYOUTS[layout]
-    s1, s2, gold = [], [], []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for lineno, line in enumerate(lines[header:], start=1 + header):
-        fields = line.split("\t")
-        if len(fields) <= max(score, a, b):
-            raise DataError(f"{path}: line {lineno} has {len(fields)} fields, expected {layout}")
-        try:
-            gold.append(float(fields[score]))
-        except ValueError:
-            raise DataError(
-                f"{path}: line {lineno}: score {fields[score]!r} is no number"
-            ) from None
-        s1.append(_ws(fields[a]))
-        s2.append(_ws(fields[b]))
-    return s1, s2, np.asarray(gold)
-
-
-def _read_hub(task: str, hub_id: str, split: str) -> StsPairs:
-    import datasets
-
-    data = datasets.load_dataset(hub_id, split="validation" if split == "dev" else split)
-    return StsPairs(
-        task,
-        split,
-        [_ws(t) for t in data["sentence1"]],
-        [_ws(t) for t in data["sentence2"]],
-        np.asarray(data["score"], dtype=float),
-    )
-
-
-def load_sts(task: str, mirrors: Sequence[str | Path] = (), split: str = "test") -> StsPairs:
-    """Load one STS task's scored pairs from the first mirror that has it, else from the hub."""
-    if task not in STS_TASKS:
-        raise KeyError(f"unknown STS task {task!r}; known: {sorted(STS_TASKS)}")
-    folder_name, hub_id = STS_TASKS[task]
-    try:
-        folder = resolve_file(folder_name, mirrors)
-    except NotFound as err:
-        try:
-            return _read_hub(task, hub_id, split)
-        except Exception as hub_err:
-            raise NotFound(f"{err}\n  hub {hub_id} ({type(hub_err).__name__})") from None
-    if task == "STSBenchmark":
-        return StsPairs(task, split, *read_pair_file(folder / f"sts-{split}.csv", "stsb"))
-    if task == "SICKRelatedness":
-        return StsPairs(task, split, *read_pair_file(folder / SICK_FILES[split], "sick"))
-    return _read_year(folder, task)
+        train(student, pairs, batches, config, score_dev=dev_scorer(["../shared/data"]))
+    """
+    dev = load_sts("STSBenchmark", mirrors, split="dev")
+    return lambda model: float(evaluate_sts(model, [dev], progress=False)["value"][0])
 
 
 def evaluate_sts(

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from embedlab.errors import SettingError
 from embedlab.mine.batches import check_size
 from embedlab.mine.knn import topk_neighbours
 
@@ -112,7 +113,7 @@ def partition(
         for label, members in enumerate(nx.community.louvain_communities(graph, seed=seed)):
             parts[list(members)] = label
         return parts
-    raise ValueError(f"unknown community detector {detector!r}; expected 'metis' or 'louvain'")
+    raise SettingError(f"unknown community detector {detector!r}; expected 'metis' or 'louvain'")
 
 
 def b3_batches(
@@ -134,12 +135,12 @@ def b3_batches(
     n = emb.shape[0]
     check_size(n, batch_size)
     if batch_size % cluster_size:
-        raise ValueError(
+        raise SettingError(
             f"cluster_size={cluster_size} must divide batch size {batch_size} "
             "(a batch is made of whole clusters)"
         )
     if p + m >= n:
-        raise ValueError(f"rank window p+m={p + m} must be below N={n}; lower mine.b3.p or m")
+        raise SettingError(f"rank window p+m={p + m} must be below N={n}; lower mine.b3.p or m")
     neighbours, _ = topk_neighbours(emb, p + m, backend=knn, nprobe=nprobe, seed=seed)
     candidates = neighbours[:, p:]
     xadj, adjncy = mutual_graph(candidates)
@@ -173,7 +174,7 @@ def b3_batches(
             ]
         )
     if not out[0]:
-        raise ValueError(
+        raise SettingError(
             f"b3 made {len(clusters)} clusters of {cluster_size}: too few for one batch of "
             f"{batch_size}; synthesize more anchors or lower the batch size"
         )

@@ -6,12 +6,13 @@ from collections.abc import Sequence
 import numpy as np
 import polars as pl
 
+from embedlab.errors import SettingError
 from embedlab.schemas import Batches, polars_schema
 
 
 def check_size(n: int, batch_size: int) -> None:
     if n < batch_size:
-        raise ValueError(
+        raise SettingError(
             f"only {n} examples for batch size {batch_size}: synthesize more anchors "
             "(synthesize.n_anchors) or lower grid.batch_sizes"
         )

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from embedlab.contracts import HIST_EDGES
+
 # Fixed bins of the in-batch similarity histograms, so that runs can be drawn on one axis.
-HIST_EDGES = np.linspace(-0.3, 1.0, 53)
 
 
 def similarity_histogram(sim: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from embedlab.errors import SettingError
 from embedlab.mine.knn import topk_neighbours
 from embedlab.mine.random import random_batches
 
@@ -39,12 +40,14 @@ def hardneg_batches(
 ) -> tuple[list[list[list[int]]], dict[int, list[int]], dict[str, float]]:
     """Random batches plus, for each row, up to ``hard_negatives`` mined negatives."""
     if positives is None:
-        raise ValueError("the hardneg miner needs the teacher embeddings of the positives")
+        raise SettingError("the hardneg miner needs the teacher embeddings of the positives")
     if margin_type not in ("absolute", "relative"):
-        raise ValueError(f"margin_type={margin_type!r}; expected 'absolute' or 'relative'")
+        raise SettingError(f"margin_type={margin_type!r}; expected 'absolute' or 'relative'")
     n = emb.shape[0]
     if p + m >= n:
-        raise ValueError(f"rank window p+m={p + m} must be below N={n}; lower mine.hardneg.p or m")
+        raise SettingError(
+            f"rank window p+m={p + m} must be below N={n}; lower mine.hardneg.p or m"
+        )
     neighbours, sims = topk_neighbours(emb, p + m, backend=knn, nprobe=nprobe, seed=seed)
     neighbours, sims = neighbours[:, p:], sims[:, p:]
     pos_sim = (emb * positives).sum(axis=1, keepdims=True)

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.cluster import KMeans
 
+from embedlab.errors import SettingError
 from embedlab.mine.batches import check_size, fill_batches
 
 
@@ -31,7 +32,7 @@ def kmeans_batches(
     check_size(n, batch_size)
     k = n_clusters or max(1, n // batch_size)
     if not 1 <= k <= n:
-        raise ValueError(f"n_clusters={k} must be between 1 and N={n}")
+        raise SettingError(f"n_clusters={k} must be between 1 and N={n}")
     labels = KMeans(n_clusters=k, random_state=seed, n_init=1).fit_predict(emb)
     members = [np.flatnonzero(labels == c) for c in range(k)]
     rng = np.random.default_rng(seed)

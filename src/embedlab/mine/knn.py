@@ -15,6 +15,8 @@ Backends:
 import numpy as np
 import torch
 
+from embedlab.errors import SettingError
+
 EXACT_LIMIT = 50_000
 
 
@@ -76,7 +78,7 @@ def topk_neighbours(
     """
     n = emb.shape[0]
     if not 0 < k < n:
-        raise ValueError(f"k={k} must be between 1 and N-1={n - 1}")
+        raise SettingError(f"k={k} must be between 1 and N-1={n - 1}")
     data = np.ascontiguousarray(emb, dtype=np.float32)
     if backend == "auto":
         backend = "faiss-exact" if n <= EXACT_LIMIT else "faiss-ivf"
@@ -84,6 +86,6 @@ def topk_neighbours(
         return _exact(data, k, block)
     if backend in ("faiss-exact", "faiss-ivf"):
         return _faiss(data, k, backend == "faiss-ivf", nprobe, seed)
-    raise ValueError(
+    raise SettingError(
         f"unknown knn backend {backend!r}; expected auto, exact, faiss-exact, faiss-ivf"
     )

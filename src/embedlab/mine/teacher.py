@@ -14,13 +14,14 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import polars as pl
 
 from embedlab import schemas
 from embedlab.atomic import atomic_write
+from embedlab.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,16 @@ if TYPE_CHECKING:  # the mine stage reads stored embeddings: it need not import 
     from sentence_transformers import SentenceTransformer
 
 FIELDS = ("anchor", "positive", "hard_negative")
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    """The ``teacher`` config section: the model that ranks examples for mining."""
+
+    model: str = setting("sentence-transformers/all-MiniLM-L6-v2", "teacher encoder")
+    batch_size: int = setting(64, "texts per forward pass")
+    dtype: Literal["float16", "float32"] = setting("float32", "dtype of the stored embeddings")
+    cache_dir: str | None = setting(None, "embeddings of identical texts stored and reused here")
 
 
 def content_hash(model_name: str, texts: list[str]) -> str:

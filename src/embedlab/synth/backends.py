@@ -45,7 +45,9 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from embedlab.errors import EmbedlabError, SettingError
 from embedlab.resolve import model_identity, resolve_model
+from embedlab.settings import setting
 
 Conversation = list[dict[str, str]]
 
@@ -57,7 +59,7 @@ class Completion:
     error: str | None = None
 
 
-class BackendError(RuntimeError):
+class BackendError(EmbedlabError, RuntimeError):
     """The backend stayed unavailable after its retry budget."""
 
 
@@ -288,17 +290,28 @@ def _completion(payload: bytes) -> Completion:
     return Completion(choice if isinstance(choice, str) else None, tokens)
 
 
+@dataclass(frozen=True)
+class OpenAIOptions:
+    """How the ``openai`` backend reaches its server (config ``synthesize.openai``)."""
+
+    base_url: str = setting("https://api.openai.com/v1", "OpenAI-compatible server")
+    api_key_env: str | None = setting("OPENAI_API_KEY", "variable holding the API key")
+    concurrency: int = setting(8, "requests in flight")
+    timeout_s: float = setting(60.0, "deadline of one request, answer included (seconds)")
+    max_attempts: int = setting(6, "attempts per request (timeouts, 429, 5xx, cut answers)")
+
+
 class OpenAIBackend:
     """Concurrent chat-completions requests to an OpenAI-compatible server."""
 
     def __init__(
         self,
         model: str,
-        base_url: str = "https://api.openai.com/v1",
-        api_key_env: str | None = "OPENAI_API_KEY",
-        concurrency: int = 8,
-        timeout_s: float = 60.0,
-        max_attempts: int = 6,
+        base_url: str = OpenAIOptions.base_url,
+        api_key_env: str | None = OpenAIOptions.api_key_env,
+        concurrency: int = OpenAIOptions.concurrency,
+        timeout_s: float = OpenAIOptions.timeout_s,
+        max_attempts: int = OpenAIOptions.max_attempts,
         backoff_s: float = 1.0,
         max_backoff_s: float = 60.0,
         seed: int = 0,
@@ -441,4 +454,4 @@ def make_backend(
         return OpenAIBackend(model, seed=seed, **options)
     if kind == "vllm":
         return VLLMBackend(model, mirrors, seed=seed, **options)
-    raise ValueError(f"unknown synthesize backend {kind!r}; known: transformers, openai, vllm")
+    raise SettingError(f"unknown synthesize backend {kind!r}; known: transformers, openai, vllm")

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import polars as pl
 
+from embedlab.errors import SettingError
 from embedlab.ids import stable_id
 from embedlab.resolve import resolve_file
 from embedlab.schemas import DataError, Pairs, Rejected, polars_schema, reading
@@ -92,7 +93,7 @@ def _layout(path: str, df: pl.DataFrame, layout: str) -> str:
                 + "; ".join(f"{k}: {', '.join(c)}" for k, c in LAYOUTS.items())
             )
     if layout not in LAYOUTS:
-        raise ValueError(
+        raise SettingError(
             f"unknown import layout {layout!r}; known: auto, coco, {', '.join(LAYOUTS)}"
         )
     missing = [c for c in LAYOUTS[layout] if c not in df.columns]

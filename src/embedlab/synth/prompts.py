@@ -40,6 +40,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from embedlab.schemas import DataError
+
 ROLES_BY_MODE = {
     "partial": ("positive", "hard_negative"),
     "scratch": ("sentence", "positive", "hard_negative"),
@@ -77,32 +79,32 @@ class PromptPool:
         data = yaml.safe_load(Path(path).read_text()) or {}
         missing = {"id", "mode", "system", "roles"} - set(data)
         if missing:
-            raise ValueError(f"{path}: prompt pool lacks key(s) {sorted(missing)}")
+            raise DataError(f"{path}: prompt pool lacks key(s) {sorted(missing)}")
         mode = data["mode"]
         if mode not in ROLES_BY_MODE:
-            raise ValueError(f"{path}: mode {mode!r} is not one of {sorted(ROLES_BY_MODE)}")
+            raise DataError(f"{path}: mode {mode!r} is not one of {sorted(ROLES_BY_MODE)}")
         roles: dict[str, list[Variant]] = {}
         for role in ROLES_BY_MODE[mode]:
             variants = data["roles"].get(role)
             if not variants:
-                raise ValueError(f"{path}: roles.{role} has no instruction variants")
+                raise DataError(f"{path}: roles.{role} has no instruction variants")
             placeholder = "{topic}" if role == "sentence" else "{anchor}"
             roles[role] = []
             for i, v in enumerate(variants):
                 if placeholder not in v.get("text", ""):
-                    raise ValueError(f"{path}: roles.{role}[{i}].text has no {placeholder}")
+                    raise DataError(f"{path}: roles.{role}[{i}].text has no {placeholder}")
                 roles[role].append(Variant(str(v.get("id", f"{role}{i}")), v["text"]))
         exemplars = data.get("exemplars", [])
         answer_roles = [r for r in ROLES_BY_MODE[mode] if r != "sentence"]
         for i, ex in enumerate(exemplars):
             lacking = {"anchor", *answer_roles} - set(ex)
             if lacking:
-                raise ValueError(f"{path}: exemplars[{i}] lacks {sorted(lacking)}")
+                raise DataError(f"{path}: exemplars[{i}] lacks {sorted(lacking)}")
         shots = int(data.get("shots", 2))
         if shots > len(exemplars):
-            raise ValueError(f"{path}: shots={shots} but only {len(exemplars)} exemplars")
+            raise DataError(f"{path}: shots={shots} but only {len(exemplars)} exemplars")
         if mode == "scratch" and not (data.get("genres") and data.get("topics")):
-            raise ValueError(f"{path}: a scratch pool needs non-empty genres and topics")
+            raise DataError(f"{path}: a scratch pool needs non-empty genres and topics")
         return cls(
             id=str(data["id"]),
             mode=mode,

@@ -59,7 +59,7 @@ def avg_vs_batch(grouped: pl.DataFrame, stem: str | Path) -> list[Path]:
 
 def alignment_uniformity(scores: pl.DataFrame, stem: str | Path) -> list[Path]:
     """Alignment (x) against uniformity (y), one labelled point per run; lower-left is better."""
-    from embedlab.tables.sts import RUN
+    from embedlab.contracts import RUN
 
     rows = scores.drop_nulls(["alignment", "uniformity"])
     rows = rows.with_columns(

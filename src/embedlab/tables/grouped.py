@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from embedlab.contracts import RUN
+from embedlab.errors import SettingError
 from embedlab.schemas import DataError
-from embedlab.tables.sts import COLUMNS, RUN, latex_escape, latex_tabular
+from embedlab.tables.sts import COLUMNS, latex_escape, latex_tabular
 
 TASKS = [c for c in COLUMNS.values() if c != "Avg"]
 
@@ -172,7 +174,7 @@ def paired_seeds(
     joined = left.select("seed", "Avg").join(right.select("seed", "Avg"), on="seed", suffix="_b")
     joined = joined.drop_nulls()
     if joined.height == 0:
-        raise LookupError(
+        raise SettingError(
             f"no seed has runs of both {a!r} at B={batch_size} and {b!r} at B={b_batch_size}"
         )
     diffs = (joined["Avg"] - joined["Avg_b"]).to_numpy()

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from embedlab.contracts import GRID_WILDCARDS, wildcard_tag
 from embedlab.tables.sts import finished_runs
 from embedlab.tracking import ensure_experiment
 
@@ -30,7 +31,7 @@ def fetch_mining(experiments: Sequence[str] = ()) -> pl.DataFrame:
     experiment = experiments[0] if experiments else None
     for run in finished_runs(ensure_experiment(experiment), "mine"):
         tags = run.data.tags
-        key = tuple(tags.get(f"wildcard.{k}") for k in ("miner", "bs", "seed"))
+        key = tuple(tags.get(wildcard_tag(k)) for k in GRID_WILDCARDS)
         if None in key or key in seen:
             continue
         seen.add(key)

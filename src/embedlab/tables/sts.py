@@ -9,13 +9,25 @@ Example::
     print(to_markdown(scores))
 """
 
-import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import polars as pl
 
-from embedlab.tracking import ensure_experiment, retry
+from embedlab.contracts import (
+    GRID_WILDCARDS,
+    HIST_EDGES,
+    IN_BATCH_SIM_HIST,
+    RANDOM_IN_BATCH_SIM_HIST,
+    RUN,
+    TAG_SCORES_SHA256,
+    TAG_STAGE,
+    file_sha256,
+    score_metric,
+    wildcard_tag,
+)
+from embedlab.errors import NotFound
+from embedlab.tracking import ensure_experiment, experiment_name, retry
 
 # metric key in MLflow -> column header
 COLUMNS: dict[str, str] = {
@@ -32,9 +44,6 @@ COLUMNS: dict[str, str] = {
 
 GEOMETRY = ("alignment", "uniformity")
 
-# grid run names: <miner>-bs<B>-seed<S>
-RUN = re.compile(r"^(?P<method>.+)-bs(?P<bs>\d+)-seed(?P<seed>\d+)$")
-
 
 def finished_runs(experiment_id: str, stage: str, max_results: int | None = None) -> list:
     """The experiment's finished runs of one stage, newest first."""
@@ -44,7 +53,7 @@ def finished_runs(experiment_id: str, stage: str, max_results: int | None = None
     return retry(
         mlflow.search_runs,
         experiment_ids=[experiment_id],
-        filter_string=f"tags.stage = '{stage}' and attributes.status = 'FINISHED'",
+        filter_string=f"tags.{TAG_STAGE} = '{stage}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         output_format="list",
         **extra,
@@ -63,8 +72,16 @@ def synthesis_source(experiment_id: str) -> str | None:
     return f"{mode}/{Path(params.get('model', '?')).name}"
 
 
-def fetch_scores(models: Sequence[str], experiments: Sequence[str] = ()) -> pl.DataFrame:
+def fetch_scores(
+    models: Sequence[str],
+    experiments: Sequence[str] = (),
+    made: Mapping[str, str | Path] | None = None,
+) -> pl.DataFrame:
     """The newest finished evaluate run of each model, as a table (one row per model).
+
+    With ``made`` (model -> the scores file the tables rule takes as input), a model of the
+    current experiment is read from the run that wrote that very file (its ``scores_sha256``
+    tag), not from whichever run of the name is newest: a table never mixes in another config.
 
     Without ``experiments``, the current experiment. With several (one per synthesis source,
     say: a config each), every model is looked up in each, and rows are named
@@ -79,11 +96,16 @@ def fetch_scores(models: Sequence[str], experiments: Sequence[str] = ()) -> pl.D
     sources = [synthesis_source(i) for i in ids]
     if len(names) > 1 and len(set(sources)) < len(sources):
         sources = list(names)  # the sources do not tell the experiments apart
+    wanted_sha = {m: file_sha256(p) for m, p in (made or {}).items()}
+    current = experiment_name()  # the experiment whose files ``made`` names
     rows, absent = [], []
     for experiment, experiment_id, source in zip(names, ids, sources, strict=True):
         newest = {}
         for run in finished_runs(experiment_id, "evaluate"):
-            newest.setdefault(run.data.tags.get("wildcard.model"), run)
+            model = run.data.tags.get(wildcard_tag("model"))
+            sha = wanted_sha.get(model) if (experiment or current) == current else None
+            if sha is None or run.data.tags.get(TAG_SCORES_SHA256) == sha:
+                newest.setdefault(model, run)
         # reference rows (teacher, student-init) come from the first experiment only
         wanted = [m for m in models if experiment == names[0] or RUN.match(m)]
         absent += [f"{experiment}/{m}" if experiment else m for m in wanted if m not in newest]
@@ -94,12 +116,13 @@ def fetch_scores(models: Sequence[str], experiments: Sequence[str] = ()) -> pl.D
             label = f"{source} · {model}" if len(names) > 1 else model
             row = {"model": label, "run_id": run.info.run_id, "source": source}
             for key in COLUMNS:
-                row[COLUMNS[key]] = run.data.metrics.get(f"{key}.spearman")
+                row[COLUMNS[key]] = run.data.metrics.get(score_metric(key, "spearman"))
             for key in GEOMETRY:  # SimCSE's alignment / uniformity on STS-B dev, when measured
-                row[key] = run.data.metrics.get(f"STSBenchmark.{key}")
+                row[key] = run.data.metrics.get(score_metric("STSBenchmark", key))
             rows.append(row)
     if absent:
-        raise LookupError(f"no finished evaluate run in MLflow for model(s) {absent}")
+        how = " that wrote its scores file (rerun: --forcerun evaluate)" if made else ""
+        raise NotFound(f"no finished evaluate run in MLflow{how} for model(s) {absent}")
     schema = {"model": pl.String, "run_id": pl.String, "source": pl.String}
     schema |= {c: pl.Float64 for c in [*COLUMNS.values(), *GEOMETRY]}
     return pl.DataFrame(rows, schema=schema)
@@ -116,13 +139,11 @@ def fetch_similarity_histograms(models: Sequence[str]) -> pl.DataFrame:
     import mlflow
     import numpy as np
 
-    from embedlab.mine.diagnostics import HIST_EDGES
-
     centers = (HIST_EDGES[:-1] + HIST_EDGES[1:]) / 2
     newest = {}
     for run in finished_runs(ensure_experiment(), "mine"):
         tags = run.data.tags
-        key = tuple(tags.get(f"wildcard.{k}") for k in ("miner", "bs", "seed"))
+        key = tuple(tags.get(wildcard_tag(k)) for k in GRID_WILDCARDS)
         newest.setdefault(key, run)
     client = mlflow.MlflowClient()
     frames = []
@@ -133,7 +154,7 @@ def fetch_similarity_histograms(models: Sequence[str]) -> pl.DataFrame:
             continue
         histories = {
             key: retry(client.get_metric_history, run.info.run_id, key)
-            for key in ("in_batch_sim_hist", "random_in_batch_sim_hist")
+            for key in (IN_BATCH_SIM_HIST, RANDOM_IN_BATCH_SIM_HIST)
         }
         if not all(histories.values()):
             continue  # a mine run from before both histograms were logged
@@ -150,8 +171,8 @@ def fetch_similarity_histograms(models: Sequence[str]) -> pl.DataFrame:
                     "bs": int(match[2]),
                     "seed": int(match[3]),
                     "center": centers,
-                    "density": density["in_batch_sim_hist"],
-                    "random_density": density["random_in_batch_sim_hist"],
+                    "density": density[IN_BATCH_SIM_HIST],
+                    "random_density": density[RANDOM_IN_BATCH_SIM_HIST],
                 }
             )
         )

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import polars as pl
 import torch
@@ -39,8 +40,9 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from embedlab.evaluate.sts import StsPairs, evaluate_sts
+from embedlab.errors import SettingError
 from embedlab.schemas import DataError
+from embedlab.settings import setting
 from embedlab.train import checkpoint
 from embedlab.train.distributed import all_reduce_grads, gather_with_grad, shard, world
 from embedlab.train.gradcache import cached_backward
@@ -51,19 +53,21 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    lr: float = 3e-3  # static student, chosen on STS-B dev (docs/studies.md)
-    weight_decay: float = 0.0
-    warmup_ratio: float = 0.1  # linear warm-up over this share of the steps, then linear decay
-    temperature: float = 0.2
-    symmetric: bool = False  # add the positive->anchor InfoNCE term
-    pair_weights: str | None = None  # a Pairs column weighing each row's loss (e.g. "score")
-    use_hard_negative: bool = True  # False: each row's own hard negative is left out (SynCSE)
-    max_grad_norm: float = 1.0
-    mixed_precision: str | None = None  # "no", "bf16", "fp16"; None: the accelerate config
-    chunk_size: int = 0  # > 0: GradCache, embedding at most this many texts at once
-    checkpoint_every: int = 0  # steps between checkpoints (0: none)
-    eval_every: int = 0  # steps between STS-B dev scores, keeping the best model (0: none)
-    seed: int = 0
+    lr: float = setting(3e-3, "peak learning rate (static student: chosen on STS-B dev)")
+    weight_decay: float = setting(0.0, "AdamW weight decay")
+    warmup_ratio: float = setting(0.1, "linear warm-up over this share of the steps, then decay")
+    temperature: float = setting(0.2, "InfoNCE temperature")
+    symmetric: bool = setting(False, "add the positive->anchor InfoNCE term")
+    pair_weights: str | None = setting(None, "a Pairs column weighing each row's loss (score)")
+    use_hard_negative: bool = setting(True, "each row's own hard negative enters the loss")
+    max_grad_norm: float = setting(1.0, "gradient clipping norm")
+    mixed_precision: Literal["no", "bf16", "fp16"] | None = setting(
+        None, "None: as the accelerate config says (no on a CPU)"
+    )
+    chunk_size: int = setting(0, "GradCache: embed at most this many texts at once (0: off)")
+    checkpoint_every: int = setting(50, "steps between checkpoints (with a checkpoint folder)")
+    eval_every: int = setting(10, "steps between dev scores (with a scorer), keeping the best")
+    seed: int = setting(0, "seed of the initial weights and dropout")
 
     def as_params(self) -> dict[str, object]:
         return asdict(self)
@@ -89,7 +93,7 @@ class Trained:
     model: SentenceTransformer
     steps: int
     resumed_from: int  # the checkpoint step training resumed from (0: a fresh start)
-    dev_spearman: float | None  # the best STS-B dev score, when eval_every > 0
+    dev_spearman: float | None  # the best dev score, when a dev scorer was given
     dev_step: int | None  # the step that scored it (the returned model is that one)
 
 
@@ -156,10 +160,6 @@ def _split(n: int, parts: int) -> list[slice]:
     return [shard(n, i, parts) for i in range(parts)]
 
 
-def _dev_spearman(model: SentenceTransformer, dev: StsPairs) -> float:
-    return float(evaluate_sts(model, [dev], progress=False)["value"][0])
-
-
 def backward(
     model: SentenceTransformer,
     head: nn.Module,
@@ -222,24 +222,24 @@ def train(
     config: TrainConfig,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
     head: nn.Module | None = None,
-    dev: StsPairs | None = None,
+    score_dev: Callable[[SentenceTransformer], float] | None = None,
     checkpoint_dir: str | Path | None = None,
 ) -> Trained:
     """Train ``model`` in place with InfoNCE over ``batches`` (a Batches table).
 
-    ``head`` is a train-time projection (SimCSE's MLP) trained but not returned; ``dev`` is the
-    STS-B dev set scored every ``config.eval_every`` steps; ``checkpoint_dir`` holds the
-    checkpoints that a restarted run resumes from. ``on_step(step, metrics)`` is called on the
+    ``head`` is a train-time projection (SimCSE's MLP) trained but not returned. ``score_dev``
+    scores the model on a dev set (STS-B dev: ``embedlab.evaluate.dev_scorer``) every
+    ``config.eval_every`` steps (0: never), and the best-scoring model is kept; without a scorer
+    the last model is returned. ``checkpoint_dir`` holds the checkpoints that a restarted run
+    resumes from. ``on_step(step, metrics)`` is called on the
     main process after every step (loss, lr, grad_norm, examples/s, tokens/s, dev score).
     """
-    if config.eval_every and dev is None:
-        raise ValueError("eval_every > 0 needs a dev set (STS-B dev) to select the model on")
     set_seed(config.seed)
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
     rank, size = world()
     steps = plan(pairs, batches, config.pair_weights, config.use_hard_negative)
     if any(len(s.anchor) < size for s in steps):
-        raise ValueError(f"a mined batch is smaller than the {size} processes that share it")
+        raise SettingError(f"a mined batch is smaller than the {size} processes that share it")
     unlabeled = pairs["positive"].null_count()
     if unlabeled and not any(isinstance(m, nn.Dropout) and m.p > 0 for m in model.modules()):
         log.warning(
@@ -291,9 +291,13 @@ def train(
             "tokens_per_s": tokens / seconds,
         }
         done = i + 1
-        if config.eval_every and (done % config.eval_every == 0 or done == len(steps)):
+        if (
+            score_dev
+            and config.eval_every
+            and (done % config.eval_every == 0 or done == len(steps))
+        ):
             if rank == 0:
-                score = _dev_spearman(model, dev)
+                score = score_dev(model)
                 metrics["dev_spearman"] = score
                 if best["score"] is None or score > best["score"]:
                     state = model.state_dict()

@@ -16,7 +16,9 @@ Example::
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import torch
 from sentence_transformers import SentenceTransformer
@@ -27,9 +29,27 @@ from sentence_transformers.sentence_transformer.modules import (
 )
 from torch import nn
 
+from embedlab.errors import SettingError
 from embedlab.resolve import resolve_model
+from embedlab.settings import setting
 
 POOLINGS = ("mean", "cls", "cls_mlp")
+
+
+@dataclass(frozen=True)
+class StudentSettings:
+    """Which student is trained (the ``train`` config keys that ``build_student`` reads)."""
+
+    student: Literal["static", "transformer"] = setting("static", "student kind")
+    init: str = setting("sentence-transformers/all-MiniLM-L6-v2", "model the student starts from")
+    pooling: Literal["mean", "cls", "cls_mlp"] | None = setting(
+        None, "transformer students: None keeps a sentence-transformers model's own pooling"
+    )
+    static_init: Literal["teacher", "random"] = setting(
+        "teacher", "static students: token table of the init model, or random"
+    )
+    dim: int = setting(256, "width of a random static student")
+    max_length: int | None = setting(None, "transformer students: tokens per text")
 
 
 def build_student(
@@ -38,13 +58,13 @@ def build_student(
     mirrors: Sequence[str] = (),
     max_length: int | None = None,
     pooling: str | None = None,
-    static_init: str = "teacher",
-    dim: int = 256,
+    static_init: str = StudentSettings.static_init,
+    dim: int = StudentSettings.dim,
     seed: int = 0,
 ) -> SentenceTransformer:
     """Return the untrained student, on the CPU (the trainer moves it)."""
     if pooling is not None and pooling not in POOLINGS:
-        raise ValueError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
+        raise SettingError(f"unknown pooling {pooling!r}; expected one of {POOLINGS}")
     path = Path(resolve_model(init, mirrors).path)
     if kind == "transformer":
         is_st = (path / "modules.json").exists()
@@ -70,10 +90,12 @@ def build_student(
             generator = torch.Generator().manual_seed(seed)
             weights = torch.randn(len(tokenizer), dim, generator=generator) * dim**-0.5
         else:
-            raise ValueError(f"unknown static_init {static_init!r}; expected 'teacher' or 'random'")
+            raise SettingError(
+                f"unknown static_init {static_init!r}; expected 'teacher' or 'random'"
+            )
         static = StaticEmbedding(tokenizer, embedding_weights=weights)
         return SentenceTransformer(modules=[static], device="cpu")
-    raise ValueError(f"unknown student kind {kind!r}; expected 'static' or 'transformer'")
+    raise SettingError(f"unknown student kind {kind!r}; expected 'static' or 'transformer'")
 
 
 def train_head(model: SentenceTransformer, pooling: str | None) -> nn.Module:

@@ -1,0 +1,60 @@
+"""The names that one stage writes and another reads, each written once.
+
+``schemas.py`` holds the tables that pass between stages as files; this module holds what passes
+through MLflow and file names: the grid's run name, the tags every stage run carries, the metric
+names that ``tables`` reads back, and the bins of the in-batch similarity histogram. Writer and
+reader import them from here, so renaming one is one edit.
+
+Example::
+
+    RUN_NAME.format(miner="b3", bs=64, seed=0)        # 'b3-bs64-seed0'
+    RUN.match("b3-bs64-seed0")["method"]              # 'b3'
+    score_metric("STS12", "spearman")                 # 'STS12.spearman'
+"""
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+
+# One trained student of the experiment grid: its model folder, batch file, logs and MLflow
+# runs are named so (a Snakemake wildcard pattern, and str.format's).
+RUN_NAME = "{miner}-bs{bs}-seed{seed}"
+RUN = re.compile(r"^(?P<method>.+)-bs(?P<bs>\d+)-seed(?P<seed>\d+)$")
+GRID_WILDCARDS = ("miner", "bs", "seed")
+
+# Tags of every stage run (embedlab.tracking.stage_run)
+TAG_STAGE = "stage"
+TAG_RULE = "rule"
+TAG_PIPELINE_RUN = "pipeline_run"
+TAG_CONFIG_HASH = "config_hash"
+WILDCARD = "wildcard."  # + a Snakemake wildcard's name (model, miner, bs, seed)
+# The sha256 of the scores file an evaluate run wrote: the tables rule reads the runs that made
+# its input files, not whichever run of a model name is newest.
+TAG_SCORES_SHA256 = "scores_sha256"
+
+# Metrics of the mine runs: the in-batch teacher-similarity density of the mined batches and of
+# random batches of the same size, one value per bin (MLflow step = bin index).
+IN_BATCH_SIM_HIST = "in_batch_sim_hist"
+RANDOM_IN_BATCH_SIM_HIST = "random_in_batch_sim_hist"
+HIST_EDGES = np.linspace(-0.3, 1.0, 53)
+
+
+def wildcard_tag(name: str) -> str:
+    """The tag that records a Snakemake wildcard (``wildcard.model``)."""
+    return WILDCARD + name
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def score_metric(task: str, metric: str) -> str:
+    """The evaluate run's metric of one score row: ``STS12.spearman``, ``Avg.spearman``."""
+    return f"{task}.{metric}"

@@ -1,0 +1,117 @@
+"""``embedlab evaluate``: STS12-16, STS-B, SICK-R (SentEval "all"), geometry, retrieval, MTEB.
+
+Config section ``evaluate``. Scores are cached by content (the model's files, the settings, the
+mirror and the evaluation code), so an unchanged model is not scored twice.
+"""
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from embedlab import schemas
+from embedlab.contracts import TAG_SCORES_SHA256, file_sha256, score_metric
+from embedlab.errors import SettingError
+from embedlab.settings import add_arguments as add_settings
+from embedlab.settings import from_args, setting
+from embedlab.sts_data import STS_TASKS
+from embedlab.tracking import StageRun
+
+HELP = "STS12-16, STS-B, SICK-R (SentEval 'all')"
+# the code a score depends on: a change of any of it scores again
+SCORING_CODE = ("embedlab.evaluate", "embedlab.encode", "embedlab.sts_data", __name__)
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EvaluateSettings:
+    tasks: list[str] = setting(list(STS_TASKS), "STS tasks (test splits)")
+    batch_size: int = setting(64, "texts per forward pass")
+    geometry: bool = setting(True, "alignment and uniformity on STS-B dev (SimCSE's)")
+    retrieval: list[str] = setting(
+        ["stsb"], "retrieval tasks: 'stsb' (built from the STS-B mirror) or BEIR-layout folders"
+    )
+    mteb: list[str] = setting(
+        [], "MTEB task names (needs mteb; data from the hub) or mirror:<STS task> (offline)"
+    )
+    cache_dir: str | None = setting(None, "scores by content, reused")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, help="a model folder or a public id")
+    parser.add_argument("--name", required=True, help="row name in tables")
+    parser.add_argument("--out", required=True, help="scores parquet to write")
+    add_settings(parser, EvaluateSettings)
+
+
+def run(args: argparse.Namespace, tracker: StageRun) -> None:
+    s: EvaluateSettings = from_args(EvaluateSettings, args)
+    unknown = [t for t in s.tasks if t not in STS_TASKS]
+    if unknown:
+        raise SettingError(f"unknown STS task {unknown[0]!r}; known: {sorted(STS_TASKS)}")
+    cached = _cache_entry(s, args.model, args.mirror) if s.cache_dir else None
+    scores = _cached(cached) if cached else None
+    hit = scores is not None
+    if not hit:
+        scores = score(args.model, s, args.mirror)
+        if cached is not None:
+            schemas.write(scores, cached, schemas.Scores)
+    else:
+        log.info("evaluate %s: scores of the same model and code from %s", args.name, cached)
+    schemas.write(scores, args.out, schemas.Scores)
+    metrics = {
+        score_metric(r["task"], r["metric"]): r["value"] for r in scores.iter_rows(named=True)
+    }
+    tracker.log_metrics(metrics | ({"cache_hit": 1.0} if hit else {}))
+    tracker.log_artifact(args.out, "eval")
+    tracker.set_tag(TAG_SCORES_SHA256, file_sha256(args.out))
+    log.info("evaluate %s:\n%s", args.name, scores)
+
+
+def score(model_name: str, s: EvaluateSettings, mirrors: list[str]) -> pl.DataFrame:
+    """Every score the settings ask for, as a Scores table."""
+    from embedlab.encode import load_encoder
+    from embedlab.evaluate import evaluate_sts
+    from embedlab.sts_data import load_sts
+
+    model = load_encoder(model_name, mirrors)
+    scores = evaluate_sts(model, [load_sts(t, mirrors) for t in s.tasks], s.batch_size)
+    if s.geometry:
+        from embedlab.evaluate.geometry import geometry_scores
+
+        dev = load_sts("STSBenchmark", mirrors, split="dev")
+        scores = scores.vstack(geometry_scores(model, dev, s.batch_size))
+    for name in s.retrieval:
+        from embedlab.evaluate.retrieval import evaluate_retrieval, load_retrieval, stsb_retrieval
+
+        task = stsb_retrieval(mirrors) if name == "stsb" else load_retrieval(name)
+        scores = scores.vstack(evaluate_retrieval(model, task, s.batch_size))
+    if s.mteb:
+        from embedlab.evaluate.mteb_adapter import evaluate_mteb
+
+        scores = scores.vstack(evaluate_mteb(model, s.mteb, mirrors, s.batch_size))
+    return scores
+
+
+def _cache_entry(s: EvaluateSettings, model: str, mirrors: list[str]) -> Path:
+    """Where the scores of this model, settings, data and code are kept."""
+    from embedlab.cache import code_hash, content_key
+    from embedlab.resolve import model_identity
+
+    setting = [s.tasks, s.geometry, s.retrieval, s.mteb, s.batch_size]
+    setting.append([str(Path(m).resolve()) for m in mirrors])  # where the data came from
+    key = content_key(model_identity(model, mirrors), setting, code_hash(*SCORING_CODE))
+    return Path(s.cache_dir) / f"{key}.parquet"
+
+
+def _cached(entry: Path) -> pl.DataFrame | None:
+    if not entry.exists():
+        return None
+    try:
+        return schemas.read(entry, schemas.Scores)
+    except schemas.DataError as err:  # a damaged entry: discarded, scored again
+        log.warning("evaluation cache entry is damaged, scoring again: %s", err)
+        entry.unlink()
+        return None

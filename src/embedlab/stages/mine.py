@@ -1,0 +1,72 @@
+"""``embedlab mine``: the batch file (training order) of one miner, with its diagnostics.
+
+Config section ``mine``: ``epochs``, and one section of options per miner, passed as
+``--options`` JSON; the options' defaults are the miner function's keyword defaults
+(``embedlab.mine.b3.b3_batches`` ...).
+"""
+
+import argparse
+import logging
+from dataclasses import dataclass
+
+from embedlab import schemas
+from embedlab.contracts import IN_BATCH_SIM_HIST, RANDOM_IN_BATCH_SIM_HIST
+from embedlab.errors import SettingError
+from embedlab.settings import add_arguments as add_settings
+from embedlab.settings import from_args, setting
+from embedlab.tracking import StageRun
+
+HELP = "build the batch file (training order)"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MineSettings:
+    miner: str = setting(help="random, b3, kmeans or hardneg")
+    batch_size: int = setting(help="examples per batch")
+    epochs: int = setting(4, "passes over the pairs, each mined afresh")
+    seed: int = setting(0, "seed of the miner")
+    options: dict = setting({}, "JSON object of the miner's options (b3: p, m, cluster_size)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pairs", required=True)
+    parser.add_argument("--embeddings", required=True, help="the teacher's .npy")
+    parser.add_argument("--ids", required=True, help="the teacher's ids parquet")
+    parser.add_argument("--out", required=True, help="batches.parquet to write")
+    parser.add_argument("--plot", help="PNG of in-batch similarity against random batches")
+    add_settings(parser, MineSettings)
+
+
+def run(args: argparse.Namespace, tracker: StageRun) -> None:
+    from embedlab.mine import MINERS
+    from embedlab.mine.batches import batch_table, in_batch_similarity
+    from embedlab.mine.diagnostics import plot_similarity, similarity_histogram, summarize
+    from embedlab.mine.teacher import TeacherView
+
+    s: MineSettings = from_args(MineSettings, args)
+    if s.miner not in MINERS:
+        raise SettingError(f"unknown miner {s.miner!r}; known: {sorted(MINERS)}")
+    pairs = schemas.read(args.pairs, schemas.Pairs)
+    view = TeacherView.load(args.embeddings, args.ids, pairs)
+    texts = pairs["anchor"].to_list()
+    epochs, negatives, stats = MINERS[s.miner](
+        view.anchor, texts, s.batch_size, s.epochs, s.seed, positives=view.positive, **s.options
+    )
+    table = batch_table(epochs, pairs["id"].to_list(), negatives)
+    schemas.write(table, args.out, schemas.Batches)
+    # the diagnostics compare with random batches of the same size and seed
+    baseline, _, _ = MINERS["random"](view.anchor, texts, s.batch_size, s.epochs, s.seed)
+    sim = in_batch_similarity(view.anchor, epochs)
+    base = in_batch_similarity(view.anchor, baseline)
+    stats |= summarize(view.anchor, view.positive, texts, epochs, baseline, sim, base)
+    stats["batches"] = float(table.select("epoch", "batch").unique().height)
+    tracker.log_metrics(stats)
+    # each histogram as one metric per bin (step = bin), drawn across miners by `tables`
+    for key, values in ((IN_BATCH_SIM_HIST, sim), (RANDOM_IN_BATCH_SIM_HIST, base)):
+        for step, value in enumerate(similarity_histogram(values)):
+            tracker.log_metrics({key: float(value)}, step=step)
+    if args.plot:
+        plot_similarity(sim, base, s.miner, args.plot)
+        tracker.log_artifact(args.plot, "mine")
+    log.info("mine %s: %s", s.miner, stats)

@@ -1,0 +1,76 @@
+"""``embedlab sweep``: choose lr, temperature, epochs and b3's options on STS-B dev only.
+
+Config section ``sweep`` (the grid) and the student keys of ``train``; every trial is a nested
+MLflow run.
+"""
+
+import argparse
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedlab import schemas
+from embedlab.settings import add_arguments as add_settings
+from embedlab.settings import from_args
+from embedlab.sweep import SweepGrid
+from embedlab.tracking import StageRun
+from embedlab.train.student import StudentSettings
+
+HELP = "choose lr, temperature, epochs and b3 options on STS-B dev"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SweepSettings(StudentSettings, SweepGrid):
+    """The grid (``SweepGrid``) and the student every trial starts from."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pairs", required=True)
+    parser.add_argument("--embeddings", required=True, help="the teacher's .npy")
+    parser.add_argument("--ids", required=True, help="the teacher's ids parquet")
+    parser.add_argument("--md", required=True, help="Markdown table of both rounds")
+    parser.add_argument("--csv", required=True, help="one row per trial and seed")
+    add_settings(parser, SweepSettings)
+
+
+def run(args: argparse.Namespace, tracker: StageRun) -> None:
+    import mlflow
+
+    from embedlab.evaluate import dev_scorer
+    from embedlab.mine.teacher import TeacherView
+    from embedlab.sweep import best_setting, summary, sweep, sweep_page
+    from embedlab.tracking import retry
+    from embedlab.train import build_student
+
+    s: SweepSettings = from_args(SweepSettings, args)
+    grid = from_args(SweepGrid, args)
+    pairs = schemas.read(args.pairs, schemas.Pairs)
+    view = TeacherView.load(args.embeddings, args.ids, pairs)
+
+    def student(seed: int):
+        return build_student(
+            s.student, s.init, args.mirror, s.max_length, s.pooling, s.static_init, s.dim, seed
+        )
+
+    def log_trial(row: dict) -> None:
+        name = f"{row['miner']}-lr{row['lr']:g}-t{row['temperature']:g}-e{row['epochs']}"
+        with retry(mlflow.start_run, run_name=name, nested=True):
+            keys = ("miner", "options", "batch_size", "epochs", "lr", "temperature", "seed")
+            retry(mlflow.log_params, {k: row[k] for k in keys})
+            retry(
+                mlflow.log_metrics,
+                {"dev_spearman": row["dev_spearman"], "best_step": row["best_step"]},
+            )
+
+    table = sweep(pairs, view, grid, student, dev_scorer(args.mirror), on_trial=log_trial)
+    table.write_csv(args.csv)
+    Path(args.md).write_text(sweep_page(table, os.environ.get("EMBEDLAB_EXPERIMENT", "")))
+    chosen = {"train": best_setting(table), "b3": best_setting(table, "b3") if grid.b3 else None}
+    tracker.log_metrics(
+        {"trials": float(summary(table).height), "best_dev": chosen["train"]["dev_mean"]}
+    )
+    for path in (args.csv, args.md):
+        tracker.log_artifact(path, "sweep")
+    log.info("sweep: chosen %s", chosen)

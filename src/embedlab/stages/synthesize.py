@@ -1,0 +1,169 @@
+"""``embedlab synthesize``: LLM-written pairs, an imported set, or the corpus itself (SimCSE).
+
+Config section ``synthesize``; the nested ``openai`` and ``import`` sections are the flags
+``--openai-*`` and ``--import-*``.
+"""
+
+import argparse
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from embedlab import schemas
+from embedlab.errors import SettingError
+from embedlab.mine.teacher import TeacherSettings
+from embedlab.settings import add_arguments as add_settings
+from embedlab.settings import from_args, setting
+from embedlab.synth.backends import OpenAIOptions
+from embedlab.synth.filters import Filters
+from embedlab.synth.generate import SynthSettings
+from embedlab.tracking import StageRun
+
+HELP = "LLM-written pairs, or an imported set"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """Mode ``import``: a published set instead of generated pairs (``synthesize.import``)."""
+
+    path: list[str] | None = setting(
+        None, "the set's file(s), csv/tsv/txt/jsonl/json/parquet, local, in a mirror or hf://"
+    )
+    layout: Literal["auto", "syncse", "nli", "triplet", "snli", "coco"] = setting(
+        "auto", "the file's columns (auto: from the header)"
+    )
+    match_corpus: bool = setting(False, "only the rows whose anchor is in the corpus sample")
+    match_pairs: str | None = setting(
+        None, "a pairs.parquet (another experiment's): only the rows with its anchors"
+    )
+
+
+@dataclass(frozen=True)
+class SynthesizeSettings:
+    """Everything ``embedlab synthesize`` does, by config key."""
+
+    mode: Literal["partial", "scratch", "query", "import", "unlabeled"] = setting(
+        "partial", "what is written (README: Synthesis)"
+    )
+    prompt: str | None = setting(None, "prompt pool YAML (none: config/prompts/<mode>.yaml)")
+    backend: Literal["transformers", "openai", "vllm"] = setting("transformers", "generator")
+    model: str = setting("HuggingFaceTB/SmolLM2-135M-Instruct", "generator model")
+    device: str | None = setting(None, "transformers backend: cpu, cuda, ... (none: cuda if any)")
+    openai: OpenAIOptions = setting(OpenAIOptions(), "")
+    import_: ImportOptions = setting(ImportOptions(), "")
+    n_anchors: int = setting(SynthSettings.n_anchors, "anchors (partial, query) or sentences")
+    batch_size: int = setting(SynthSettings.batch_size, "prompts per generate call (one chunk)")
+    max_new_tokens: int = setting(SynthSettings.max_new_tokens, "per answer")
+    copy_threshold: float = setting(Filters.copy_threshold, "a positive this close is a copy")
+    min_chars: int = setting(Filters.min_chars, "shorter generated texts are rejected")
+    max_chars: int = setting(Filters.max_chars, "longer generated texts are rejected")
+    teacher_margin: float | None = setting(
+        SynthSettings.teacher_margin,
+        "teacher cos(anchor, positive) - cos(anchor, negative) must reach it (none: no filter)",
+    )
+    teacher: str = setting(TeacherSettings.model, "model of the teacher-agreement filter")
+    feedback: bool = setting(
+        SynthSettings.feedback, "CLAIF-style 0-5 similarity of anchor and positive (score)"
+    )
+    cache_dir: str | None = setting(None, "finished tables by content, reused by reruns")
+    seed: int = setting(SynthSettings.seed, "seed of sampling and of the generator")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--corpus", help="corpus.parquet (partial, query; import.match_corpus)")
+    parser.add_argument("--pairs-out", required=True)
+    parser.add_argument("--rejected-out", required=True)
+    parser.add_argument("--samples-out", help="Markdown of 10 accepted and 10 rejected rows")
+    parser.add_argument("--shards", help="folder of resumable shards (default: beside pairs)")
+    add_settings(parser, SynthesizeSettings)
+
+
+def run(args: argparse.Namespace, tracker: StageRun) -> None:
+    s: SynthesizeSettings = from_args(SynthesizeSettings, args)
+    filters = Filters(s.copy_threshold, s.min_chars, s.max_chars)
+    if s.mode == "unlabeled":  # unsupervised SimCSE: the corpus itself, no generator
+        from embedlab.corpus.build import unlabeled_pairs
+
+        pairs = unlabeled_pairs(schemas.read(_needed(args.corpus, s.mode), schemas.Corpus))
+        rejected = pl.DataFrame(schema=schemas.polars_schema(schemas.Rejected))
+        stats = {"rows": float(pairs.height), "accepted": float(pairs.height)}
+    elif s.mode == "import":
+        pairs, rejected, stats = _imported(s, filters, args.corpus, args.mirror)
+    else:
+        pairs, rejected, stats = _generated(s, filters, args, tracker)
+    schemas.write(rejected, args.rejected_out, schemas.Rejected)
+    schemas.write(pairs, args.pairs_out, schemas.Pairs)
+    from embedlab.synth.generate import samples_markdown
+
+    samples = Path(args.samples_out or Path(args.pairs_out).with_name("samples.md"))
+    samples.write_text(samples_markdown(pairs, rejected, seed=s.seed))
+    tracker.log_metrics(stats)
+    for path in (args.rejected_out, samples):
+        tracker.log_artifact(path, "synth")
+    if s.mode not in ("import", "unlabeled"):
+        shutil.rmtree(_shards(args), ignore_errors=True)  # every row is in the two tables now
+    log.info("synthesize: %s", stats)
+
+
+def _shards(args: argparse.Namespace) -> str:
+    return args.shards or str(Path(args.pairs_out).parent / "shards")
+
+
+def _needed(corpus: str | None, mode: str) -> str:
+    if not corpus:
+        raise SettingError(f"synthesize: mode {mode!r} reads a corpus: give --corpus")
+    return corpus
+
+
+def _imported(s: SynthesizeSettings, filters: Filters, corpus: str | None, mirrors: list[str]):
+    from embedlab.synth import import_pairs
+
+    options = s.import_
+    if not options.path:
+        raise SettingError("synthesize: mode 'import' needs --import-path (config import.path)")
+    anchors = None
+    if options.match_corpus:  # the corpus sample decides which rows come in
+        anchors = schemas.read(_needed(corpus, "import"), schemas.Corpus)["text"].to_list()
+    if options.match_pairs:  # the anchors another run kept
+        kept = schemas.read(options.match_pairs, schemas.Pairs)["anchor"].to_list()
+        anchors = kept if anchors is None else sorted(set(anchors) & set(kept))
+    return import_pairs(options.path, options.layout, filters, s.n_anchors, mirrors, anchors)
+
+
+def _generated(s: SynthesizeSettings, filters: Filters, args: argparse.Namespace, tracker):
+    from dataclasses import asdict
+
+    from embedlab.synth import make_backend, synthesize
+    from embedlab.synth.generate import Teacher
+    from embedlab.synth.prompts import PromptPool
+
+    prompt = s.prompt or f"config/prompts/{s.mode}.yaml"
+    pool = PromptPool.load(prompt)
+    if pool.mode != s.mode:
+        raise SettingError(f"{prompt}: a {pool.mode!r} prompt pool, mode is {s.mode!r}")
+    corpus = None
+    if s.mode != "scratch":
+        corpus = schemas.read(_needed(args.corpus, s.mode), schemas.Corpus)
+    options = {"transformers": {"device": s.device}, "openai": asdict(s.openai)}
+    backend = make_backend(s.backend, s.model, args.mirror, s.seed, **options.get(s.backend, {}))
+    teacher = None if s.teacher_margin is None else Teacher.load(s.teacher, args.mirror)
+    settings = SynthSettings(
+        s.n_anchors, s.batch_size, s.max_new_tokens, s.seed, filters, s.teacher_margin, s.feedback
+    )
+    pairs, rejected, stats = synthesize(
+        corpus,
+        backend,
+        pool,
+        settings,
+        _shards(args),
+        teacher,
+        on_chunk=lambda i, f: tracker.log_metrics({"chunk_tokens_per_s": f["tokens_per_s"]}, i),
+        cache=s.cache_dir,
+    )
+    stats["http_retries"] = float(getattr(backend, "retries", 0))
+    return pairs, rejected, stats

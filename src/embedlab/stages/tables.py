@@ -1,0 +1,129 @@
+"""``embedlab tables``: paper tables, figures and the study page from MLflow evaluate runs.
+
+Config section ``tables``. The models are the scores files given with ``--evals`` (named by
+their stem); each is read from the MLflow run that wrote that file.
+"""
+
+import argparse
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from embedlab.settings import add_arguments as add_settings
+from embedlab.settings import from_args, setting
+from embedlab.tracking import StageRun
+
+HELP = "paper tables from MLflow evaluate runs"
+
+
+@dataclass(frozen=True)
+class TablesSettings:
+    reference: str | None = setting(
+        "config/reference/sts.yaml", "YAML of published rows, shown apart as reported"
+    )
+    experiments: list[str] = setting(
+        [], "MLflow experiments to gather (default: the current one); rows named by source"
+    )
+    compare: list[dict] = setting(
+        [], 'extra comparisons across batch sizes: {"a": "b3", "a_bs": 64, "b": ..., "b_bs": ...}'
+    )
+    title: str | None = setting(None, "title of the study page (none: the experiment)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--evals", nargs="+", required=True, help="scores parquet per model")
+    for name, what in [
+        ("md", "Markdown table"),
+        ("tex", "LaTeX (booktabs) table"),
+        ("csv", "CSV of the same values"),
+        ("grouped-md", "mean ± std over seeds (Markdown)"),
+        ("grouped-tex", "mean ± std over seeds (LaTeX)"),
+        ("grouped-html", "mean ± std over seeds (HTML)"),
+        ("grouped-csv", "mean and std over seeds (CSV)"),
+        ("paired-md", "paired comparisons over seeds (t)"),
+    ]:
+        parser.add_argument(f"--{name}", required=True, help=f"{what} to write")
+    parser.add_argument("--study", help="Markdown page of the study (tables, figures, provenance)")
+    parser.add_argument("--figures", help="folder for the figures (PNG and PDF)")
+    add_settings(parser, TablesSettings)
+
+
+def run(args: argparse.Namespace, tracker: StageRun) -> None:
+    from embedlab.tables import fetch_scores, to_latex, to_markdown
+    from embedlab.tables.grouped import (
+        comparisons,
+        comparisons_markdown,
+        group,
+        grouped_html,
+        grouped_latex,
+        grouped_markdown,
+        load_reference,
+    )
+
+    s: TablesSettings = from_args(TablesSettings, args)
+    made = {Path(p).stem: p for p in args.evals}
+    reference = load_reference(s.reference) if s.reference else []
+    scores = fetch_scores(list(made), s.experiments, made)
+    grouped = group(scores)
+    paired = comparisons(scores, extra=list(s.compare))
+    outputs = {
+        args.md: to_markdown(scores),
+        args.tex: to_latex(scores),
+        args.grouped_md: grouped_markdown(grouped, reference),
+        args.grouped_tex: grouped_latex(grouped, reference),
+        args.grouped_html: grouped_html(grouped, reference),
+        args.paired_md: comparisons_markdown(paired),
+    }
+    for path, text in outputs.items():
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(text)
+    scores.write_csv(args.csv)
+    grouped.write_csv(args.grouped_csv)
+    for path in [*outputs, args.csv, args.grouped_csv]:
+        tracker.log_artifact(path, "tables")
+    if args.figures:
+        _figures(scores, grouped, list(made), Path(args.figures), tracker)
+    for r in paired:
+        key = f"paired.{r['a']}-{r['b']}.bs{r['batch_size']}-{r['b_batch_size']}"
+        key = re.sub(r"[^\w\-. :/]", "/", key)  # MLflow's metric-name alphabet ("·" is not)
+        tracker.log_metrics({f"{key}.{k}": r[k] for k in ("diff", "low", "high", "p")})
+    if args.study:
+        _study(args, s, list(made), outputs, tracker)
+    print(to_markdown(scores), outputs[args.grouped_md], outputs[args.paired_md], sep="\n")
+
+
+def _figures(scores, grouped, models: list[str], folder: Path, tracker: StageRun) -> None:
+    from embedlab.tables import figures
+    from embedlab.tables.sts import fetch_similarity_histograms
+
+    made = figures.avg_vs_batch(grouped, folder / "avg_vs_batch")
+    made += figures.alignment_uniformity(scores, folder / "alignment_uniformity")
+    made += figures.similarity_histograms(
+        fetch_similarity_histograms(models), folder / "in_batch_similarity"
+    )
+    for path in made:
+        tracker.log_artifact(path, "figures")
+
+
+def _study(args, s: TablesSettings, models: list[str], outputs: dict, tracker: StageRun) -> None:
+    from embedlab.contracts import RUN
+    from embedlab.tables.mining import fetch_mining, mining_markdown
+    from embedlab.tables.study import study_markdown, synthesis_markdown
+
+    sections = {
+        "STS (Spearman × 100, test sets; mean ± std over seeds)": outputs[args.grouped_md],
+        "Paired comparisons (the seed is the unit: paired t over seeds)": outputs[args.paired_md],
+    }
+    experiments = s.experiments or [os.environ.get("EMBEDLAB_EXPERIMENT", "embedlab")]
+    sections["Training data (from the synthesize runs)"] = synthesis_markdown(experiments)
+    mining = fetch_mining(experiments)
+    if mining.height:
+        miners = [m[1] for m in map(RUN.match, models) if m]
+        heading = "In-batch hardness and false negatives (teacher cosine; from the mine runs)"
+        sections[heading] = mining_markdown(mining, order=list(dict.fromkeys(miners)))
+    study = Path(args.study)
+    pngs = sorted(Path(args.figures).glob("*.png")) if args.figures else []
+    figures = [str(p.relative_to(study.parent)) for p in pngs if study.parent in p.parents]
+    study.write_text(study_markdown(s.title or experiments[0], sections, figures, experiments))
+    tracker.log_artifact(study, "tables")

@@ -1,0 +1,74 @@
+"""``embedlab train``: a student trained with InfoNCE over a batch file (config ``train``).
+
+Without ``--batches`` the untrained student is exported (the ``student-init`` row).
+"""
+
+import argparse
+import logging
+import shutil
+from dataclasses import dataclass
+
+from embedlab import schemas
+from embedlab.atomic import atomic_write
+from embedlab.errors import SettingError
+from embedlab.settings import add_arguments as add_settings
+from embedlab.settings import from_args
+from embedlab.tracking import StageRun
+from embedlab.train.loop import TrainConfig
+from embedlab.train.student import StudentSettings
+
+HELP = "train a student with InfoNCE over mined batches"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainSettings(StudentSettings, TrainConfig):
+    """The student (``StudentSettings``) and how it is trained (``TrainConfig``)."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pairs")
+    parser.add_argument("--batches", help="batch file; without it the untrained student is saved")
+    parser.add_argument("--out", required=True, help="model folder to write")
+    parser.add_argument("--checkpoint-dir", help="where checkpoints go; a rerun resumes there")
+    add_settings(parser, TrainSettings)
+
+
+def run(args: argparse.Namespace, tracker: StageRun) -> None:
+    from embedlab.train import build_student, train, train_head
+    from embedlab.train.distributed import world
+
+    s: TrainSettings = from_args(TrainSettings, args)
+    student = build_student(
+        s.student, s.init, args.mirror, s.max_length, s.pooling, s.static_init, s.dim, s.seed
+    )
+    if args.batches:
+        if not args.pairs:
+            raise SettingError("train: --batches needs --pairs (the table the batches index)")
+        pairs = schemas.read(args.pairs, schemas.Pairs)
+        batches = schemas.read(args.batches, schemas.Batches)
+        score_dev = None
+        if s.eval_every:
+            from embedlab.evaluate import dev_scorer
+
+            score_dev = dev_scorer(args.mirror)
+        result = train(
+            student,
+            pairs,
+            batches,
+            s,
+            on_step=lambda step, m: tracker.log_metrics(m, step),
+            head=train_head(student, s.pooling),
+            score_dev=score_dev,
+            checkpoint_dir=args.checkpoint_dir,
+        )
+        student = result.model
+        summary = {"steps": result.steps, "resumed_from_step": result.resumed_from}
+        if result.dev_spearman is not None:
+            summary |= {"best_dev_spearman": result.dev_spearman, "best_step": result.dev_step}
+        tracker.log_metrics(summary)
+        log.info("train: %s", summary)
+    if world()[0] == 0:
+        atomic_write(args.out, lambda tmp: student.save(str(tmp)))
+        if args.checkpoint_dir:  # the run is complete: its checkpoints have served
+            shutil.rmtree(args.checkpoint_dir, ignore_errors=True)

@@ -1,0 +1,169 @@
+"""One default per setting: the config schema, the stages' settings dataclasses, the generated
+command-line flags and config/README.md agree."""
+
+import argparse
+import inspect
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+import yaml
+
+from embedlab.contracts import RUN, RUN_NAME
+from embedlab.corpus import CorpusSettings
+from embedlab.mine import MINERS
+from embedlab.mine.teacher import TeacherSettings
+from embedlab.settings import add_arguments, as_flags, defaults, from_args, setting
+from embedlab.stages.evaluate import EvaluateSettings
+from embedlab.stages.synthesize import SynthesizeSettings
+from embedlab.stages.tables import TablesSettings
+from embedlab.stages.train import TrainSettings
+from embedlab.sweep import SweepGrid
+
+from .conftest import REPO
+
+SCHEMA = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+# config section -> (its settings, keys only the rules read, settings the rules fill in)
+SECTIONS = {
+    "corpus": (CorpusSettings, set(), {"seed"}),
+    "synthesize": (
+        SynthesizeSettings,
+        {"gpus"},
+        {"device", "teacher", "seed"},  # device: by hand only; teacher: teacher.model
+    ),
+    "teacher": (TeacherSettings, set(), set()),
+    "train": (TrainSettings, {"gpus", "runtime", "accelerate"}, {"seed"}),
+    "evaluate": (EvaluateSettings, {"gpus"}, set()),
+    "tables": (TablesSettings, set(), set()),
+    "sweep": (SweepGrid, set(), set()),
+}
+
+
+def schema_defaults(node: dict) -> dict:
+    """Each key of a schema object: its default (nested objects recursively), or None."""
+    out = {}
+    for key, prop in node.get("properties", {}).items():
+        if prop.get("type") == "object" and prop.get("properties"):
+            out[key] = schema_defaults(prop)
+        else:
+            out[key] = prop.get("default")
+    return out
+
+
+def flatten(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+            if key not in ("options",):  # a mapping that is one value is not nested settings
+                out |= flatten(value, f"{prefix}{key}.")
+                continue
+        out[prefix + key] = value
+    return out
+
+
+@pytest.mark.parametrize("section", sorted(SECTIONS))
+def test_schema_defaults_are_the_settings_defaults(section):
+    cls, rule_only, filled_in = SECTIONS[section]
+    schema = flatten(schema_defaults(SCHEMA["properties"][section]))
+    ours = flatten(defaults(cls))
+    schema = {k: v for k, v in schema.items() if k.split(".")[0] not in rule_only}
+    ours = {k: v for k, v in ours.items() if k not in filled_in}
+    assert sorted(schema) == sorted(ours), f"{section}: keys differ"
+    differ = {k: (schema[k], ours[k]) for k in schema if schema[k] != ours[k]}
+    assert not differ, f"{section}: (schema, settings) defaults differ: {differ}"
+
+
+@pytest.mark.parametrize("miner", sorted(MINERS))
+def test_each_miners_schema_defaults_are_its_function_defaults(miner):
+    schema = schema_defaults(SCHEMA["properties"]["mine"]["properties"][miner])
+    signature = inspect.signature(MINERS[miner]).parameters
+    for key, default in schema.items():
+        assert key in signature, f"mine.{miner}.{key} is no option of {miner}"
+        if default is not None:
+            assert signature[key].default == default, f"mine.{miner}.{key}"
+
+
+def _keys(node: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for key, prop in node.get("properties", {}).items():
+        if prop.get("type") == "object" and prop.get("properties"):
+            keys += _keys(prop, f"{prefix}{key}.")
+        else:
+            keys.append(prefix + key)
+    return keys
+
+
+def test_every_config_key_is_documented_in_its_section_of_the_config_readme():
+    text = (REPO / "config/README.md").read_text()
+    parts = re.split(r"^## ", text, flags=re.M)
+    by_section = {}
+    for part in parts[1:]:
+        heading = part.splitlines()[0]
+        name = re.match(r"`(\w+)`", heading)
+        by_section[name[1] if name else "top"] = part
+    missing = []
+    for key, prop in SCHEMA["properties"].items():
+        if prop.get("type") == "object" and key in by_section:
+            missing += [f"{key}.{k}" for k in _keys(prop) if f"`{k}`" not in by_section[key]]
+        elif f"`{key}" not in by_section["top"]:
+            missing.append(key)
+    assert not missing, f"config/README.md documents no {missing}"
+
+
+def test_generated_flags_read_back_every_kind_of_setting():
+    @dataclass(frozen=True)
+    class Nested:
+        url: str = setting("http://a", "")
+        tries: int | None = setting(3, "")
+
+    @dataclass(frozen=True)
+    class Example:
+        name: str = setting(help="required")
+        count: int = setting(2, "")
+        ratio: float | None = setting(0.5, "")
+        on: bool = setting(True, "")
+        mode: Literal["a", "b"] = setting("a", "")
+        sizes: list[int] = setting([1, 2], "")
+        paths: list[str] | None = setting(None, "")
+        options: dict = setting({}, "")
+        rows: list[dict] = setting([], "")
+        nested: Nested = setting(Nested(), "")
+        import_: Nested = setting(Nested(), "")
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, Example)
+    assert from_args(Example, parser.parse_args(["--name", "x"])) == Example(name="x")
+    given = {
+        "name": "y",
+        "count": 5,
+        "ratio": None,
+        "on": False,
+        "mode": "b",
+        "sizes": [],
+        "paths": ["p q", "r"],
+        "rows": [{"a": 1}],
+        "nested": {"url": "http://b", "tries": None},
+        "import": {"tries": 7},
+    }
+    got = from_args(Example, parser.parse_args(as_flags(given)))
+    assert got == Example(
+        name="y",
+        count=5,
+        ratio=None,
+        on=False,
+        mode="b",
+        sizes=[],
+        paths=["p q", "r"],
+        rows=[{"a": 1}],
+        nested=Nested("http://b", None),
+        import_=Nested(tries=7),
+    )
+    assert from_args(Example, parser.parse_args(["--name", "z", "--paths", "none"])).paths is None
+    with pytest.raises(SystemExit):  # a value outside the choices is refused by argparse
+        parser.parse_args(["--name", "z", "--mode", "c"])
+
+
+def test_the_grid_run_name_and_its_pattern_agree():
+    name = RUN_NAME.format(miner="hard-neg", bs=64, seed=3)
+    assert RUN.match(name).groupdict() == {"method": "hard-neg", "bs": "64", "seed": "3"}
