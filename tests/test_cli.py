@@ -90,6 +90,8 @@ def test_mine_cli_writes_identical_bytes_for_the_same_seed(tmp_path):
     assert 0 <= metrics["false_negative_rate"] <= 1
     assert {"in_batch_sim_mean", "random_in_batch_sim_mean", "in_batch_sim_p90"} <= set(metrics)
     assert (tmp_path / "a.png").exists()
+    logged = [a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)]
+    assert "in_batch_similarity.json" in logged  # both histograms, one table
 
 
 def test_teacher_ids_must_cover_the_pairs(tmp_path):

@@ -164,12 +164,17 @@ def test_a_run_left_running_by_a_killed_job_is_failed_when_the_job_starts_again(
     assert set(status.values()) == {"FINISHED"}
 
 
-def test_a_mine_run_with_one_histogram_only_is_left_out_of_the_histogram_figure():
+def test_histograms_come_back_from_the_mine_runs_table_and_runs_without_one_are_left_out():
+    from embedlab.contracts import IN_BATCH_SIM_TABLE
     from embedlab.tables.sts import fetch_similarity_histograms
 
-    for miner, keys in (("b3", ["random_in_batch_sim_hist"]), ("random", ["in_batch_sim_hist"])):
-        with stage_run("mine", {}, rule="mine", tags={"miner": miner, "bs": 8, "seed": 0}) as run:
-            for key in keys:
-                for step in range(3):
-                    run.log_metrics({key: 0.1 * step}, step)
-    assert fetch_similarity_histograms(["b3-bs8-seed0", "random-bs8-seed0"]).is_empty()
+    table = {"low": [0.0, 0.5], "high": [0.5, 1.0], "density": [1.5, 0.5]}
+    table["random_density"] = [1.0, 1.0]
+    with stage_run("mine", {}, rule="mine", tags={"miner": "b3", "bs": 8, "seed": 0}) as run:
+        run.log_table(table, IN_BATCH_SIM_TABLE)
+    with stage_run("mine", {}, rule="mine", tags={"miner": "random", "bs": 8, "seed": 0}) as run:
+        run.log_metrics({"in_batch_sim_mean": 0.1})  # no table: left out, not drawn as zeros
+    got = fetch_similarity_histograms(["b3-bs8-seed0", "random-bs8-seed0", "teacher"])
+    assert got["model"].to_list() == ["b3-bs8-seed0"] * 2
+    assert got["center"].to_list() == [0.25, 0.75] and got["density"].to_list() == [1.5, 0.5]
+    assert got["random_density"].to_list() == [1.0, 1.0] and got["bs"].to_list() == [8, 8]

@@ -34,10 +34,10 @@ WILDCARD = "wildcard."  # + a Snakemake wildcard's name (model, miner, bs, seed)
 # its input files, not whichever run of a model name is newest.
 TAG_SCORES_SHA256 = "scores_sha256"
 
-# Metrics of the mine runs: the in-batch teacher-similarity density of the mined batches and of
-# random batches of the same size, one value per bin (MLflow step = bin index).
-IN_BATCH_SIM_HIST = "in_batch_sim_hist"
-RANDOM_IN_BATCH_SIM_HIST = "random_in_batch_sim_hist"
+# The table a mine run logs (mlflow.log_table): per bin of HIST_EDGES (``low``, ``high``), the
+# in-batch teacher-similarity ``density`` of the mined batches and ``random_density`` of random
+# batches of the same size and seed.
+IN_BATCH_SIM_TABLE = "in_batch_similarity.json"
 HIST_EDGES = np.linspace(-0.3, 1.0, 53)
 
 

@@ -162,6 +162,12 @@ class StageRun:
 
         retry(mlflow.set_tag, key, value)
 
+    def log_table(self, data: Mapping[str, list], artifact_file: str) -> None:
+        """Columns of equal length as an MLflow table (shown in the UI, read by ``load_table``)."""
+        import mlflow
+
+        retry(mlflow.log_table, dict(data), artifact_file, run_id=self.run_id)
+
 
 class NullRun(StageRun):
     """The run handle of processes other than rank 0: it records nothing."""
@@ -179,6 +185,9 @@ class NullRun(StageRun):
         pass
 
     def set_tag(self, key: str, value: str) -> None:
+        pass
+
+    def log_table(self, data: Mapping[str, list], artifact_file: str) -> None:
         pass
 
 

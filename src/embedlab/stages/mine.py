@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 
 from embedlab import schemas
-from embedlab.contracts import IN_BATCH_SIM_HIST, RANDOM_IN_BATCH_SIM_HIST
+from embedlab.contracts import HIST_EDGES, IN_BATCH_SIM_TABLE
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args, setting
@@ -62,10 +62,14 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     stats |= summarize(view.anchor, view.positive, texts, epochs, baseline, sim, base)
     stats["batches"] = float(table.select("epoch", "batch").unique().height)
     tracker.log_metrics(stats)
-    # each histogram as one metric per bin (step = bin), drawn across miners by `tables`
-    for key, values in ((IN_BATCH_SIM_HIST, sim), (RANDOM_IN_BATCH_SIM_HIST, base)):
-        for step, value in enumerate(similarity_histogram(values)):
-            tracker.log_metrics({key: float(value)}, step=step)
+    # both histograms as one table, drawn across miners by `tables`
+    table = {
+        "low": HIST_EDGES[:-1].tolist(),
+        "high": HIST_EDGES[1:].tolist(),
+        "density": similarity_histogram(sim).tolist(),
+        "random_density": similarity_histogram(base).tolist(),
+    }
+    tracker.log_table(table, IN_BATCH_SIM_TABLE)
     if args.plot:
         plot_similarity(sim, base, s.miner, args.plot)
         tracker.log_artifact(args.plot, "mine")

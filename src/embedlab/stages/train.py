@@ -7,12 +7,13 @@ import argparse
 import logging
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 from embedlab import schemas
 from embedlab.atomic import atomic_write
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
-from embedlab.settings import from_args
+from embedlab.settings import from_args, setting
 from embedlab.tracking import StageRun
 from embedlab.train.loop import TrainConfig
 from embedlab.train.student import StudentSettings
@@ -23,7 +24,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class TrainSettings(StudentSettings, TrainConfig):
-    """The student (``StudentSettings``) and how it is trained (``TrainConfig``)."""
+    """The student (``StudentSettings``), how it is trained (``TrainConfig``) and what its
+    exported model card says."""
+
+    language: list[str] = setting(["en"], "language(s) named on the exported model's card")
+    license: str = setting(
+        "apache-2.0", "licence named on the card (set it to what the base model and data allow)"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,6 +76,36 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
         tracker.log_metrics(summary)
         log.info("train: %s", summary)
     if world()[0] == 0:
-        atomic_write(args.out, lambda tmp: student.save(str(tmp)))
+        card = student.model_card_data
+        card.language, card.license = list(s.language), s.license
+        data = _training_data(args.pairs) if args.batches else "none (the untrained student)"
+        atomic_write(args.out, lambda tmp: _export(student, tmp, s, data))
         if args.checkpoint_dir:  # the run is complete: its checkpoints have served
             shutil.rmtree(args.checkpoint_dir, ignore_errors=True)
+
+
+def _training_data(pairs_path: str) -> str:
+    """The training pairs as the model card names them: file, rows and how they were made."""
+    pairs = schemas.read(pairs_path, schemas.Pairs)
+    modes = ", ".join(sorted(set(pairs["mode"].to_list())))
+    return f"{pairs.height} pairs ({modes}) from `{pairs_path}`"
+
+
+def _export(student, folder: Path, s: TrainSettings, data: str) -> None:
+    """Save the model, then fill in what sentence-transformers' card leaves unknown offline:
+    the base model, the training data and, for a static student, its (absent) length limit."""
+    student.save(str(folder))
+    card = folder / "README.md"
+    if not card.exists():
+        return
+    length = "no limit (a static student sums the token embeddings of the whole text)"
+    lines = []
+    for line in card.read_text(encoding="utf-8").splitlines():
+        if line.startswith("<!-- - **Base model:**"):
+            line = f"- **Base model:** `{s.init}` (student `{s.student}`)"
+        elif line.startswith("<!-- - **Training Dataset:**"):
+            line = f"- **Training Dataset:** {data}"
+        elif line == "- **Maximum Sequence Length:** inf tokens":
+            line = f"- **Maximum Sequence Length:** {length}"
+        lines.append(line)
+    card.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -16,9 +16,7 @@ import polars as pl
 
 from embedlab.contracts import (
     GRID_WILDCARDS,
-    HIST_EDGES,
-    IN_BATCH_SIM_HIST,
-    RANDOM_IN_BATCH_SIM_HIST,
+    IN_BATCH_SIM_TABLE,
     RUN,
     TAG_SCORES_SHA256,
     TAG_STAGE,
@@ -132,50 +130,52 @@ def fetch_similarity_histograms(models: Sequence[str]) -> pl.DataFrame:
     """In-batch teacher similarity histograms of the mine runs behind ``models``.
 
     Grid models (``<miner>-bs<B>-seed<S>``) are matched to the newest finished mine run with
-    the same wildcards; others (teacher, student-init) have none. One row per (model, bin):
-    ``miner``, ``bs``, ``seed``, ``center`` (bin centre), ``density`` of the mined batches and
-    ``random_density`` of random batches of the same size.
+    the same wildcards; others (teacher, student-init) have none, nor has a mine run without the
+    histogram table. One row per (model, bin): ``miner``, ``bs``, ``seed``, ``center`` (bin
+    centre), ``density`` of the mined batches and ``random_density`` of random batches of the
+    same size.
     """
     import mlflow
-    import numpy as np
 
-    centers = (HIST_EDGES[:-1] + HIST_EDGES[1:]) / 2
+    experiment_id = ensure_experiment()
     newest = {}
-    for run in finished_runs(ensure_experiment(), "mine"):
+    for run in finished_runs(experiment_id, "mine"):
         tags = run.data.tags
         key = tuple(tags.get(wildcard_tag(k)) for k in GRID_WILDCARDS)
         newest.setdefault(key, run)
-    client = mlflow.MlflowClient()
-    frames = []
+    wanted = {}  # run id -> the models it batched
     for model in models:
         match = RUN.match(model)
-        run = newest.get(match.groups()) if match else None
-        if run is None:
-            continue
-        histories = {
-            key: retry(client.get_metric_history, run.info.run_id, key)
-            for key in (IN_BATCH_SIM_HIST, RANDOM_IN_BATCH_SIM_HIST)
-        }
-        if not all(histories.values()):
-            continue  # a mine run from before both histograms were logged
-        density = {}
-        for key, history in histories.items():
-            density[key] = np.zeros(len(centers))
-            for m in history:
-                density[key][m.step] = m.value
-        frames.append(
-            pl.DataFrame(
-                {
-                    "model": model,
-                    "miner": match[1],
-                    "bs": int(match[2]),
-                    "seed": int(match[3]),
-                    "center": centers,
-                    "density": density[IN_BATCH_SIM_HIST],
-                    "random_density": density[RANDOM_IN_BATCH_SIM_HIST],
-                }
-            )
+        if match and match.groups() in newest:
+            wanted.setdefault(newest[match.groups()].info.run_id, []).append(model)
+    if not wanted:
+        return pl.DataFrame()
+    try:  # one query; runs without the table (logged before it existed) are skipped
+        table = retry(
+            mlflow.MlflowClient().load_table,
+            experiment_id,
+            IN_BATCH_SIM_TABLE,
+            run_ids=list(wanted),
+            extra_columns=["run_id"],
         )
+    except mlflow.exceptions.MlflowException:  # none of them has it
+        return pl.DataFrame()
+    hist = pl.from_pandas(table)
+    frames = []
+    for run_id, names in wanted.items():
+        for model in names:
+            match = RUN.match(model)
+            frames.append(
+                hist.filter(pl.col("run_id") == run_id).select(
+                    pl.lit(model).alias("model"),
+                    pl.lit(match[1]).alias("miner"),
+                    pl.lit(int(match[2])).alias("bs"),
+                    pl.lit(int(match[3])).alias("seed"),
+                    ((pl.col("low") + pl.col("high")) / 2).alias("center"),
+                    "density",
+                    "random_density",
+                )
+            )
     return pl.concat(frames) if frames else pl.DataFrame()
 
 
