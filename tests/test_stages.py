@@ -30,6 +30,8 @@ def test_the_untrained_student_is_exported_whole_with_a_card_that_names_its_prov
     assert "license: mit" in front and "- de" in front
     (run,) = _runs()
     assert run.data.params["license"] == "mit" and run.data.params["eval_every"] == "10"
+    where = run.data.tags["resolved.sentence-transformers/all-MiniLM-L6-v2"]
+    assert where.startswith("packaged:")  # where the base model came from
 
 
 def test_a_users_mistake_is_one_line_and_a_bug_keeps_its_traceback(tmp_path, capsys, monkeypatch):

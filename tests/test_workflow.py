@@ -223,7 +223,13 @@ def test_whole_dag_on_a_tiny_config(tiny_run, monkeypatch):
 
     # one MLflow run per executed rule, tagged as DESIGN.md says
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    runs = mlflow.search_runs(experiment_names=["tiny"], output_format="list")
+    every = mlflow.search_runs(experiment_names=["tiny"], output_format="list")
+    (parent,) = [r for r in every if r.data.tags["stage"] == "pipeline"]
+    runs = [r for r in every if r is not parent]  # one per job, nested under the invocation's
+    assert {r.data.tags.get("mlflow.parentRunId") for r in runs} == {parent.info.run_id}
+    assert parent.info.status == "FINISHED" and parent.data.params["grid.batch_sizes"] == "[8]"
+    experiment = mlflow.get_experiment_by_name("tiny")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     rules = sorted(r.data.tags["rule"] for r in runs)
     assert rules == sorted(
         [
@@ -248,6 +254,9 @@ def test_whole_dag_on_a_tiny_config(tiny_run, monkeypatch):
         assert {"loss", "lr", "grad_norm", "tokens_per_s", "best_dev_spearman"} <= set(
             run.data.metrics
         )
+        batches = f"{run.data.tags['wildcard.miner']}-bs8-seed0.parquet"
+        inputs = {i.dataset.name for i in run.inputs.dataset_inputs}
+        assert inputs == {"pairs.parquet", batches}  # the training data, as MLflow datasets
     assert not list(out.glob("checkpoints/*/step-*"))  # finished jobs clear their checkpoints
     mine_runs = [r for r in runs if r.data.tags["stage"] == "mine"]
     assert {r.data.tags["wildcard.miner"] for r in mine_runs} == {"random", "b3"}

@@ -29,6 +29,7 @@ TAG_STAGE = "stage"
 TAG_RULE = "rule"
 TAG_PIPELINE_RUN = "pipeline_run"
 TAG_CONFIG_HASH = "config_hash"
+TAG_RESOLVED = "resolved."  # + a model's name: where it was loaded from (hub: the commit)
 WILDCARD = "wildcard."  # + a Snakemake wildcard's name (model, miner, bs, seed)
 # The sha256 of the scores file an evaluate run wrote: the tables rule reads the runs that made
 # its input files, not whichever run of a model name is newest.

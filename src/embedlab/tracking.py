@@ -5,9 +5,13 @@ variables that the Snakefile sets once per invocation, so that shell commands st
 between invocations and Snakemake does not see them as changed code:
 
     EMBEDLAB_TRACKING_URI   default sqlite:///results/mlflow.db
-    EMBEDLAB_EXPERIMENT     default "embedlab"
+    EMBEDLAB_EXPERIMENT     default "default" (the config's default)
     EMBEDLAB_PIPELINE_RUN   id shared by all rules of one `snakemake` invocation
+    EMBEDLAB_PARENT_RUN     the MLflow run of that invocation; stage runs nest under it
     EMBEDLAB_CONFIG_HASH    hash of the resolved config
+
+The experiment is tagged for MLflow's model-training view, and each stage run carries the
+commit in ``mlflow.source.git.commit``.
 
 Example::
 
@@ -30,6 +34,7 @@ from typing import Any
 from embedlab.contracts import (
     TAG_CONFIG_HASH,
     TAG_PIPELINE_RUN,
+    TAG_RESOLVED,
     TAG_RULE,
     TAG_STAGE,
     wildcard_tag,
@@ -42,12 +47,18 @@ SECRET_VALUE = re.compile(r"^(Bearer\s|sk-|hf_|ghp_|github_pat_|xox[abp]-|AKIA)\
 VERSIONED = ("torch", "transformers", "sentence-transformers", "mlflow", "polars", "snakemake")
 
 
+DEFAULT_TRACKING_URI = "sqlite:///results/mlflow.db"  # the config's defaults (a test holds
+DEFAULT_EXPERIMENT = "default"  # them to the schema's): a stage run by hand logs where the
+# pipeline does
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}  # the UI's training view
+
+
 def tracking_uri() -> str:
-    return os.environ.get("EMBEDLAB_TRACKING_URI", "sqlite:///results/mlflow.db")
+    return os.environ.get("EMBEDLAB_TRACKING_URI", DEFAULT_TRACKING_URI)
 
 
 def experiment_name() -> str:
-    return os.environ.get("EMBEDLAB_EXPERIMENT", "embedlab")
+    return os.environ.get("EMBEDLAB_EXPERIMENT", DEFAULT_EXPERIMENT)
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -98,7 +109,9 @@ def ensure_experiment(name: str | None = None, uri: str | None = None) -> str:
             return found.experiment_id
         db = _sqlite_path(uri)
         artifacts = (db.parent / "mlartifacts").resolve().as_uri() if db else None
-        return retry(client.create_experiment, name, artifact_location=artifacts)
+        return retry(
+            client.create_experiment, name, artifact_location=artifacts, tags=EXPERIMENT_KIND
+        )
 
 
 def git_commit() -> str:
@@ -162,6 +175,16 @@ class StageRun:
 
         retry(mlflow.set_tag, key, value)
 
+    def log_input(self, table: Any, path: str | Path, context: str) -> None:
+        """A polars table read from ``path`` as the run's input dataset (name, digest, schema
+        and source in the UI's Datasets column; the rows are not copied)."""
+        import mlflow
+
+        dataset = mlflow.data.from_polars(
+            table, source=str(Path(path).resolve()), name=Path(path).name
+        )
+        retry(mlflow.log_input, dataset, context=context)
+
     def log_table(self, data: Mapping[str, list], artifact_file: str) -> None:
         """Columns of equal length as an MLflow table (shown in the UI, read by ``load_table``)."""
         import mlflow
@@ -188,6 +211,9 @@ class NullRun(StageRun):
         pass
 
     def log_table(self, data: Mapping[str, list], artifact_file: str) -> None:
+        pass
+
+    def log_input(self, table: Any, path: str | Path, context: str) -> None:
         pass
 
 
@@ -234,16 +260,78 @@ def stage_run(
     for package in VERSIONED:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             all_tags[f"version.{package}"] = importlib.metadata.version(package)
+    if os.environ.get("EMBEDLAB_PARENT_RUN"):
+        all_tags["mlflow.parentRunId"] = os.environ["EMBEDLAB_PARENT_RUN"]
     name = "-".join([rule or stage, *[str(v) for v in (tags or {}).values()]])
     _fail_dead_runs(experiment_id, name)
     run = retry(mlflow.start_run, experiment_id=experiment_id, run_name=name, tags=all_tags)
     handle = StageRun(run.info.run_id)
+    from embedlab.resolve import RESOLVED
+
+    RESOLVED.clear()  # what this stage loads, not what an earlier one in the process did
     try:
         retry(mlflow.log_params, _public(params))
         yield handle
     except BaseException:
-        handle.flush()
-        retry(mlflow.end_run, status="FAILED")
+        _close(handle, "FAILED")
         raise
+    _close(handle, "FINISHED")
+
+
+def _close(handle: StageRun, status: str) -> None:
+    """Flush the metrics, tag where each model the stage loaded came from, end the run."""
+    import mlflow
+
+    from embedlab.resolve import RESOLVED
+
     handle.flush()
-    retry(mlflow.end_run, status="FINISHED")
+    for name, where in RESOLVED.items():  # e.g. "hub:/.../snapshots/<commit>", "packaged:..."
+        key = re.sub(r"[^\w\-. /]", "_", f"{TAG_RESOLVED}{name}")  # MLflow's key alphabet
+        retry(mlflow.set_tag, key, where)
+    retry(mlflow.end_run, status=status)
+
+
+PIPELINE = "pipeline"  # the stage tag of the parent run of one invocation
+
+
+def start_pipeline_run(config: Mapping[str, Any]) -> str:
+    """Open the parent run of one ``snakemake`` invocation (named by its ``pipeline_run`` id,
+    the config as its params) and put its id in ``EMBEDLAB_PARENT_RUN``, so that every stage
+    run started after it, locally or on a cluster, nests under it in the MLflow UI."""
+    import mlflow
+
+    experiment_id = ensure_experiment()
+    pipeline = os.environ.get("EMBEDLAB_PIPELINE_RUN", "manual")
+    tags = {
+        TAG_PIPELINE_RUN: pipeline,
+        TAG_STAGE: PIPELINE,
+        TAG_CONFIG_HASH: os.environ.get("EMBEDLAB_CONFIG_HASH", "none"),
+        "mlflow.source.git.commit": git_commit(),
+    }
+    client = mlflow.MlflowClient()
+    run = retry(client.create_run, experiment_id, tags=tags, run_name=f"pipeline-{pipeline}")
+    params = [mlflow.entities.Param(k, v) for k, v in _public(_flatten(config)).items()]
+    for start in range(0, len(params), 100):  # MLflow takes at most 100 params a batch
+        retry(client.log_batch, run.info.run_id, params=params[start : start + 100])
+    os.environ["EMBEDLAB_PARENT_RUN"] = run.info.run_id
+    return run.info.run_id
+
+
+def end_pipeline_run(ok: bool) -> None:
+    """Close the parent run that :func:`start_pipeline_run` opened, FINISHED or FAILED."""
+    import mlflow
+
+    run_id = os.environ.get("EMBEDLAB_PARENT_RUN")
+    if run_id:
+        status = "FINISHED" if ok else "FAILED"
+        retry(mlflow.MlflowClient().set_terminated, run_id, status)
+
+
+def _flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            out |= _flatten(value, f"{prefix}{key}.")
+        else:
+            out[prefix + key] = value
+    return out

@@ -74,6 +74,12 @@ def cli_args(section, skip=(), cache=None):
     return " ".join(map(shlex.quote, flags))
 
 
+def conda_env(gpus):
+    """The job's environment under `--sdm conda` (envs/render.py writes both): PyPI's CUDA build
+    of torch for a job that asks for GPUs, the CPU build otherwise."""
+    return f"../../envs/embedlab{'-cuda' if gpus else ''}.yaml"
+
+
 def launcher(gpus):
     """The command that starts training jobs. On a CPU that is `embedlab` itself; with GPUs,
     `accelerate launch` with one process per GPU (config/accelerate/<train.accelerate>.yaml).

@@ -8,7 +8,7 @@ rule corpus:
     benchmark:
         f"{R}/benchmarks/corpus.tsv"
     conda:
-        "../../envs/embedlab.yaml"
+        conda_env(0)
     threads: 1
     resources:
         mem_mb=2000,

@@ -11,7 +11,7 @@ rule evaluate_teacher:
     benchmark:
         f"{R}/benchmarks/evaluate/teacher.tsv"
     conda:
-        "../../envs/embedlab.yaml"
+        conda_env(config["evaluate"]["gpus"])
     threads: workflow.cores
     resources:
         gpu=config["evaluate"]["gpus"],
@@ -38,7 +38,7 @@ rule evaluate:
     benchmark:
         f"{R}/benchmarks/evaluate/{{model}}.tsv"
     conda:
-        "../../envs/embedlab.yaml"
+        conda_env(config["evaluate"]["gpus"])
     threads: workflow.cores
     resources:
         gpu=config["evaluate"]["gpus"],

@@ -10,7 +10,7 @@ rule teacher:
     benchmark:
         f"{R}/benchmarks/teacher.tsv"
     conda:
-        "../../envs/embedlab.yaml"
+        conda_env(0)
     threads: workflow.cores
     resources:
         mem_mb=4000 + 3 * N * 384 * 4 // 2**20,
@@ -36,7 +36,7 @@ rule mine:
     benchmark:
         f"{R}/benchmarks/mine/{RUN_NAME}.tsv"
     conda:
-        "../../envs/embedlab.yaml"
+        conda_env(0)
     threads: 1
     resources:
         mem_mb=2000 + N // 150,  # 6.1 GiB measured at N = 1M (benchmarks/mine_scale.py)

@@ -8,7 +8,7 @@ rule prefetch:
     benchmark:
         f"{R}/benchmarks/prefetch.tsv"
     conda:
-        "../../envs/embedlab.yaml"
+        conda_env(0)
     params:
         track=track("prefetch"),
         folder=lambda wildcards, output: os.path.dirname(output[0]),

@@ -15,7 +15,7 @@ rule sweep:
     benchmark:
         f"{R}/benchmarks/sweep.tsv"
     conda:
-        "../../envs/embedlab.yaml"
+        conda_env(0)
     threads: workflow.cores
     resources:
         mem_mb=8000,

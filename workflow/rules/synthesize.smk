@@ -10,7 +10,7 @@ rule synthesize:
     benchmark:
         f"{R}/benchmarks/synthesize.tsv"
     conda:
-        "../../envs/embedlab.yaml"
+        conda_env(SYNTH["gpus"])
     threads: workflow.cores
     resources:
         gpu=SYNTH["gpus"],

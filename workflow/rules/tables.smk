@@ -41,7 +41,7 @@ rule tables:
     benchmark:
         f"{R}/benchmarks/tables.tsv"
     conda:
-        "../../envs/embedlab.yaml"
+        conda_env(0)
     threads: 1
     params:
         track=track("tables"),

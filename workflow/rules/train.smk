@@ -15,7 +15,7 @@ rule student_init:
     benchmark:
         f"{R}/benchmarks/train/student-init.tsv"
     conda:
-        "../../envs/embedlab.yaml"
+        conda_env(0)
     threads: 1
     resources:
         mem_mb=4000,
@@ -43,7 +43,7 @@ rule train:
     benchmark:
         f"{R}/benchmarks/train/{RUN_NAME}.tsv"
     conda:
-        "../../envs/embedlab.yaml"
+        conda_env(config["train"]["gpus"])
     threads: workflow.cores
     resources:
         gpu=config["train"]["gpus"],

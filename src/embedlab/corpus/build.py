@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from embedlab.ids import stable_id
-from embedlab.resolve import resolve_file
+from embedlab.resolve import resolve_file, split_revision
 from embedlab.schemas import DataError, Pairs, polars_schema, reading
 from embedlab.settings import setting
 
@@ -108,11 +108,12 @@ def _read_hf(source: Source, mirrors: Sequence[str | Path]) -> pl.DataFrame:
     """A dataset read with ``datasets``: a local dataset folder (or mirror copy), else the hub."""
     import datasets
 
+    revision = None
     try:
         where = str(resolve_file(source.path, mirrors))
     except FileNotFoundError:
-        where = source.path  # a hub id
-    data = datasets.load_dataset(where, split=source.split)
+        where, revision = split_revision(source.path)  # a hub id, maybe with @revision
+    data = datasets.load_dataset(where, split=source.split, revision=revision)
     if source.column not in data.column_names:
         raise DataError(f"{where}: no column {source.column!r}; columns are {data.column_names}")
     texts = data[source.column]

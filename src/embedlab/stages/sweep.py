@@ -6,7 +6,6 @@ MLflow run.
 
 import argparse
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from embedlab import schemas
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args
 from embedlab.sweep import SweepGrid
-from embedlab.tracking import StageRun
+from embedlab.tracking import StageRun, experiment_name
 from embedlab.train.student import StudentSettings
 
 HELP = "choose lr, temperature, epochs and b3 options on STS-B dev"
@@ -66,7 +65,7 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
 
     table = sweep(pairs, view, grid, student, dev_scorer(args.mirror), on_trial=log_trial)
     table.write_csv(args.csv)
-    Path(args.md).write_text(sweep_page(table, os.environ.get("EMBEDLAB_EXPERIMENT", "")))
+    Path(args.md).write_text(sweep_page(table, experiment_name()))
     chosen = {"train": best_setting(table), "b3": best_setting(table, "b3") if grid.b3 else None}
     tracker.log_metrics(
         {"trials": float(summary(table).height), "best_dev": chosen["train"]["dev_mean"]}

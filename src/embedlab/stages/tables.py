@@ -5,14 +5,13 @@ their stem); each is read from the MLflow run that wrote that file.
 """
 
 import argparse
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args, setting
-from embedlab.tracking import StageRun
+from embedlab.tracking import StageRun, experiment_name
 
 HELP = "paper tables from MLflow evaluate runs"
 
@@ -115,7 +114,7 @@ def _study(args, s: TablesSettings, models: list[str], outputs: dict, tracker: S
         "STS (Spearman × 100, test sets; mean ± std over seeds)": outputs[args.grouped_md],
         "Paired comparisons (the seed is the unit: paired t over seeds)": outputs[args.paired_md],
     }
-    experiments = s.experiments or [os.environ.get("EMBEDLAB_EXPERIMENT", "embedlab")]
+    experiments = s.experiments or [experiment_name()]
     sections["Training data (from the synthesize runs)"] = synthesis_markdown(experiments)
     mining = fetch_mining(experiments)
     if mining.height:

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
             raise SettingError("train: --batches needs --pairs (the table the batches index)")
         pairs = schemas.read(args.pairs, schemas.Pairs)
         batches = schemas.read(args.batches, schemas.Batches)
+        tracker.log_input(pairs, args.pairs, "training")
+        tracker.log_input(batches, args.batches, "training")
         score_dev = None
         if s.eval_every:
             from embedlab.evaluate import dev_scorer

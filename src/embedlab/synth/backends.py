@@ -45,6 +45,7 @@ from typing import Protocol
 import torch
 import torch.nn.functional as F
 
+from embedlab.encode import default_device
 from embedlab.errors import EmbedlabError, SettingError
 from embedlab.resolve import model_identity, resolve_model
 from embedlab.settings import setting
@@ -91,7 +92,7 @@ class TransformersBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(found.path, **kwargs)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or default_device()
         if device.startswith("cuda"):
             self.model.to(torch.bfloat16)
         self.model.to(device).eval()

@@ -40,6 +40,7 @@ import numpy as np
 import polars as pl
 from tqdm.auto import tqdm
 
+from embedlab import markdown
 from embedlab.atomic import atomic_write
 from embedlab.cache import code_hash
 from embedlab.ids import stable_id
@@ -417,13 +418,8 @@ def samples_markdown(
 
     def table(df: pl.DataFrame, columns: list[str]) -> list[str]:
         df = df.sample(n=min(n, df.height), seed=seed) if df.height else df
-        lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        for row in df.select(columns).iter_rows():
-            cells = [
-                "" if v is None else str(v).replace("|", "\\|").replace("\n", " ") for v in row
-            ]
-            lines.append("| " + " | ".join(cells) + " |")
-        return lines
+        text = markdown.table(columns, df.select(columns).iter_rows(), align="l" * len(columns))
+        return text.rstrip("\n").split("\n")
 
     base = ["anchor", "positive", "hard_negative"]
     return "\n".join(

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from embedlab import markdown
 from embedlab.contracts import RUN
 from embedlab.errors import SettingError
 from embedlab.schemas import DataError
@@ -103,13 +104,10 @@ def _cells(grouped: pl.DataFrame, bold: str, pm: str) -> list[list[str]]:
 def grouped_markdown(grouped: pl.DataFrame, reference: Sequence[dict] = ()) -> str:
     """Markdown: mean ± std over seeds; the best measured mean of each column in bold;
     ``reference`` rows (published results) follow under their own heading row."""
-    header = ["Method", *COLUMNS.values()]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * 8) + "|"]
-    lines += ["| " + " | ".join(c) + " |" for c in _cells(grouped, "**{}**", " ± ")]
+    rows = _cells(grouped, "**{}**", " ± ")
     if reference:
-        lines.append("| *reported in papers* |" + " |" * len(COLUMNS))
-        lines += ["| " + " | ".join(c) + " |" for c in _reference_cells(reference)]
-    return "\n".join(lines) + "\n"
+        rows += [["*reported in papers*", *[""] * len(COLUMNS)], *_reference_cells(reference)]
+    return markdown.table(["Method", *COLUMNS.values()], rows)
 
 
 def grouped_html(grouped: pl.DataFrame, reference: Sequence[dict] = ()) -> str:
@@ -236,16 +234,16 @@ def comparisons(
 def comparisons_markdown(results: Sequence[dict]) -> str:
     """One line per comparison: the mean difference in STS Avg points over paired seeds, its
     paired t 95% interval, the p-value and the seeds in which A was ahead."""
-    lines = ["| A − B | batch sizes | seeds | difference | 95% interval (paired t) | p | A ahead |"]
-    lines.append("|---|---:|---:|---:|---|---:|---:|")
+    rows = []
     for r in results:
         sizes = f"{r['batch_size']}" + (
             f" vs {r['b_batch_size']}" if r["b_batch_size"] != r["batch_size"] else ""
         )
         interval = "–" if np.isnan(r["low"]) else f"[{r['low']:+.2f}, {r['high']:+.2f}]"
         p = "–" if np.isnan(r["p"]) else f"{r['p']:.3f}"
-        lines.append(
-            f"| {r['a']} − {r['b']} | {sizes} | {r['seeds']} | {r['diff']:+.2f} | {interval}"
-            f" | {p} | {r['wins']}/{r['seeds']} |"
+        wins = f"{r['wins']}/{r['seeds']}"
+        rows.append(
+            [f"{r['a']} − {r['b']}", sizes, r["seeds"], f"{r['diff']:+.2f}", interval, p, wins]
         )
-    return "\n".join(lines) + "\n"
+    header = ["A − B", "batch sizes", "seeds", "difference", "95% interval (paired t)", "p"]
+    return markdown.table([*header, "A ahead"], rows, align="lrrrlrr")

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import polars as pl
 
+from embedlab import markdown
 from embedlab.contracts import GRID_WILDCARDS, wildcard_tag
 from embedlab.tables.sts import finished_runs
 from embedlab.tracking import ensure_experiment
@@ -60,14 +61,17 @@ def mining_summary(runs: pl.DataFrame, order: Sequence[str] = ()) -> pl.DataFram
 def mining_markdown(runs: pl.DataFrame, order: Sequence[str] = ()) -> str:
     """Hardness (mean teacher cosine of in-batch anchor pairs) and the estimated false-negative
     rate (in-batch anchors closer than the anchor's own positive), each beside random batches."""
-    lines = [
-        "| miner | B | seeds | hardness | random | false negatives | random |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+    rows = [
+        [
+            r["miner"],
+            r["bs"],
+            r["seeds"],
+            f"{r['hardness']:.4f}",
+            f"{r['random hardness']:.4f}",
+            f"{r['false negatives']:.4%}",
+            f"{r['random false negatives']:.4%}",
+        ]
+        for r in mining_summary(runs, order).iter_rows(named=True)
     ]
-    for r in mining_summary(runs, order).iter_rows(named=True):
-        lines.append(
-            f"| {r['miner']} | {r['bs']} | {r['seeds']} | {r['hardness']:.4f} | "
-            f"{r['random hardness']:.4f} | {r['false negatives']:.4%} | "
-            f"{r['random false negatives']:.4%} |"
-        )
-    return "\n".join(lines) + "\n"
+    header = ["miner", "B", "seeds", "hardness", "random", "false negatives", "random"]
+    return markdown.table(header, rows)

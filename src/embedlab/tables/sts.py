@@ -14,6 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
+from embedlab import markdown
 from embedlab.contracts import (
     GRID_WILDCARDS,
     IN_BATCH_SIM_TABLE,
@@ -194,10 +195,7 @@ def _cells(scores: pl.DataFrame, bold: str) -> list[list[str]]:
 
 def to_markdown(scores: pl.DataFrame) -> str:
     """A Markdown table; the best value of each column in bold."""
-    header = ["Model", *COLUMNS.values()]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * 8) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(scores, "**{}**")]
-    return "\n".join(lines) + "\n"
+    return markdown.table(["Model", *COLUMNS.values()], _cells(scores, "**{}**"))
 
 
 def latex_escape(text: str) -> str:

@@ -14,6 +14,7 @@ import os
 import platform
 from collections.abc import Mapping, Sequence
 
+from embedlab import markdown
 from embedlab.tracking import git_commit
 
 
@@ -69,10 +70,7 @@ def synthesis_markdown(experiments: Sequence[str]) -> str:
     from embedlab.tables.sts import finished_runs
     from embedlab.tracking import ensure_experiment
 
-    lines = [
-        "| experiment | mode | rows | accepted | rejected, by reason |",
-        "|---|---|---:|---:|---|",
-    ]
+    rows = []
     for name in experiments:
         runs = finished_runs(ensure_experiment(name), "synthesize", max_results=1)
         if not runs:
@@ -86,10 +84,14 @@ def synthesis_markdown(experiments: Sequence[str]) -> str:
             ),
             key=lambda kv: -kv[1],
         )
-        lines.append(
-            f"| {name} | {params.get('mode', '?')} | {metrics.get('rows', 0):.0f} | "
-            f"{metrics.get('accepted', 0):.0f} | "
-            + (", ".join(f"{k} {v}" for k, v in reasons) or "–")
-            + " |"
+        rows.append(
+            [
+                name,
+                params.get("mode", "?"),
+                f"{metrics.get('rows', 0):.0f}",
+                f"{metrics.get('accepted', 0):.0f}",
+                ", ".join(f"{k} {v}" for k, v in reasons) or "–",
+            ]
         )
-    return "\n".join(lines) + "\n"
+    header = ["experiment", "mode", "rows", "accepted", "rejected, by reason"]
+    return markdown.table(header, rows, align="llrrl")
