@@ -1,20 +1,24 @@
-"""Peak memory of one training step against the batch size, with and without GradCache.
+"""Peak memory of one training step with GradCache, against sentence-transformers' own.
 
-Each (setting, B) runs in a fresh process: all-MiniLM-L6-v2 as a transformer student, one mined
-batch of B rows (anchor, positive, hard negative: 3B texts of STS-B train, max 32 tokens),
-one forward/backward. The process's peak resident memory above what it held after loading the
-model is the step's cost. The plain step's cost grows with B (every activation of 3B texts is
-kept for backward); GradCache's stays nearly flat (one chunk's activations plus the [3B, 384]
-embeddings).
+Each (side, B) runs in a fresh process: all-MiniLM-L6-v2 as a transformer student, one batch
+of B rows (anchor, positive, hard negative: 3B texts of STS-B train, max 32 tokens), one
+forward/backward. The process's peak resident memory above what it held after loading the
+model is the step's cost. The peer is ``CachedMultipleNegativesRankingLoss`` (GradCache in
+sentence-transformers) with the same mini-batch; the plain step (every activation of 3B texts
+kept for backward) runs beside it. Sides alternate, ``--repeats`` times per B; the record
+(``results/gradcache-memory.json``) is the largest B of ``--sizes``, the others in its notes.
 
-    .venv/bin/python benchmarks/gradcache_memory.py --sizes 64 256 1024 4096 --plain-up-to 1024
+    .venv/bin/python benchmarks/gradcache_memory.py --sizes 64 256 --chunk 64
 """
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
+
+from record import Record, write
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -33,9 +37,10 @@ def reset_peak() -> None:
 
 
 def one(
-    rows: int, chunk: int, mirror: str, device: str, model_name: str = MODEL
+    rows: int, chunk: int, mirror: str, device: str, model_name: str = MODEL, peer: bool = False
 ) -> dict[str, float]:
-    """One step in this process; returns its memory and time figures."""
+    """One step in this process (``peer``: sentence-transformers' cached loss); returns its
+    memory and time figures."""
     import numpy as np
     import torch
     from accelerate import Accelerator
@@ -60,8 +65,20 @@ def one(
     reset_peak()
     before = status_mib("VmRSS")
     started = time.perf_counter()
-    accelerator = Accelerator(cpu=device == "cpu")
-    backward(model, torch.nn.Identity(), step, TrainConfig(chunk_size=chunk), accelerator)
+    if peer:
+        from sentence_transformers.sentence_transformer.losses import (
+            CachedMultipleNegativesRankingLoss,
+        )
+
+        loss_fn = CachedMultipleNegativesRankingLoss(model, mini_batch_size=chunk)
+        features = [
+            {k: v.to(device) if torch.is_tensor(v) else v for k, v in model.tokenize(texts).items()}
+            for texts in (step.anchor, step.positive, step.negative)
+        ]
+        loss_fn(features, None).backward()
+    else:
+        accelerator = Accelerator(cpu=device == "cpu")
+        backward(model, torch.nn.Identity(), step, TrainConfig(chunk_size=chunk), accelerator)
     seconds = time.perf_counter() - started
     peak = status_mib("VmHWM")
     out = {"rows": rows, "chunk": chunk, "seconds": seconds, "rss_after_load_mib": before}
@@ -73,41 +90,66 @@ def one(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256, 1024, 4096])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--chunk", type=int, default=64)
-    parser.add_argument("--plain-up-to", type=int, default=1024, help="largest B without cache")
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--mirror", default="../shared/data")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default=MODEL, help="the student (id or folder)")
-    parser.add_argument("--json", help="write the figures here too")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--peer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
-        print(json.dumps(one(args.one, args.chunk, args.mirror, args.device, args.model)))
+        figures = one(args.one, args.chunk, args.mirror, args.device, args.model, args.peer)
+        print(json.dumps(figures))
         return
-    figures = []
+    sides = {
+        "embedlab": (args.chunk, False),
+        "CachedMultipleNegativesRankingLoss": (args.chunk, True),
+        "plain step": (0, False),
+    }
+    table = {}
     for rows in args.sizes:
-        for chunk in (args.chunk, 0):
-            if chunk == 0 and rows > args.plain_up_to:
-                continue
-            cmd = [sys.executable, __file__, "--one", str(rows), "--chunk", str(chunk)]
-            cmd += ["--mirror", args.mirror, "--device", args.device, "--model", args.model]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                print(f"B={rows} chunk={chunk}: failed\n{done.stderr[-2000:]}", file=sys.stderr)
-                continue
-            row = json.loads(done.stdout.strip().splitlines()[-1])
-            figures.append(row)
-            label = f"GradCache chunk {chunk}" if chunk else "plain"
-            extra = f", CUDA peak {row['cuda_peak_mib']:.0f} MiB" if "cuda_peak_mib" in row else ""
-            print(
-                f"B={rows:5d} {label:20s} step +{row['step_mib']:7.0f} MiB "
-                f"(peak RSS {row['peak_rss_mib']:.0f} MiB){extra}, {row['seconds']:.1f} s",
-                flush=True,
-            )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(figures, f, indent=1)
+        runs = {name: [] for name in sides}
+        for i in range(args.repeats):
+            for name in list(sides) if i % 2 == 0 else list(reversed(sides)):
+                chunk, peer = sides[name]
+                cmd = [sys.executable, __file__, "--one", str(rows), "--chunk", str(chunk)]
+                cmd += ["--mirror", args.mirror, "--device", args.device, "--model", args.model]
+                done = subprocess.run(
+                    cmd + (["--peer"] if peer else []), capture_output=True, text=True
+                )
+                if done.returncode != 0:
+                    raise SystemExit(f"B={rows} {name}: failed\n{done.stderr[-2000:]}")
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                key = "cuda_peak_mib" if "cuda_peak_mib" in row else "step_mib"
+                runs[name].append(row[key])
+                print(
+                    f"B={rows:5d} {name:36s} +{row[key]:7.0f} MiB, {row['seconds']:.1f} s",
+                    flush=True,
+                )
+        table[rows] = runs
+    largest = max(args.sizes)
+    others = "; ".join(
+        f"B={b}: " + ", ".join(f"{n} {statistics.median(r):,.0f} MiB" for n, r in table[b].items())
+        for b in sorted(table)
+    )
+    write(
+        Record(
+            name="gradcache-memory",
+            title="peak memory of one GradCache step",
+            peer="CachedMultipleNegativesRankingLoss",
+            unit="MiB",
+            higher_is_better=False,
+            sides={
+                n: {"median": statistics.median(r), "runs": [round(x) for x in r]}
+                for n, r in table[largest].items()
+            },
+            setup=f"all-MiniLM-L6-v2, B={largest} rows (3B texts, max 32 tokens), mini-batch"
+            f" {args.chunk}, {args.device}; the step's peak above the loaded model",
+            notes=f"By batch size (medians): {others}.",
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,26 +1,38 @@
-"""B3 at scale: wall time and peak memory for N synthetic 384-d embeddings, and a comparison
-with a dense re-implementation of the published procedure (an N x N similarity and rank
-matrix) at a size where that still fits.
+"""Mining at scale: every miner's wall time and peak memory on N synthetic 384-d embeddings, and
+B3 against the strongest dense implementation at the published parameters.
 
-Each measurement runs in its own process, so peak RSS (ru_maxrss) is that run's alone; the
-input embeddings themselves (N x 384 float32) are included in it.
+Two records:
 
-    .venv/bin/python benchmarks/mine_scale.py --sizes 10000 100000 1000000 --dense 20000
+- ``results/mine-b3.json``: B3 with the published p=30, m=100, cluster size 32 (B=64) at
+  ``--compare-n``, embedlab against a dense top-k (blocked ``emb @ emb.T`` with ``torch.topk``:
+  neither the N x N sort nor the rank matrix of the published code, which runs beside it as
+  ``dense argsort``); the three then build the same mutual graph, METIS parts and batches.
+  Seeds ``--seeds``, alternating; medians.
+- ``results/mine-scale.json``: seconds and peak memory of every miner at each of ``--sizes``
+  (``--b3-sizes`` for b3 alone: k-means at N // B clusters grows as N², see the README).
+
+Each measurement runs in its own process, so peak RSS (ru_maxrss) is that run's alone, the
+input embeddings (N x 384 float32) included.
+
+    .venv/bin/python benchmarks/mine_scale.py --compare-n 20000 --sizes 100000 --b3-sizes 1000000
 """
 
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
 
 import numpy as np
+import torch
+from record import RESULTS, Record, commit, machine, write
 
-from embedlab.mine.b3 import fixed_size_clusters
+from embedlab.mine.b3 import fixed_size_clusters, mutual_graph
 from embedlab.mine.batches import in_batch_similarity
 
-P, M, CLUSTER, BATCH = 10, 16, 8, 64
+P, M, CLUSTER, BATCH = 30, 100, 32, 64  # B3's published setting
 
 
 def synthetic(n: int, seed: int = 0) -> np.ndarray:
@@ -33,29 +45,9 @@ def synthetic(n: int, seed: int = 0) -> np.ndarray:
     return x
 
 
-def dense_reference(emb: np.ndarray, seed: int) -> list[list[int]]:
-    """The published procedure, densely: full similarity and rank matrices, a dense mutual
-    adjacency matrix, METIS, then the same fixed-size clusters and batches as ours."""
-    import pymetis
-
-    n = emb.shape[0]
-    sim = emb @ emb.T  # N x N
-    np.fill_diagonal(sim, -np.inf)
-    ranks = np.argsort(-sim, axis=1)  # N x N rank matrix
-    candidates = ranks[:, P : P + M]
-    adj = np.zeros((n, n), dtype=bool)  # N x N adjacency
-    adj[np.repeat(np.arange(n), M), candidates.ravel()] = True
-    adj &= adj.T
-    xadj = np.concatenate([[0], np.cumsum(adj.sum(1))])
-    adjncy = np.nonzero(adj)[1]
-    _, parts = pymetis.part_graph(
-        -(-n // CLUSTER),
-        adjacency=pymetis.CSRAdjacency(xadj, adjncy),
-        options=pymetis.Options(seed=seed),
-    )
-    clusters, _ = fixed_size_clusters(np.asarray(parts), xadj, adjncy, CLUSTER)
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(clusters))
+def _batches(parts: np.ndarray, xadj, adjncy, seed: int) -> list[list[int]]:
+    clusters, _ = fixed_size_clusters(parts, xadj, adjncy, CLUSTER)
+    order = np.random.default_rng(seed).permutation(len(clusters))
     per = BATCH // CLUSTER
     return [
         [r for c in order[i : i + per] for r in clusters[c]]
@@ -63,88 +55,150 @@ def dense_reference(emb: np.ndarray, seed: int) -> list[list[int]]:
     ]
 
 
-def one(n: int, method: str, seed: int = 0) -> dict[str, float]:
-    from embedlab.mine import b3_batches, random_batches
+def _metis(n: int, xadj, adjncy, seed: int) -> np.ndarray:
+    import pymetis
+
+    _, parts = pymetis.part_graph(
+        -(-n // CLUSTER),
+        adjacency=pymetis.CSRAdjacency(xadj, adjncy),
+        options=pymetis.Options(seed=seed),
+    )
+    return np.asarray(parts)
+
+
+def dense_topk(emb: np.ndarray, seed: int, block: int = 2048) -> list[list[int]]:
+    """The strongest plain implementation: blocked similarity rows, torch.topk of p + m, then
+    the rank window, the mutual graph, METIS and the same batches."""
+    data = torch.from_numpy(emb)
+    n = emb.shape[0]
+    candidates = np.empty((n, M), dtype=np.int64)
+    for start in range(0, n, block):
+        scores = data[start : start + block] @ data.T
+        rows = torch.arange(scores.shape[0])
+        scores[rows, rows + start] = -torch.inf
+        candidates[start : start + block] = torch.topk(scores, P + M).indices[:, P:].numpy()
+    xadj, adjncy = mutual_graph(candidates)
+    return _batches(_metis(n, xadj, adjncy, seed), xadj, adjncy, seed)
+
+
+def dense_argsort(emb: np.ndarray, seed: int) -> list[list[int]]:
+    """The published procedure as written: N x N similarity, rank and adjacency matrices."""
+    n = emb.shape[0]
+    sim = emb @ emb.T
+    np.fill_diagonal(sim, -np.inf)
+    candidates = np.argsort(-sim, axis=1)[:, P : P + M]
+    adj = np.zeros((n, n), dtype=bool)
+    adj[np.repeat(np.arange(n), M), candidates.ravel()] = True
+    adj &= adj.T
+    xadj = np.concatenate([[0], np.cumsum(adj.sum(1))])
+    adjncy = np.nonzero(adj)[1]
+    return _batches(_metis(n, xadj, adjncy, seed), xadj, adjncy, seed)
+
+
+def one(n: int, method: str, seed: int) -> dict:
+    from embedlab.mine import MINERS
 
     emb = synthetic(n)
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     started = time.perf_counter()
-    if method == "dense":
-        batches = dense_reference(emb, seed=seed)
+    if method == "dense top-k":
+        batches = dense_topk(emb, seed)
+    elif method == "dense argsort":
+        batches = dense_argsort(emb, seed)
     else:
-        epochs, _, _ = b3_batches(emb, None, BATCH, 1, seed, p=P, m=M, cluster_size=CLUSTER)
+        options = {"p": P, "m": M, "cluster_size": CLUSTER} if method == "b3" else {}
+        epochs, _, _ = MINERS[method](emb, None, BATCH, 1, seed, positives=emb, **options)
         batches = epochs[0]
     seconds = time.perf_counter() - started
-    rnd, _, _ = random_batches(emb, None, BATCH, 1, 0)
-    sample = batches[:2000]  # hardness on a sample of batches: cheap at any N
     return {
         "n": n,
         "method": method,
+        "seed": seed,
         "seconds": seconds,
         "peak_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "base_gib": base,
-        "hardness": float(in_batch_similarity(emb, [sample]).mean()),
-        "random_hardness": float(in_batch_similarity(emb, [rnd[0][:2000]]).mean()),
+        "hardness": float(in_batch_similarity(emb, [batches[:2000]]).mean()),
     }
+
+
+def run(n: int, method: str, seed: int = 0) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", str(n), method, str(seed)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print(
+        f"{n:>9} {method:>14} seed {seed}: {result['seconds']:8.1f} s, "
+        f"{result['peak_gib']:.2f} GiB peak, hardness {result['hardness']:.4f}",
+        flush=True,
+    )
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="*", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--dense", type=int, nargs="*", default=[20_000])
-    parser.add_argument(
-        "--seeds",
-        type=int,
-        nargs="+",
-        default=[0, 1, 2],
-        help="mining seeds of the dense comparison",
-    )
+    parser.add_argument("--compare-n", type=int, default=20_000)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--no-argsort", action="store_true", help="skip the N x N reference")
+    parser.add_argument("--sizes", type=int, nargs="*", default=[100_000])
+    parser.add_argument("--miners", nargs="+", default=["random", "hardneg", "kmeans", "b3"])
+    parser.add_argument("--b3-sizes", type=int, nargs="*", default=[1_000_000])
     parser.add_argument("--one", nargs=3, metavar=("N", "METHOD", "SEED"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(int(args.one[0]), args.one[1], int(args.one[2]))))
         return
-    jobs = [(n, "embedlab", 0) for n in args.sizes]
-    for n in args.dense:
-        jobs += [(n, method, s) for s in args.seeds for method in ("embedlab", "dense")]
-    print(f"B3 with p={P}, m={M}, cluster size {CLUSTER}, batch {BATCH}; 384-d synthetic data")
-    print("peak GiB: the process's peak RSS; added: peak minus RSS before mining (data loaded)")
-    print(
-        f"{'N':>9} {'method':>9} {'seed':>5} {'seconds':>9} {'peak GiB':>9} {'added':>9} "
-        f"{'hardness':>9} {'random':>9}"
+
+    methods = ["b3", "dense top-k"] + ([] if args.no_argsort else ["dense argsort"])
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
+    for i, seed in enumerate(args.seeds):  # alternating which method goes first
+        for method in methods if i % 2 == 0 else list(reversed(methods)):
+            runs[method].append(run(args.compare_n, method, seed))
+
+    def side(method: str) -> dict:
+        rs = runs[method]
+        return {
+            "median": statistics.median(r["seconds"] for r in rs),
+            "runs": [round(r["seconds"], 2) for r in rs],
+            "peak_gib": statistics.median(r["peak_gib"] for r in rs),
+            "hardness": statistics.mean(r["hardness"] for r in rs),
+        }
+
+    sides = {("embedlab" if m == "b3" else m): side(m) for m in methods}
+    memory = ", ".join(f"{name} {s['peak_gib']:.2f} GiB" for name, s in sides.items())
+    hardness = ", ".join(f"{name} {s['hardness']:.4f}" for name, s in sides.items())
+    write(
+        Record(
+            name="mine-b3",
+            title="B3 mining at the published parameters",
+            peer="dense top-k",
+            unit="s",
+            higher_is_better=False,
+            sides=sides,
+            setup=f"N={args.compare_n} clustered 384-d vectors, p={P}, m={M}, cluster {CLUSTER},"
+            f" B={BATCH}, seeds {args.seeds}",
+            notes=f"Peak memory (medians): {memory}. In-batch hardness: {hardness}.",
+        )
     )
-    results = {}
-    for n, method, seed in jobs:
-        out = subprocess.run(
-            [sys.executable, __file__, "--one", str(n), method, str(seed)],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        r = json.loads(out.stdout.strip().splitlines()[-1])
-        results.setdefault((n, method), []).append(r)
-        print(
-            f"{n:>9} {method:>9} {seed:>5} {r['seconds']:>9.1f} {r['peak_gib']:>9.2f} "
-            f"{r['peak_gib'] - r['base_gib']:>9.2f} {r['hardness']:>9.4f} "
-            f"{r['random_hardness']:>9.4f}",
-            flush=True,
-        )
-    for n in args.dense:
-        ours, dense = results[(n, "embedlab")], results[(n, "dense")]
 
-        def median(runs: list[dict[str, float]], key: str) -> float:
-            return float(np.median([r[key] for r in runs]))
-
-        def hardness(runs: list[dict[str, float]]) -> str:
-            values = [r["hardness"] for r in runs]
-            return f"{np.mean(values):.4f} ± {np.std(values):.4f}"
-
-        print(
-            f"N={n}, seeds {args.seeds}: dense/embedlab median time "
-            f"{median(dense, 'seconds') / median(ours, 'seconds'):.1f}x, median peak memory "
-            f"{median(dense, 'peak_gib') / median(ours, 'peak_gib'):.1f}x; hardness "
-            f"{hardness(ours)} (embedlab) vs {hardness(dense)} (dense)"
-        )
+    scale = [run(n, miner) for n in args.sizes for miner in args.miners]
+    scale += [run(n, "b3") for n in args.b3_sizes if n not in args.sizes or "b3" not in args.miners]
+    record = {
+        "name": "mine-scale",
+        "kind": "scale",
+        "title": f"every miner at scale (B={BATCH}; b3 with p={P}, m={M}, cluster {CLUSTER})",
+        "rows": [
+            {k: r[k] for k in ("n", "method", "seconds", "peak_gib", "hardness")} for r in scale
+        ],
+        "command": " ".join(["python", *sys.argv]),
+        "commit": commit(),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+    }
+    (RESULTS / "mine-scale.json").write_text(json.dumps(record, indent=2) + "\n")
+    print(f"wrote {RESULTS / 'mine-scale.json'}")
 
 
 if __name__ == "__main__":

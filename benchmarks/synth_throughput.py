@@ -1,11 +1,13 @@
-"""Synthesis throughput: embedlab's batched synthesize() against a naive generate loop.
+"""Synthesis throughput: embedlab's synthesize() against batched transformers ``generate``.
 
-Both sides use the same model, the same prompt pool and the same sampled prompts (the pool is
-seeded per row) and greedy decoding; the naive side sends one prompt at a time to
-``model.generate``, as a first script would. Printed: generated tokens/s and rows/s (anchors
-finished per second) and accepted rows/s (after the same parsing and cheap filters) of each
-side, and their ratios, medians over ``--repeats`` alternating
-runs. The teacher filter is off on the batched side so that both measure generation only.
+All sides write a positive and a hard negative for the same WordNet anchors with the same
+model, the same prompts (the pool is seeded per row), greedy decoding and the same parsing and
+cheap filters (the teacher filter is off: generation only). The peer is what a user would write
+with transformers: ``model.generate`` on left-padded batches of ``--batch-size`` prompts.
+Beside it: one prompt at a time (``--naive-anchors`` rows), and llama.cpp (``llama-cpp-python``
+on the same GGUF file, one prompt at a time through its Python API) when it is installed. The
+sides alternate after a warm-up; medians of rows/s (anchors finished per second), with
+tokens/s and accepted rows/s kept in the record. Writes ``results/synth.json``.
 
     .venv/bin/python benchmarks/synth_throughput.py            # CPU, SmolLM2-135M-Instruct
     .venv/bin/python benchmarks/synth_throughput.py --device cuda --anchors 1024 --batch-size 128
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 import polars as pl
+from record import Record, write
 
 from embedlab.ids import stable_id
 from embedlab.synth import PromptPool, SynthSettings, synthesize
@@ -46,48 +49,54 @@ def batched(backend, pool, corpus, batch_size: int, max_new_tokens: int) -> dict
     return {k: stats[k] for k in ("tokens_per_s", "rows_per_s", "accepted_per_s")}
 
 
-def naive(backend, pool, corpus, max_new_tokens: int) -> dict[str, float]:
-    """One prompt at a time, same prompts as synthesize() samples for these rows, the same
-    parsing and cheap filters (the teacher filter is off on both sides)."""
+def _rows(corpus: pl.DataFrame, pool, generate, max_new_tokens: int, batch: int) -> dict:
+    """Each anchor's two answers through ``generate(prompts, max_new_tokens)`` in batches of
+    ``batch`` anchors, then the same parsing and cheap filters as synthesize()."""
     tokens, accepted, started = 0, 0, time.perf_counter()
-    for row in corpus.iter_rows(named=True):
+    rows = list(corpus.iter_rows(named=True))
+    f = Filters()
+    for at in range(0, len(rows), batch):
+        chunk = rows[at : at + batch]
         answers = {}
         for role in ("positive", "hard_negative"):
-            turns, _ = pool.messages(role, row["text"], row["id"], seed=0)
-            [answer] = backend.generate([backend.prompt(turns)], max_new_tokens)
-            tokens += answer.tokens
-            answers[role] = parse_answer(answer.text, role)
-        f = Filters()
-        reason = reject_reason(
-            row["text"], answers["positive"], answers["hard_negative"],
-            f.copy_threshold, f.min_chars, f.max_chars,
-        )  # fmt: skip
-        accepted += reason is None
+            prompts = [pool.messages(role, r["text"], r["id"], seed=0)[0] for r in chunk]
+            done = generate(prompts, max_new_tokens)
+            tokens += sum(d.tokens for d in done)
+            answers[role] = [parse_answer(d.text, role) for d in done]
+        for r, pos, neg in zip(chunk, answers["positive"], answers["hard_negative"], strict=True):
+            reason = reject_reason(r["text"], pos, neg, f.copy_threshold, f.min_chars, f.max_chars)
+            accepted += reason is None
     seconds = time.perf_counter() - started
     return {
+        "rows_per_s": len(rows) / seconds,
         "tokens_per_s": tokens / seconds,
-        "rows_per_s": corpus.height / seconds,
         "accepted_per_s": accepted / seconds,
     }
 
 
-def compare(
-    backend, pool, corpus, naive_rows: int, batch_size: int, max_new_tokens: int, repeats: int
-):
-    batched(backend, pool, corpus.head(batch_size), batch_size, max_new_tokens)  # warm-up
-    ours, theirs = [], []
-    for _ in range(repeats):
-        ours.append(batched(backend, pool, corpus, batch_size, max_new_tokens))
-        theirs.append(naive(backend, pool, corpus.sample(naive_rows, seed=0), max_new_tokens))
-    med = {
-        side: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-        for side, runs in (("batched", ours), ("naive", theirs))
-    }
-    med["ratio"] = {  # inf where the naive side's few rows had none accepted
-        k: med["batched"][k] / med["naive"][k] if med["naive"][k] else float("inf")
-        for k in med["batched"]
-    }
-    return med
+def llama_cpp_generate(model_path: str, threads: int):
+    """One prompt at a time through llama-cpp-python, or None when it is not installed."""
+    try:
+        from llama_cpp import Llama
+    except ImportError:
+        return None
+    from embedlab.synth.backends import Completion
+
+    llm = Llama(model_path=model_path, n_ctx=2048, n_threads=threads, verbose=False, seed=0)
+
+    def generate(conversations, max_new_tokens: int):
+        out = []
+        for turns in conversations:
+            answer = llm.create_chat_completion(turns, max_tokens=max_new_tokens, temperature=0)
+            out.append(
+                Completion(
+                    answer["choices"][0]["message"]["content"],
+                    answer["usage"]["completion_tokens"],
+                )
+            )
+        return out
+
+    return generate
 
 
 def main() -> None:
@@ -96,8 +105,8 @@ def main() -> None:
     p.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
     p.add_argument("--prompt", default=str(HERE.parent / "config/prompts/partial.yaml"))
     p.add_argument("--device", default="cpu")
-    p.add_argument("--anchors", type=int, default=256, help="rows of the batched side")
-    p.add_argument("--naive-anchors", type=int, default=16, help="rows of the naive side")
+    p.add_argument("--anchors", type=int, default=128, help="rows of the batched sides")
+    p.add_argument("--naive-anchors", type=int, default=16, help="rows of the one-at-a-time sides")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--repeats", type=int, default=3)
@@ -105,25 +114,63 @@ def main() -> None:
     backend = TransformersBackend(args.model, [args.mirror], device=args.device)
     pool = PromptPool.load(args.prompt)
     corpus = corpus_from(args.mirror, args.anchors)
-    med = compare(
-        backend,
-        pool,
-        corpus,
-        args.naive_anchors,
-        args.batch_size,
-        args.max_new_tokens,
-        args.repeats,
-    )
-    for side in ("batched", "naive"):
-        m = med[side]
-        print(
-            f"{side:8s} {m['tokens_per_s']:8.1f} tokens/s  {m['rows_per_s']:6.2f} rows/s  "
-            f"{m['accepted_per_s']:6.2f} accepted/s (median of {args.repeats})"
+    few = corpus.sample(args.naive_anchors, seed=0)
+
+    def templated(conversations, n):
+        return backend.generate([backend.prompt(c) for c in conversations], n)
+
+    sides = {
+        "embedlab": lambda: batched(backend, pool, corpus, args.batch_size, args.max_new_tokens),
+        "transformers generate (batched)": lambda: _rows(
+            corpus, pool, templated, args.max_new_tokens, args.batch_size
+        ),
+        "transformers generate (one prompt at a time)": lambda: _rows(
+            few, pool, templated, args.max_new_tokens, 1
+        ),
+    }
+    import torch
+
+    from embedlab.resolve import resolve_model
+
+    found = resolve_model(args.model, [args.mirror])
+    llama = None
+    if found.gguf_file and args.device == "cpu":
+        llama = llama_cpp_generate(str(Path(found.path) / found.gguf_file), torch.get_num_threads())
+    if llama is not None:
+        sides["llama.cpp (one prompt at a time)"] = lambda: _rows(
+            few, pool, llama, args.max_new_tokens, 1
         )
-    r = med["ratio"]
-    print(
-        f"ratio    {r['tokens_per_s']:.2f}x tokens/s, {r['rows_per_s']:.2f}x rows/s, "
-        f"{r['accepted_per_s']:.2f}x accepted/s  (batch {args.batch_size}, device {args.device})"
+    # warm-up (weights, kernels, the few-shot prefixes' first encoding)
+    batched(backend, pool, corpus.head(args.batch_size), args.batch_size, args.max_new_tokens)
+    runs: dict[str, list[dict]] = {name: [] for name in sides}
+    for i in range(args.repeats):
+        for name in list(sides) if i % 2 == 0 else list(reversed(sides)):
+            runs[name].append(sides[name]())
+
+    def side(name: str) -> dict:
+        figures = {k: statistics.median(r[k] for r in runs[name]) for k in runs[name][0]}
+        return {
+            "median": figures["rows_per_s"],
+            "runs": [round(r["rows_per_s"], 3) for r in runs[name]],
+            **{k: round(v, 3) for k, v in figures.items() if k != "rows_per_s"},
+        }
+
+    results = {name: side(name) for name in sides}
+    tokens = ", ".join(f"{n} {r['tokens_per_s']:.1f}" for n, r in results.items())
+    accepted = ", ".join(f"{n} {r['accepted_per_s']:.2f}" for n, r in results.items())
+    write(
+        Record(
+            name="synth",
+            title="LLM synthesis (partial mode)",
+            peer="transformers generate (batched)",
+            unit="rows/s",
+            higher_is_better=True,
+            sides=results,
+            setup=f"{args.anchors} WordNet anchors ({args.naive_anchors} for one-at-a-time"
+            f" sides), {args.model.split('/')[-1]} (GGUF Q4_1), {args.device}, batch"
+            f" {args.batch_size}, at most {args.max_new_tokens} new tokens, greedy",
+            notes=f"Generated tokens/s: {tokens}. Accepted rows/s: {accepted}.",
+        )
     )
 
 

@@ -8,17 +8,16 @@ order, with the same batch size and InfoNCE over in-batch plus hard negatives:
   ``CachedMultipleNegativesRankingLoss`` (GradCache) with the same chunk.
 
 Triplets are STS-B train pairs scored >= 3 (anchor, positive) with another pair's sentence as the
-hard negative, from the mirror. Settings alternate, --repeats times; medians of examples/s and
-their ratio are printed (and, for transformers, model FLOPs utilisation when --peak-tflops is
-given, counting 6 x non-embedding parameters x tokens per example, 8x with GradCache's extra
-forward).
+hard negative, from the mirror. The sides alternate (which goes first too), --repeats times,
+after a warm-up; each student writes ``results/train-<student>-b<B>[...].json`` with the medians
+of examples/s (and, for transformers, model FLOPs utilisation when --peak-tflops is given,
+counting 6 x non-embedding parameters x tokens per example, 8x with GradCache's extra forward).
 
     .venv/bin/python benchmarks/train_throughput.py --students static transformer
     .venv/bin/python benchmarks/train_throughput.py --device cuda --bf16 --peak-tflops 989
 """
 
 import argparse
-import json
 import logging
 import statistics
 import tempfile
@@ -27,6 +26,7 @@ import time
 import numpy as np
 import polars as pl
 import torch
+from record import Record, write
 
 from embedlab.mine.batches import batch_table
 from embedlab.resolve import resolve_file
@@ -133,51 +133,56 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, help="device peak (H100 bf16: 989)")
-    parser.add_argument("--json", help="write the figures here too")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
-    figures = []
     for kind in args.students:
         n = args.n or (2048 if kind == "static" else 256)
         pairs = triplets(args.mirror, n)
         a, b, tok = [], [], []
         warm = pairs.head(args.batch_size * 2)  # untimed: CUDA context, kernels, caches
         ours(kind, warm, args), theirs(kind, warm, args)
-        for _ in range(args.repeats):
-            seconds, tokens_per_s = ours(kind, pairs, args)
-            a.append(n / seconds)
-            tok.append(tokens_per_s)
-            b.append(n / theirs(kind, pairs, args))
-        row = {
-            "student": kind,
-            "device": args.device + (" bf16" if args.bf16 else ""),
-            "gradcache": args.chunk or None,
-            "batch_size": args.batch_size,
-            "examples": n,
-            "ours_examples_per_s": statistics.median(a),
-            "st_examples_per_s": statistics.median(b),
-            "ratio": statistics.median(a) / statistics.median(b),
-            "ours_tokens_per_s": statistics.median(tok),
-            "runs": {"ours": a, "st": b},
-        }
+        for i in range(args.repeats):  # alternating which side goes first
+            for side in ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours"):
+                if side == "ours":
+                    seconds, tokens_per_s = ours(kind, pairs, args)
+                    a.append(n / seconds)
+                    tok.append(tokens_per_s)
+                else:
+                    b.append(n / theirs(kind, pairs, args))
+        device = args.device + (" bf16" if args.bf16 else "")
+        notes = f"embedlab {statistics.median(tok):,.0f} tokens/s."
         if args.peak_tflops and kind == "transformer":
             model = build_student(kind, args.model)
             body = sum(p.numel() for p in model.parameters())
             body -= model[0].auto_model.get_input_embeddings().weight.numel()
-            flops = (8 if args.chunk else 6) * body * row["ours_tokens_per_s"]
-            row["mfu"] = flops / (args.peak_tflops * 1e12)
-        figures.append(row)
-        print(
-            f"{kind:11s} {row['device']:9s} B={args.batch_size} gradcache={args.chunk or '-'}: "
-            f"embedlab {row['ours_examples_per_s']:.0f} ex/s, sentence-transformers "
-            f"{row['st_examples_per_s']:.0f} ex/s, ratio {row['ratio']:.2f}x"
-            + (f", MFU {row['mfu']:.1%}" if "mfu" in row else ""),
-            flush=True,
+            flops = (8 if args.chunk else 6) * body * statistics.median(tok)
+            notes += f" MFU {flops / (args.peak_tflops * 1e12):.1%} of {args.peak_tflops} TFLOPS."
+        peer = (
+            "CachedMultipleNegativesRankingLoss" if args.chunk else "MultipleNegativesRankingLoss"
         )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(figures, f, indent=1)
+        write(
+            Record(
+                name=f"train-{kind}-b{args.batch_size}"
+                + (f"-gc{args.chunk}" if args.chunk else "")
+                + ("" if args.device == "cpu" else f"-{args.device}{'-bf16' if args.bf16 else ''}"),
+                title=f"training a {kind} student"
+                + (f", GradCache chunk {args.chunk}" if args.chunk else ""),
+                peer=f"sentence-transformers trainer ({peer})",
+                unit="examples/s",
+                higher_is_better=True,
+                sides={
+                    "embedlab": {"median": statistics.median(a), "runs": a},
+                    f"sentence-transformers trainer ({peer})": {
+                        "median": statistics.median(b),
+                        "runs": b,
+                    },
+                },
+                setup=f"{n} STS-B train triplets, {args.model.split('/')[-1]}, B={args.batch_size},"
+                f" max {args.max_length} tokens, {device}",
+                notes=notes,
+            )
+        )
     torch.cuda.empty_cache() if torch.cuda.is_available() else None
 
 

@@ -1,8 +1,8 @@
 """k-means batches (ClusterNS-style): each batch is drawn from one region of the teacher space.
 
-k-means (scikit-learn) clusters the teacher embeddings once; every epoch shuffles the clusters
-and their members, lays them end to end and cuts full batches, so most in-batch negatives
-share a cluster.
+k-means (FAISS's, threaded; spherical, as the embeddings are unit vectors) clusters the
+teacher embeddings once; every epoch shuffles the clusters and their members, lays them end to
+end and cuts full batches, so most in-batch negatives share a cluster.
 
 Example::
 
@@ -12,10 +12,28 @@ Example::
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.cluster import KMeans
 
 from embedlab.errors import SettingError
 from embedlab.mine.batches import check_size, fill_batches
+
+
+def _kmeans(data: np.ndarray, k: int, seed: int, iterations: int) -> np.ndarray:
+    """Each row's cluster under FAISS's k-means (all cores; every row trains)."""
+    import faiss
+
+    if k == 1:
+        return np.zeros(data.shape[0], dtype=np.int64)
+    model = faiss.Kmeans(
+        data.shape[1],
+        k,
+        niter=iterations,
+        seed=seed,
+        spherical=True,
+        max_points_per_centroid=data.shape[0],  # no subsampling
+        min_points_per_centroid=1,  # k = N / B leaves few points per centroid by design
+    )
+    model.train(data)
+    return model.index.search(data, 1)[1][:, 0].astype(np.int64)
 
 
 def kmeans_batches(
@@ -25,6 +43,7 @@ def kmeans_batches(
     epochs: int,
     seed: int,
     n_clusters: int | None = None,
+    iterations: int = 20,
     **_: object,
 ) -> tuple[list[list[list[int]]], dict[int, list[int]], dict[str, float]]:
     """Batches cut from k-means clusters; ``n_clusters`` defaults to N // batch_size."""
@@ -33,7 +52,7 @@ def kmeans_batches(
     k = n_clusters or max(1, n // batch_size)
     if not 1 <= k <= n:
         raise SettingError(f"n_clusters={k} must be between 1 and N={n}")
-    labels = KMeans(n_clusters=k, random_state=seed, n_init=1).fit_predict(emb)
+    labels = _kmeans(np.ascontiguousarray(emb, dtype=np.float32), k, seed, iterations)
     members = [np.flatnonzero(labels == c) for c in range(k)]
     rng = np.random.default_rng(seed)
     out = []
