@@ -29,7 +29,8 @@ def mutual_graph(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The graph with an edge i-j when each is in the other's candidates, in CSR form.
 
     Returns (xadj, adjncy) as METIS takes them: the neighbours of i are
-    ``adjncy[xadj[i]:xadj[i + 1]]``, sorted. Vectorised: O(N k log(N k)), no Python loop.
+    ``adjncy[xadj[i]:xadj[i + 1]]``, sorted. Vectorised: one sort of the N k edge keys and one
+    binary search per edge for its reverse, O(N k log(N k)), no Python loop.
 
     >>> xadj, adjncy = mutual_graph(np.array([[1, 2], [0, 2], [1, 0]]))
     >>> [adjncy[xadj[i] : xadj[i + 1]].tolist() for i in range(3)]
@@ -39,38 +40,43 @@ def mutual_graph(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     src = np.repeat(np.arange(n, dtype=np.int64), k)
     dst = candidates.ravel().astype(np.int64)
     found = dst >= 0  # an approximate search marks missing neighbours with -1
-    src, dst = src[found], dst[found]
-    mutual = np.isin(src * n + dst, dst * n + src)  # the reverse edge exists too
+    keys = np.sort(src[found] * n + dst[found])  # each edge once, in (src, dst) order
+    del src, dst, found
+    if not keys.size:
+        return np.zeros(n + 1, dtype=np.int64), keys
+    src, dst = np.divmod(keys, n)
+    reverse = dst * n + src
+    at = np.minimum(np.searchsorted(keys, reverse), len(keys) - 1)
+    mutual = keys[at] == reverse  # the reverse edge exists too
+    del keys, reverse, at
     src, dst = src[mutual], dst[mutual]
-    order = np.lexsort((dst, src))
     xadj = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=xadj[1:])
-    return xadj, dst[order]
+    return xadj, dst
 
 
 def fixed_size_clusters(
     parts: np.ndarray, xadj: np.ndarray, adjncy: np.ndarray, size: int
 ) -> tuple[list[list[int]], dict[str, float]]:
-    """Make METIS parts exactly ``size`` long; leftover examples (< size) are left out."""
-    members: dict[int, list[int]] = {}
-    for node, part in enumerate(parts.tolist()):
-        members.setdefault(part, []).append(node)
+    """Make METIS parts exactly ``size`` long; leftover examples (< size) are left out.
+
+    Within a part, the nodes with the most neighbours inside it come first (ties by id); full
+    clusters are cut from the front, and the rest of every part is pooled and cut in order.
+    """
+    n = len(parts)
+    src = np.repeat(np.arange(n), np.diff(xadj))
+    degree = np.bincount(src[parts[adjncy] == parts[src]], minlength=n)  # neighbours inside
+    order = np.lexsort((np.arange(n), -degree, parts))  # by part, best connected first
+    groups = np.split(order, np.flatnonzero(np.diff(parts[order])) + 1)
     clusters, pool, trimmed = [], [], 0
-    for part in sorted(members):
-        nodes = members[part]
-        inside = set(nodes)
-        degree = {
-            v: sum(u in inside for u in adjncy[xadj[v] : xadj[v + 1]].tolist()) for v in nodes
-        }
-        nodes = sorted(nodes, key=lambda v: (-degree[v], v))  # best connected first
-        while len(nodes) >= size:
-            clusters.append(nodes[:size])
-            nodes = nodes[size:]
-        trimmed += len(nodes) if len(members[part]) > size else 0
-        pool.extend(nodes)
+    for nodes in groups:
+        full = len(nodes) // size * size
+        clusters.extend(nodes[i : i + size].tolist() for i in range(0, full, size))
+        trimmed += len(nodes) - full if len(nodes) > size else 0
+        pool.extend(nodes[full:].tolist())
     filled = len(pool) - len(pool) % size
     clusters.extend(pool[i : i + size] for i in range(0, filled, size))
-    sizes = np.array([len(v) for v in members.values()])
+    sizes = np.array([len(g) for g in groups])
     stats = {
         "part_size_min": float(sizes.min()),
         "part_size_p50": float(np.median(sizes)),
@@ -152,11 +158,9 @@ def b3_batches(
     rng = np.random.default_rng(seed)
     negatives: dict[int, list[int]] = {}
     for cluster in clusters:
-        inside = set(cluster)
-        excluded = inside | set(neighbours[cluster, :p].ravel().tolist()) | {-1}
-        pool = np.array(
-            sorted(set(candidates[cluster].ravel().tolist()) - excluded), dtype=np.int64
-        )
+        members = np.asarray(cluster, dtype=np.int64)
+        excluded = np.concatenate([members, neighbours[members, :p].ravel(), [-1]])
+        pool = np.setdiff1d(candidates[members].ravel(), excluded)  # sorted, unique
         take = min(hard_negatives, len(pool))
         # K distinct picks from the pool for every member at once: argsort of random keys
         picks = np.argsort(rng.random((len(cluster), len(pool))), axis=1)[:, :take]
