@@ -51,7 +51,9 @@ class SynthesizeSettings:
         "partial", "what is written (README: Synthesis)"
     )
     prompt: str | None = setting(None, "prompt pool YAML (none: config/prompts/<mode>.yaml)")
-    backend: Literal["transformers", "openai", "vllm"] = setting("transformers", "generator")
+    backend: Literal["transformers", "llama.cpp", "openai", "vllm"] = setting(
+        "transformers", "generator (README: Synthesis)"
+    )
     model: str = setting("HuggingFaceTB/SmolLM2-135M-Instruct", "generator model")
     device: str | None = setting(None, "transformers backend: cpu, cuda, ... (none: cuda if any)")
     openai: OpenAIOptions = setting(OpenAIOptions(), "")

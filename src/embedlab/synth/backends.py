@@ -445,14 +445,70 @@ class VLLMBackend:
         return [Completion(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outputs]
 
 
+class LlamaCppBackend:
+    """llama.cpp in-process (``llama-cpp-python``) on a GGUF file, greedy, on the CPU's cores.
+
+    Requests run one at a time (the Python API has no batch), ordered so that conversations
+    sharing a few-shot prefix follow one another: llama.cpp keeps the previous prompt's KV cache
+    and evaluates only the tokens after the common prefix. Results come back in input order.
+    """
+
+    def __init__(
+        self, name: str, mirrors: Sequence[str] = (), seed: int = 0, threads: int | None = None
+    ):
+        try:
+            from llama_cpp import Llama
+        except ImportError as err:
+            raise ImportError(
+                "synthesize.backend 'llama.cpp' needs llama-cpp-python (make env installs it; "
+                "pip install llama-cpp-python); the 'transformers' backend runs without it"
+            ) from err
+        found = resolve_model(name, mirrors)
+        if not found.gguf_file:
+            raise SettingError(
+                f"synthesize.backend 'llama.cpp' reads a GGUF file; {name!r} resolved to "
+                f"{found.path} ({found.where}), which has none: use backend 'transformers'"
+            )
+        self.name = name
+        self.identity = model_identity(name, mirrors)
+        threads = threads or int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+        self._llm = Llama(
+            model_path=os.path.join(found.path, found.gguf_file),
+            n_ctx=4096,
+            n_threads=threads,
+            seed=seed,
+            verbose=False,
+        )
+
+    def chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[Completion]:
+        order = sorted(range(len(conversations)), key=lambda i: json.dumps(conversations[i][:-1]))
+        out: list[Completion] = [Completion(None, 0)] * len(conversations)
+        for i in order:
+            try:
+                answer = self._llm.create_chat_completion(
+                    list(conversations[i]), max_tokens=max_new_tokens, temperature=0.0
+                )
+            except ValueError as err:  # a prompt longer than the context
+                out[i] = Completion(None, 0, f"backend_error: {str(err)[:200]}")
+                continue
+            text = answer["choices"][0]["message"]["content"]
+            out[i] = Completion(text, int(answer["usage"]["completion_tokens"]))
+        return out
+
+
+BACKENDS = ("transformers", "llama.cpp", "openai", "vllm")
+
+
 def make_backend(
     kind: str, model: str, mirrors: Sequence[str] = (), seed: int = 0, **options
 ) -> Backend:
-    """The backend named in the config: ``transformers``, ``openai`` or ``vllm``."""
+    """The backend named in the config (one of ``BACKENDS``)."""
     if kind == "transformers":
         return TransformersBackend(model, mirrors, options.get("device"))
+    if kind == "llama.cpp":
+        return LlamaCppBackend(model, mirrors, seed=seed)
     if kind == "openai":
         return OpenAIBackend(model, seed=seed, **options)
     if kind == "vllm":
         return VLLMBackend(model, mirrors, seed=seed, **options)
-    raise SettingError(f"unknown synthesize backend {kind!r}; known: transformers, openai, vllm")
+    raise SettingError(f"unknown synthesize backend {kind!r}; known: {', '.join(BACKENDS)}")
