@@ -518,3 +518,43 @@ def test_http_backend_goes_through_the_proxy_the_environment_names(monkeypatch):
         [answer] = local.chat([conversation], 16)  # bypasses the proxy
         assert "The children slept" in answer.text
         assert server.requests[-1]["path"] == "/v1/chat/completions"
+
+
+def test_llama_cpp_backend_keeps_the_input_order_and_runs_shared_prefixes_together(
+    monkeypatch, mirror
+):
+    """llama-cpp-python's Llama replaced by a recorder (it is built from source, not installed
+    by make env): what embedlab asks of it, in which order, and what it returns."""
+    import types
+
+    from embedlab.errors import SettingError
+    from embedlab.synth.backends import LlamaCppBackend, make_backend
+
+    calls, loaded = [], {}
+
+    class Llama:
+        def __init__(self, model_path, **options):
+            loaded.update(options, model_path=model_path)
+
+        def create_chat_completion(self, messages, max_tokens, temperature):
+            calls.append(messages)
+            if messages[-1]["content"] == "too long":
+                raise ValueError("Requested tokens exceed context window")
+            text = f"answer to {messages[-1]['content']}"
+            return {"choices": [{"message": {"content": text}}], "usage": {"completion_tokens": 3}}
+
+    monkeypatch.setitem(sys.modules, "llama_cpp", types.SimpleNamespace(Llama=Llama))
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    backend = make_backend("llama.cpp", "HuggingFaceTB/SmolLM2-135M-Instruct", [str(mirror)])
+    assert isinstance(backend, LlamaCppBackend) and loaded["model_path"].endswith(".gguf")
+    assert loaded["n_threads"] == 2 and backend.identity.startswith("HuggingFaceTB/")
+    shots = {"a": [{"role": "user", "content": "shot a"}], "b": [{"role": "user", "content": "b"}]}
+    asks = [("a", "x"), ("b", "y"), ("a", "too long"), ("b", "z")]
+    conversations = [[*shots[s], {"role": "user", "content": q}] for s, q in asks]
+    done = backend.chat(conversations, 8)
+    assert [c.text for c in done] == ["answer to x", "answer to y", None, "answer to z"]
+    assert done[2].error.startswith("backend_error: Requested tokens")
+    prefixes = [c[0]["content"] for c in calls]
+    assert prefixes == sorted(prefixes)  # requests that share a few-shot prefix run in a row
+    with pytest.raises(SettingError, match="reads a GGUF file"):
+        make_backend("llama.cpp", "sentence-transformers/all-MiniLM-L6-v2")

@@ -460,8 +460,9 @@ class LlamaCppBackend:
             from llama_cpp import Llama
         except ImportError as err:
             raise ImportError(
-                "synthesize.backend 'llama.cpp' needs llama-cpp-python (make env installs it; "
-                "pip install llama-cpp-python); the 'transformers' backend runs without it"
+                "synthesize.backend 'llama.cpp' needs llama-cpp-python (pip install "
+                "llama-cpp-python: built from source, with cmake and a C++ compiler); the "
+                "'transformers' backend runs without it"
             ) from err
         found = resolve_model(name, mirrors)
         if not found.gguf_file:
