@@ -16,6 +16,18 @@ TIMEOUT_S = int(os.environ.get("EMBEDLAB_TEST_TIMEOUT_S", "3600"))
 MIRROR = (REPO / ".." / "shared" / "data").resolve()
 
 
+def load_script(relative: str):
+    """A script of the repository that is not part of the package (``envs/render.py``,
+    ``benchmarks/readme.py``), imported from its path."""
+    import importlib.util
+
+    path = REPO / relative
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     assert MIRROR.exists(), f"the data mirror is expected at {MIRROR}"

@@ -1,20 +1,12 @@
 """The README's speed figures are the benchmark records, rendered; none is typed by hand."""
 
-import importlib.util
 import json
 
-from .conftest import REPO
-
-
-def _readme_module():
-    spec = importlib.util.spec_from_file_location("readme", REPO / "benchmarks/readme.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import REPO, load_script
 
 
 def test_the_readme_speed_section_is_the_records_rendered():
-    readme = _readme_module()
+    readme = load_script("benchmarks/readme.py")
     assert readme.current(readme.README.read_text()) == readme.render(), (
         "README.md's benchmark section differs from benchmarks/results: "
         "run .venv/bin/python benchmarks/readme.py"

@@ -1,20 +1,16 @@
 """The conda environments are rendered from pyproject.toml's pins, and GPU jobs get CUDA's."""
 
-import importlib.util
 import tomllib
 
-from .conftest import REPO
-
-
-def _render():
-    spec = importlib.util.spec_from_file_location("render", REPO / "envs/render.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import REPO, load_script
 
 
 def test_the_environment_files_are_what_render_writes_from_pyproject():
-    stale = [str(p.name) for p, text in _render().files().items() if p.read_text() != text]
+    stale = [
+        str(p.name)
+        for p, text in load_script("envs/render.py").files().items()
+        if p.read_text() != text
+    ]
     assert not stale, f"rerun `python envs/render.py`: {stale} differ from pyproject.toml's pins"
 
 
