@@ -48,7 +48,7 @@ clean:
 # copies it with its figures to docs/studies/<name>/. Train and evaluate jobs take one core each
 # so that two run at once on a 2-core machine (a static student gains little from a second).
 SNAKEMAKE := PATH="$(BIN):$$PATH" snakemake --profile profiles/default --cores $(CORES)
-THREADS := --set-threads train=1 evaluate=1 evaluate_teacher=1
+THREADS := --set-threads train=1 evaluate=1 evaluate_seeds=1 evaluate_teacher=1
 SYNCSE := gold gold-pos llm llm-pos gold-matched
 
 define publish

@@ -1,8 +1,10 @@
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
 import polars as pl
+import pytest
 
 from embedlab import schemas
 from embedlab.cli import main
@@ -50,35 +52,28 @@ def test_mine_cli_writes_identical_bytes_for_the_same_seed(tmp_path):
         }
     )
     schemas.write(ids, tmp_path / "t.ids.parquet", schemas.TeacherIds)
+    common = [
+        "mine",
+        "--miner",
+        "b3",
+        "--pairs",
+        str(tmp_path / "pairs.parquet"),
+        "--embeddings",
+        str(tmp_path / "t.npy"),
+        "--ids",
+        str(tmp_path / "t.ids.parquet"),
+        "--batch-size",
+        "16",
+        "--epochs",
+        "2",
+        "--options",
+        json.dumps({"p": 1, "m": 6, "cluster_size": 4}),
+    ]
     outputs = []
     for name in ("a", "b"):
-        out = tmp_path / f"{name}.parquet"
+        out, plot = tmp_path / f"{name}.parquet", str(tmp_path / f"{name}.png")
         code = main(
-            [
-                "--tag",
-                "miner=b3",
-                "mine",
-                "--miner",
-                "b3",
-                "--pairs",
-                str(tmp_path / "pairs.parquet"),
-                "--embeddings",
-                str(tmp_path / "t.npy"),
-                "--ids",
-                str(tmp_path / "t.ids.parquet"),
-                "--out",
-                str(out),
-                "--batch-size",
-                "16",
-                "--epochs",
-                "2",
-                "--seed",
-                "4",
-                "--options",
-                json.dumps({"p": 1, "m": 6, "cluster_size": 4}),
-                "--plot",
-                str(tmp_path / f"{name}.png"),
-            ]
+            ["--tag", "miner=b3", *common, "--out", str(out), "--seed", "4", "--plot", plot]
         )
         assert code == 0
         outputs.append(out.read_bytes())
@@ -92,6 +87,19 @@ def test_mine_cli_writes_identical_bytes_for_the_same_seed(tmp_path):
     assert (tmp_path / "a.png").exists()
     logged = [a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)]
     assert "in_batch_similarity.json" in logged  # both histograms, one table
+
+    # several seeds in one process: the same bytes per seed as one process each, one run each
+    outs = [str(tmp_path / f"s{k}.parquet") for k in (4, 5)]
+    plots = [str(tmp_path / f"s{k}.png") for k in (4, 5)]
+    code = main(
+        ["--tag", "miner=b3", *common, "--out", *outs, "--seed", "4", "5", "--plot", *plots]
+    )
+    assert code == 0
+    assert Path(outs[0]).read_bytes() == outputs[0] != Path(outs[1]).read_bytes()
+    seeds = sorted(r.data.tags.get("wildcard.seed") for r in _runs()[:2])
+    assert seeds == ["4", "5"]
+    with pytest.raises(SystemExit, match="one value per seed"):
+        main([*common, "--out", *outs, "--seed", "4"])
 
 
 def test_teacher_ids_must_cover_the_pairs(tmp_path):
@@ -125,3 +133,18 @@ def test_teacher_embeddings_are_cached_by_content(tmp_path, minilm):
     schemas.write(ids, tmp_path / "t.ids.parquet", schemas.TeacherIds)
     view = TeacherView.load(tmp_path / "t.npy", tmp_path / "t.ids.parquet", pairs.reverse())
     np.testing.assert_allclose(view.anchor[0], first[11], atol=1e-6)  # joined by id
+
+
+def test_a_stage_command_imports_only_that_stage():
+    """A mine job must not pay for sentence-transformers' import (seconds, hundreds of jobs)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from embedlab.cli import _stage_named, parser; "
+        "assert _stage_named(['--rule', 'evaluate', '--tag', 'a=b', 'mine', '--seed', '1']) "
+        "== 'mine'; parser(['mine']); print(sorted({'sentence_transformers', 'torch'} & "
+        "set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -115,3 +115,22 @@ def test_mteb_adapter_scores_a_mirror_task_as_our_evaluator_does(mirror, minilm)
     assert theirs["task"] == "mteb:mirror:SICKRelatedness"
     assert theirs["metric"] == "cosine_spearman"
     assert theirs["value"] == pytest.approx(ours["value"], abs=1e-4)
+
+
+def test_the_dev_scorer_tokenizes_once_per_model_and_scores_as_evaluate_does(mirror, minilm):
+    from embedlab.evaluate import dev_scorer
+
+    dev = load_sts("STSBenchmark", [mirror], split="dev")
+    expected = float(evaluate_sts(minilm, [dev], progress=False)["value"][0])
+    calls = []
+    original = minilm.preprocess
+    minilm.preprocess = lambda texts, *a, **k: calls.append(len(texts)) or original(texts, *a, **k)
+    try:
+        score = dev_scorer([mirror])
+        first = score(minilm)
+        tokenized = len(calls)
+        assert score(minilm) == first == pytest.approx(expected, abs=1e-9)
+    finally:
+        del minilm.preprocess  # the instance attribute; the class's method again
+    assert tokenized > 0 and len(calls) == tokenized  # the second call tokenized nothing
+    assert sum(calls) == len({s for s in (*dev.s1, *dev.s2)})

@@ -59,3 +59,20 @@ def test_every_stage_has_help_and_documented_flags(name, capsys):
     assert done.value.code == 0
     text = capsys.readouterr().out
     assert "--mirror" in text and "(default:" in text or name == "prefetch"
+
+
+def test_evaluate_scores_several_models_in_one_process_one_run_each(tmp_path, mirror):
+    from embedlab import schemas
+
+    model = str(tmp_path / "student-init")  # the untrained static student: quick to score
+    assert main(["train", "--out", model, "--mirror", str(mirror)]) == 0
+    outs = [str(tmp_path / f"{n}.parquet") for n in ("a", "b")]
+    flags = ["--mirror", str(mirror), "--tasks", "STS16", "--no-geometry", "--retrieval"]
+    code = main(["evaluate", "--model", model, model, "--name", "a", "b", "--out", *outs, *flags])
+    assert code == 0
+    a, b = (schemas.read(o, schemas.Scores) for o in outs)
+    assert a.equals(b) and a.height == 2  # STS16: spearman and spearman_wmean
+    runs = [r for r in _runs() if r.data.tags["stage"] == "evaluate"]
+    assert sorted(r.data.tags["wildcard.model"] for r in runs) == ["a", "b"]
+    with pytest.raises(SystemExit, match="one value per model"):
+        main(["evaluate", "--model", model, "--name", "a", "b", "--out", outs[0], *flags])

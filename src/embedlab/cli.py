@@ -14,14 +14,14 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
 
 from embedlab.errors import EmbedlabError
 from embedlab.stages import STAGES
 from embedlab.tracking import stage_run
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="embedlab", description=__doc__.split("\n")[0])
+def _common(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--rule", help="Snakemake rule name, recorded as an MLflow tag")
     p.add_argument(
         "--tag",
@@ -30,8 +30,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="wildcard to record as an MLflow tag (repeatable)",
     )
+    return p
+
+
+def parser(stages: Sequence[str] = STAGES) -> argparse.ArgumentParser:
+    """The command line of ``stages`` (all of them by default: what ``--help`` lists)."""
+    p = _common(argparse.ArgumentParser(prog="embedlab", description=__doc__.split("\n")[0]))
     sub = p.add_subparsers(dest="stage", required=True)
-    for name in STAGES:
+    for name in stages:
         module = importlib.import_module(f"embedlab.stages.{name}")
         sp = sub.add_parser(name, help=module.HELP, description=module.__doc__)
         sp.set_defaults(run=module.run)
@@ -40,19 +46,31 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _stage_named(argv: Sequence[str]) -> str | None:
+    """The stage an argument list runs, found without importing any stage."""
+    pre = _common(argparse.ArgumentParser(add_help=False))
+    pre.add_argument("stage", nargs="?")
+    known, _ = pre.parse_known_args(argv)
+    return known.stage if known.stage in STAGES else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    # Import only the stage that runs: a stage module imports its libraries (torch and
+    # sentence-transformers take seconds), and a grid of hundreds of jobs pays that per job.
+    stage = _stage_named(argv)
+    args = parser([stage] if stage else STAGES).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    tags = dict(t.split("=", 1) for t in args.tag)
-    if args.stage == "evaluate":
-        tags.setdefault("model", args.name)
-    params = {k: v for k, v in vars(args).items() if k not in ("run", "tag", "rule")}
-    try:
-        with stage_run(args.stage, params, rule=args.rule, tags=tags) as run:
-            args.run(args, run)
-    except EmbedlabError as err:  # a user's input or setting: one line; a bug: its traceback
-        print(f"embedlab {args.stage}: error: {err}", file=sys.stderr)
-        return 1
+    units = getattr(sys.modules[args.run.__module__], "units", lambda a: [a])(args)
+    for unit in units:  # e.g. evaluate: one per model, each its own MLflow run, one process
+        tags = dict(t.split("=", 1) for t in unit.tag)
+        params = {k: v for k, v in vars(unit).items() if k not in ("run", "tag", "rule")}
+        try:
+            with stage_run(unit.stage, params, rule=unit.rule, tags=tags) as run:
+                unit.run(unit, run)
+        except EmbedlabError as err:  # a user's input or setting: one line; a bug: traceback
+            print(f"embedlab {unit.stage}: error: {err}", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -62,6 +62,28 @@ def _batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return out
 
 
+Tokenized = list[tuple[np.ndarray, dict]]  # (row indices, the model's input features)
+
+
+def tokenize(model: SentenceTransformer, texts: Sequence[str], batch_size: int = 64) -> Tokenized:
+    """``texts`` cut into ``encode``'s batches and run through the model's tokenizer, once.
+
+    Keep it to embed the same texts many times with one tokenizer: the dev set that training
+    scores every few steps would otherwise be tokenized anew each time, which costs more than
+    the forward pass of a static student.
+    """
+    return [
+        (idx, model.preprocess([texts[i] for i in idx]))
+        for idx in _batch_rows(model, texts, batch_size)
+    ]
+
+
+def _batch_rows(
+    model: SentenceTransformer, texts: Sequence[str], batch_size: int
+) -> list[np.ndarray]:
+    return _batches(_token_lengths(model, texts), batch_size)
+
+
 def encode(
     model: SentenceTransformer,
     texts: Sequence[str],
@@ -69,23 +91,31 @@ def encode(
     normalize: bool = True,
     progress: bool = False,
     desc: str = "encode",
+    tokenized: Tokenized | None = None,
 ) -> np.ndarray:
     """Embed ``texts`` (float32, one row per text, in input order).
 
     Texts are sorted by token length and cut into batches of about ``batch_size`` x 32 tokens
     (padded), so a batch pads little and short sentences share big batches (on a CPU, small
-    matrix products waste most of their time); the rows are put back in order.
+    matrix products waste most of their time); the rows are put back in order. ``tokenized``
+    (from ``tokenize`` on the same texts) skips the tokenizer.
     """
     if len(texts) == 0:
         return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
-    batches = _batches(_token_lengths(model, texts), batch_size)
+    if tokenized is None:  # tokenize batch by batch: a corpus need not fit in memory twice
+        rows = _batch_rows(model, texts, batch_size)
+        batches = ((idx, model.preprocess([texts[i] for i in idx])) for idx in rows)
+        total = len(rows)
+    else:
+        batches, total = iter(tokenized), len(tokenized)
     out: np.ndarray | None = None
     was_training = model.training
     model.eval()
     with torch.inference_mode():
-        for idx in tqdm(batches, desc=desc, unit="batch", disable=not progress):
-            features = batch_to_device(model.preprocess([texts[i] for i in idx]), model.device)
-            emb = model(features)["sentence_embedding"].float()
+        for idx, features in tqdm(
+            batches, desc=desc, unit="batch", total=total, disable=not progress
+        ):
+            emb = model(batch_to_device(features, model.device))["sentence_embedding"].float()
             if normalize:
                 emb = torch.nn.functional.normalize(emb, dim=-1)
             if out is None:

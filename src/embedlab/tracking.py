@@ -27,7 +27,7 @@ import random
 import re
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +228,12 @@ def _fail_dead_runs(experiment_id: str, name: str) -> None:
     for run in retry(client.search_runs, [experiment_id], query):
         retry(client.set_tag, run.info.run_id, "ended_by", "a later attempt of the same job")
         retry(client.set_terminated, run.info.run_id, "FAILED")
+
+
+def with_tag(tags: Sequence[str], key: str, value: object) -> list[str]:
+    """``KEY=VALUE`` tags (the CLI's ``--tag``) with ``key`` added unless already given."""
+    given = {t.split("=", 1)[0] for t in tags}
+    return [*tags, f"{key}={value}"] if key not in given else list(tags)
 
 
 @contextlib.contextmanager

@@ -23,30 +23,37 @@ rule teacher:
         " --out {output.emb} --ids-out {output.ids} {params.args} > {log} 2>&1"
 
 
+# The seeds of one grid cell in one job (one MLflow run each): a job spends seconds importing
+# its libraries, mining a small set takes about as long.
 rule mine:
     input:
         pairs=rules.synthesize.output.pairs,
         emb=rules.teacher.output.emb,
         ids=rules.teacher.output.ids,
     output:
-        batches=f"{R}/batches/{RUN_NAME}.parquet",
-        plot=f"{R}/batches/{RUN_NAME}.png",
+        batches=expand(
+            f"{R}/batches/{RUN_NAME}.parquet", seed=GRID["seeds"], allow_missing=True
+        ),
+        plots=expand(
+            f"{R}/batches/{RUN_NAME}.png", seed=GRID["seeds"], allow_missing=True
+        ),
     log:
-        f"{R}/logs/mine/{RUN_NAME}.log",
+        f"{R}/logs/mine/{{miner}}-bs{{bs}}.log",
     benchmark:
-        f"{R}/benchmarks/mine/{RUN_NAME}.tsv"
+        f"{R}/benchmarks/mine/{{miner}}-bs{{bs}}.tsv"
     conda:
         conda_env(0)
     threads: 1
     resources:
         mem_mb=2000 + N // 150,  # 6.1 GiB measured at N = 1M (benchmarks/mine_scale.py)
-        runtime=30 + N // 20000,
+        runtime=30 + len(GRID["seeds"]) * N // 20000,
     params:
         track=track("mine"),
         epochs=config["mine"]["epochs"],
+        seeds=GRID["seeds"],
         options=lambda w: shlex.quote(json.dumps(config["mine"].get(w.miner, {}))),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} mine --miner {wildcards.miner}"
-        " --pairs {input.pairs} --embeddings {input.emb} --ids {input.ids} --out {output.batches}"
-        " --batch-size {wildcards.bs} --epochs {params.epochs} --seed {wildcards.seed}"
-        " --options {params.options} --plot {output.plot} > {log} 2>&1"
+        " --pairs {input.pairs} --embeddings {input.emb} --ids {input.ids}"
+        " --out {output.batches} --batch-size {wildcards.bs} --epochs {params.epochs}"
+        " --seed {params.seeds} --options {params.options} --plot {output.plots} > {log} 2>&1"

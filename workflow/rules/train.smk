@@ -34,7 +34,7 @@ rule student_init:
 rule train:
     input:
         pairs=rules.synthesize.output.pairs,
-        batches=rules.mine.output.batches,
+        batches=f"{R}/batches/{RUN_NAME}.parquet",
         staged=STAGED,
     output:
         directory(f"{R}/models/{RUN_NAME}"),

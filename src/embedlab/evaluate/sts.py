@@ -18,7 +18,7 @@ import polars as pl
 from scipy.stats import spearmanr
 from sentence_transformers import SentenceTransformer
 
-from embedlab.encode import encode
+from embedlab.encode import Tokenized, encode, tokenize
 from embedlab.schemas import Scores, polars_schema
 from embedlab.sts_data import StsPairs, load_sts
 
@@ -31,7 +31,20 @@ def dev_scorer(mirrors: Sequence[str | Path] = ()) -> Callable[[SentenceTransfor
         train(student, pairs, batches, config, score_dev=dev_scorer(["../shared/data"]))
     """
     dev = load_sts("STSBenchmark", mirrors, split="dev")
-    return lambda model: float(evaluate_sts(model, [dev], progress=False)["value"][0])
+    held: tuple[SentenceTransformer, Tokenized] | None = None  # the model is held: ids stay unique
+
+    def score(model: SentenceTransformer) -> float:
+        nonlocal held
+        if held is None or held[0] is not model:  # tokenized once per model, not per call
+            held = (model, tokenize(model, sentences([dev])))
+        return float(evaluate_sts(model, [dev], progress=False, tokenized=held[1])["value"][0])
+
+    return score
+
+
+def sentences(tasks: Sequence[StsPairs]) -> list[str]:
+    """The distinct sentences of ``tasks``, sorted: what ``evaluate_sts`` encodes."""
+    return sorted({s for t in tasks for s in (*t.s1, *t.s2)})
 
 
 def evaluate_sts(
@@ -39,6 +52,7 @@ def evaluate_sts(
     tasks: Sequence[StsPairs],
     batch_size: int = 64,
     progress: bool = True,
+    tokenized: Tokenized | None = None,
 ) -> pl.DataFrame:
     """Spearman x 100 of cosine similarity per task in both aggregations papers report.
 
@@ -47,11 +61,12 @@ def evaluate_sts(
     averaged with subset sizes as weights; a task without subsets has the same value in both).
     Then "Avg" rows: the plain mean over tasks of each metric. All sentences of all tasks are
     deduplicated and encoded once, sorted by length. Returns rows (task, split, metric, value,
-    n) matching the ``Scores`` schema, a task's "spearman" row first.
+    n) matching the ``Scores`` schema, a task's "spearman" row first. ``tokenized``: those
+    sentences (``sentences(tasks)``) already tokenized (``embedlab.encode.tokenize``).
     """
-    unique = sorted({s for t in tasks for s in (*t.s1, *t.s2)})
+    unique = sentences(tasks)
     index = {s: i for i, s in enumerate(unique)}
-    emb = encode(model, unique, batch_size=batch_size, progress=progress, desc="evaluate")
+    emb = encode(model, unique, batch_size, progress=progress, desc="evaluate", tokenized=tokenized)
     rows = []
     for t in tasks:
         a = emb[[index[s] for s in t.s1]]

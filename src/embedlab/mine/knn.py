@@ -13,7 +13,6 @@ Backends:
 """
 
 import numpy as np
-import torch
 
 from embedlab.errors import SettingError
 
@@ -21,6 +20,8 @@ EXACT_LIMIT = 50_000
 
 
 def _exact(data: np.ndarray, k: int, block: int) -> tuple[np.ndarray, np.ndarray]:
+    import torch  # here, not above: the FAISS backends run without it (a mine job starts faster)
+
     n = data.shape[0]
     tensor = torch.from_numpy(data)
     indices = np.empty((n, k), dtype=np.int64)

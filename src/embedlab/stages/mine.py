@@ -14,7 +14,7 @@ from embedlab.contracts import HIST_EDGES, IN_BATCH_SIM_TABLE
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args, setting
-from embedlab.tracking import StageRun
+from embedlab.tracking import StageRun, with_tag
 
 HELP = "build the batch file (training order)"
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ class MineSettings:
     miner: str = setting(help="random, b3, kmeans or hardneg")
     batch_size: int = setting(help="examples per batch")
     epochs: int = setting(4, "passes over the pairs, each mined afresh")
-    seed: int = setting(0, "seed of the miner")
+    seed: list[int] = setting([0], "seeds of the miner: one batch file (and plot) each")
     options: dict = setting({}, "JSON object of the miner's options (b3: p, m, cluster_size)")
 
 
@@ -33,9 +33,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pairs", required=True)
     parser.add_argument("--embeddings", required=True, help="the teacher's .npy")
     parser.add_argument("--ids", required=True, help="the teacher's ids parquet")
-    parser.add_argument("--out", required=True, help="batches.parquet to write")
-    parser.add_argument("--plot", help="PNG of in-batch similarity against random batches")
+    parser.add_argument("--out", required=True, nargs="+", help="batches.parquet, per seed")
+    parser.add_argument(
+        "--plot", nargs="+", help="PNG of in-batch similarity against random batches, per seed"
+    )
     add_settings(parser, MineSettings)
+
+
+def units(args: argparse.Namespace) -> list[argparse.Namespace]:
+    """One namespace per seed (tagged ``seed``): the CLI opens an MLflow run for each and runs
+    them in one process, so a grid's seeds pay the start-up once.
+
+    Example: ``embedlab mine --miner b3 ... --seed 0 1 --out b0.parquet b1.parquet``
+    """
+    plots = args.plot or [None] * len(args.out)
+    if not len(args.seed) == len(args.out) == len(plots):
+        raise SystemExit(
+            f"embedlab mine: error: --seed, --out and --plot need one value per seed "
+            f"(got {len(args.seed)}, {len(args.out)} and {len(plots)})"
+        )
+    return [
+        argparse.Namespace(
+            **{**vars(args), "seed": [k], "out": o, "plot": p, "tag": with_tag(args.tag, "seed", k)}
+        )
+        for k, o, p in zip(args.seed, args.out, plots, strict=True)
+    ]
 
 
 def run(args: argparse.Namespace, tracker: StageRun) -> None:
@@ -45,18 +67,21 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     from embedlab.mine.teacher import TeacherView
 
     s: MineSettings = from_args(MineSettings, args)
+    if len(s.seed) != 1:
+        raise SettingError(f"run() mines one seed at a time, got {s.seed} (see units())")
+    seed = s.seed[0]
     if s.miner not in MINERS:
         raise SettingError(f"unknown miner {s.miner!r}; known: {sorted(MINERS)}")
     pairs = schemas.read(args.pairs, schemas.Pairs)
     view = TeacherView.load(args.embeddings, args.ids, pairs)
     texts = pairs["anchor"].to_list()
     epochs, negatives, stats = MINERS[s.miner](
-        view.anchor, texts, s.batch_size, s.epochs, s.seed, positives=view.positive, **s.options
+        view.anchor, texts, s.batch_size, s.epochs, seed, positives=view.positive, **s.options
     )
     table = batch_table(epochs, pairs["id"].to_list(), negatives)
     schemas.write(table, args.out, schemas.Batches)
     # the diagnostics compare with random batches of the same size and seed
-    baseline, _, _ = MINERS["random"](view.anchor, texts, s.batch_size, s.epochs, s.seed)
+    baseline, _, _ = MINERS["random"](view.anchor, texts, s.batch_size, s.epochs, seed)
     sim = in_batch_similarity(view.anchor, epochs)
     base = in_batch_similarity(view.anchor, baseline)
     stats |= summarize(view.anchor, view.positive, texts, epochs, baseline, sim, base)
