@@ -71,7 +71,7 @@ study-b3: env
 # then one table over all five
 study-syncse: env
 	for s in $(SYNCSE); do \
-		$(SNAKEMAKE) $(THREADS) --until evaluate evaluate_teacher \
+		$(SNAKEMAKE) $(THREADS) --until evaluate evaluate_seeds evaluate_teacher \
 			--configfile config/studies/syncse/base.yaml config/studies/syncse/$$s.yaml || exit 1; \
 	done
 	$(SNAKEMAKE) tables $(THREADS) --configfile config/studies/syncse/base.yaml \
