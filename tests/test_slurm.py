@@ -49,7 +49,9 @@ def run_on_slurm(env: dict, config: Path, cwd: Path, *extra: str, timeout: int =
     args += ["--default-resources", "slurm_partition=debug", "mem_mb=2000", "runtime=30"]
     # this node has 2 CPUs: a GPU job may not ask for the rules' 4 per GPU
     args += ["--set-resources", "train:mem_mb=3000", "synthesize:mem_mb=3000"]
-    args += ["evaluate:cpus_per_gpu=2", "evaluate_teacher:cpus_per_gpu=2"]
+    args += [
+        f"{rule}:cpus_per_gpu=2" for rule in ("evaluate", "evaluate_seeds", "evaluate_teacher")
+    ]
     args += ["--latency-wait", "5", *extra]
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout + 60)
 
