@@ -40,7 +40,8 @@ def parser(stages: Sequence[str] = STAGES) -> argparse.ArgumentParser:
     for name in stages:
         module = importlib.import_module(f"embedlab.stages.{name}")
         sp = sub.add_parser(name, help=module.HELP, description=module.__doc__)
-        sp.set_defaults(run=module.run)
+        # units: the runs one call makes (evaluate: one per model); by default the call itself
+        sp.set_defaults(run=module.run, units=getattr(module, "units", lambda a: [a]))
         sp.add_argument("--mirror", action="append", default=[], help="mirror folder (repeatable)")
         module.add_arguments(sp)
     return p
@@ -61,10 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     stage = _stage_named(argv)
     args = parser([stage] if stage else STAGES).parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    units = getattr(sys.modules[args.run.__module__], "units", lambda a: [a])(args)
-    for unit in units:  # e.g. evaluate: one per model, each its own MLflow run, one process
+    for unit in args.units(args):  # each its own MLflow run, all in this process
         tags = dict(t.split("=", 1) for t in unit.tag)
-        params = {k: v for k, v in vars(unit).items() if k not in ("run", "tag", "rule")}
+        params = {k: v for k, v in vars(unit).items() if k not in ("run", "units", "tag", "rule")}
         try:
             with stage_run(unit.stage, params, rule=unit.rule, tags=tags) as run:
                 unit.run(unit, run)

@@ -11,7 +11,7 @@ Example::
     # (2, 384)
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -72,16 +72,14 @@ def tokenize(model: SentenceTransformer, texts: Sequence[str], batch_size: int =
     scores every few steps would otherwise be tokenized anew each time, which costs more than
     the forward pass of a static student.
     """
-    return [
-        (idx, model.preprocess([texts[i] for i in idx]))
-        for idx in _batch_rows(model, texts, batch_size)
-    ]
+    return list(_tokenized(model, texts, _batches(_token_lengths(model, texts), batch_size)))
 
 
-def _batch_rows(
-    model: SentenceTransformer, texts: Sequence[str], batch_size: int
-) -> list[np.ndarray]:
-    return _batches(_token_lengths(model, texts), batch_size)
+def _tokenized(
+    model: SentenceTransformer, texts: Sequence[str], rows: list[np.ndarray]
+) -> Iterator[tuple[np.ndarray, dict]]:
+    for idx in rows:
+        yield idx, model.preprocess([texts[i] for i in idx])
 
 
 def encode(
@@ -103,9 +101,8 @@ def encode(
     if len(texts) == 0:
         return np.zeros((0, model.get_embedding_dimension()), dtype=np.float32)
     if tokenized is None:  # tokenize batch by batch: a corpus need not fit in memory twice
-        rows = _batch_rows(model, texts, batch_size)
-        batches = ((idx, model.preprocess([texts[i] for i in idx])) for idx in rows)
-        total = len(rows)
+        rows = _batches(_token_lengths(model, texts), batch_size)
+        batches, total = _tokenized(model, texts, rows), len(rows)
     else:
         batches, total = iter(tokenized), len(tokenized)
     out: np.ndarray | None = None
