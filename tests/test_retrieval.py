@@ -56,3 +56,31 @@ def test_beir_layout_is_read_and_bad_rows_are_named(tmp_path):
     (tmp_path / "qrels/test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td9\t1\n")
     with pytest.raises(DataError, match="line 2: document 'd9'"):
         load_retrieval(tmp_path)
+
+
+def test_ranking_metrics_equal_trec_evals_on_graded_qrels():
+    pytrec_eval = pytest.importorskip("pytrec_eval")  # installed with the mteb extra
+    rng = np.random.default_rng(0)
+    docs = [f"d{i}" for i in range(60)]
+    ranked, qrels, run, trec_qrels = [], [], {}, {}
+    for q in range(40):
+        order = [docs[i] for i in rng.permutation(len(docs))]
+        judged = rng.choice(len(docs), size=int(rng.integers(1, 8)), replace=False)
+        rel = {docs[i]: int(rng.integers(0, 4)) for i in judged}  # grade 0: judged not relevant
+        if q == 0:
+            rel = dict.fromkeys(rel, 0)  # no relevant document: every metric 0, as trec_eval
+        ranked.append(order)
+        qrels.append(rel)
+        run[f"q{q}"] = {d: float(len(order) - r) for r, d in enumerate(order)}
+        trec_qrels[f"q{q}"] = rel
+    measures = {"ndcg_cut_10", "recall_1", "recall_10", "recall_100"}
+    per_query = pytrec_eval.RelevanceEvaluator(trec_qrels, measures).evaluate(run)
+    got = ranking_metrics(ranked, qrels)
+    for ours, theirs in [
+        ("ndcg_at_10", "ndcg_cut_10"),
+        ("recall_at_1", "recall_1"),
+        ("recall_at_10", "recall_10"),
+        ("recall_at_100", "recall_100"),
+    ]:
+        want = np.mean([m[theirs] for m in per_query.values()])
+        assert got[ours] == pytest.approx(want), ours

@@ -3,15 +3,18 @@ import multiprocessing
 import mlflow
 import pytest
 
+from embedlab.contracts import TAG_SCORES_SHA256, file_sha256
 from embedlab.errors import NotFound
 from embedlab.tables import fetch_scores, to_latex, to_markdown
 from embedlab.tracking import ensure_experiment, stage_run
 
 
-def _log_eval(model: str, base: float) -> None:
+def _log_eval(model: str, base: float, scores_file=None) -> None:
     keys = ["STS12", "STS13", "STS14", "STS15", "STS16", "STSBenchmark", "SICKRelatedness", "Avg"]
     with stage_run("evaluate", {"model": model}, rule="evaluate", tags={"model": model}) as run:
         run.log_metrics({f"{k}.spearman": base + i for i, k in enumerate(keys)})
+        if scores_file is not None:
+            run.set_tag(TAG_SCORES_SHA256, file_sha256(scores_file))
 
 
 def test_stage_run_tags_params_and_hides_secrets(monkeypatch):
@@ -50,6 +53,20 @@ def test_tables_use_newest_finished_run_per_model():
     assert "| teacher | **70.00** |" in md and "STS-B" in md
     tex = to_latex(scores)
     assert r"\toprule" in tex and r"b3-bs32-seed0 & 60.00" in tex and r"\textbf{77.00}" in tex
+
+
+def test_tables_read_the_run_that_wrote_their_input_file_not_the_newest(tmp_path):
+    ours, other = tmp_path / "ours.parquet", tmp_path / "other.parquet"
+    ours.write_bytes(b"scores of this config")
+    other.write_bytes(b"scores of another config")
+    _log_eval("b3-bs32-seed0", 50.0, scores_file=ours)
+    _log_eval("b3-bs32-seed0", 60.0, scores_file=other)  # newer, but another config's
+    assert fetch_scores(["b3-bs32-seed0"])["STS12"].to_list() == [60.0]
+    made = {"b3-bs32-seed0": ours}
+    assert fetch_scores(["b3-bs32-seed0"], made=made)["STS12"].to_list() == [50.0]
+    ours.write_bytes(b"rewritten by a run that never finished")
+    with pytest.raises(NotFound, match="wrote its scores file"):
+        fetch_scores(["b3-bs32-seed0"], made=made)
 
 
 def test_tables_across_experiments_group_by_synthesis_source(monkeypatch):

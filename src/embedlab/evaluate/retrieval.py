@@ -32,7 +32,7 @@ class RetrievalTask:
     name: str
     queries: dict[str, str]
     corpus: dict[str, str]
-    qrels: dict[str, dict[str, int]]  # query id -> {doc id: relevance grade > 0}
+    qrels: dict[str, dict[str, int]]  # query id -> {doc id: grade}; grade 0: judged irrelevant
 
 
 def stsb_retrieval(mirrors: Sequence[str | Path] = (), split: str = "test") -> RetrievalTask:
@@ -110,8 +110,10 @@ def ranking_metrics(
         ndcg.append(dcg / idcg if idcg > 0 else 0.0)
         first = next((i for i, d in enumerate(docs[:10]) if rel.get(d, 0) > 0), None)
         mrr.append(0.0 if first is None else 1.0 / (first + 1))
+        relevant = sum(grade > 0 for grade in rel.values())  # a grade-0 judgment is not relevant
         for k in ks:
-            recall[k].append(len({d for d in docs[:k] if rel.get(d, 0) > 0}) / len(rel))
+            hits = len({d for d in docs[:k] if rel.get(d, 0) > 0})
+            recall[k].append(hits / relevant if relevant else 0.0)  # trec_eval's 0 as for nDCG
     out = {"ndcg_at_10": float(np.mean(ndcg)), "mrr_at_10": float(np.mean(mrr))}
     return out | {f"recall_at_{k}": float(np.mean(v)) for k, v in recall.items()}
 
