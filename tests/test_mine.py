@@ -162,7 +162,7 @@ def test_false_negative_rate_counts_pairs_closer_than_the_positive():
     assert false_negative_rate(anchor, positive, [[[0, 1, 2]]]) == pytest.approx(1 / 6)
 
 
-@pytest.mark.parametrize("backend", ["faiss-exact", "faiss-ivf"])
+@pytest.mark.parametrize("backend", ["faiss-exact", "faiss-ivf", "cells"])
 def test_faiss_backends_agree_with_exact_search(backend):
     emb = clustered(3000, d=32, centres=30)
     exact, exact_sim = topk_neighbours(emb, k=10, backend="exact")
@@ -170,6 +170,8 @@ def test_faiss_backends_agree_with_exact_search(backend):
     assert not (got == np.arange(3000)[:, None]).any()  # never itself
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, exact, strict=True)])
     assert recall > (0.999 if backend == "faiss-exact" else 0.9), recall
+    ranked = got_sim[:, :-1] >= got_sim[:, 1:]  # best first, with the similarity of each id
+    assert ranked.all() and np.allclose(got_sim, np.take_along_axis(emb @ emb.T, got, 1), atol=1e-5)
     if backend == "faiss-exact":
         np.testing.assert_allclose(got_sim, exact_sim, atol=1e-5)
 
@@ -177,6 +179,31 @@ def test_faiss_backends_agree_with_exact_search(backend):
 def test_mutual_graph_ignores_missing_neighbours():
     xadj, adjncy = mutual_graph(np.array([[1, -1], [0, -1], [-1, -1]]))
     assert [adjncy[xadj[i] : xadj[i + 1]].tolist() for i in range(3)] == [[1], [0], []]
+
+
+def test_mutual_graph_is_the_set_of_edges_both_ends_chose():
+    rng = np.random.default_rng(0)
+    n, k = 300, 12
+    candidates = np.array([rng.choice(n, k, replace=False) for _ in range(n)])
+    candidates[rng.random((n, k)) < 0.1] = -1  # an approximate search's missing neighbours
+    chose = {(i, int(j)) for i in range(n) for j in candidates[i] if j >= 0}
+    xadj, adjncy = mutual_graph(candidates)
+    got = {(i, int(j)) for i in range(n) for j in adjncy[xadj[i] : xadj[i + 1]]}
+    assert got == {(i, j) for i, j in chose if (j, i) in chose} and got
+    assert all((np.diff(adjncy[xadj[i] : xadj[i + 1]]) > 0).all() for i in range(n))  # sorted
+
+
+def test_recursive_metis_gives_whole_clusters_at_least_as_hard_as_k_way():
+    emb = clustered(2048, d=32, centres=64)
+    hardness = {}
+    for detector in ("metis", "metis-recursive"):
+        epochs, _, stats = b3_batches(
+            emb, None, 64, 1, 0, p=2, m=30, cluster_size=16, detector=detector
+        )
+        rows = [r for batch in epochs[0] for r in batch]
+        assert len(rows) == len(set(rows)) == 2048 - stats["dropped_per_epoch"]
+        hardness[detector] = in_batch_similarity(emb, epochs).mean()
+    assert hardness["metis-recursive"] > 0.95 * hardness["metis"]
 
 
 def test_unknown_knn_backend_is_named():
@@ -190,5 +217,5 @@ def test_b3_with_louvain_communities_is_harder_than_random():
     rnd, _, _ = random_batches(emb, None, 32, 1, 0)
     assert in_batch_similarity(emb, b3).mean() > in_batch_similarity(emb, rnd).mean() + 0.1
     assert all(len(b) == 32 and len(set(b)) == 32 for b in b3[0])
-    with pytest.raises(ValueError, match="unknown community detector 'spectral'"):
+    with pytest.raises(ValueError, match="unknown community detector .spectral."):
         b3_batches(emb, None, 32, 1, 0, detector="spectral")

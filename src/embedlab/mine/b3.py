@@ -29,30 +29,29 @@ def mutual_graph(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The graph with an edge i-j when each is in the other's candidates, in CSR form.
 
     Returns (xadj, adjncy) as METIS takes them: the neighbours of i are
-    ``adjncy[xadj[i]:xadj[i + 1]]``, sorted. Vectorised: one sort of the N k edge keys and one
-    binary search per edge for its reverse, O(N k log(N k)), no Python loop.
+    ``adjncy[xadj[i]:xadj[i + 1]]``, sorted. The candidate lists become a sparse boolean
+    matrix A (one row sort, no global sort) and the mutual graph is A ∧ Aᵀ, which scipy
+    computes in C in O(N k): at a million rows and k = 100, seconds and 32-bit indices.
+    Missing candidates (-1, from an approximate search) are left out.
 
     >>> xadj, adjncy = mutual_graph(np.array([[1, 2], [0, 2], [1, 0]]))
     >>> [adjncy[xadj[i] : xadj[i + 1]].tolist() for i in range(3)]
     [[1, 2], [0, 2], [0, 1]]
     """
+    import scipy.sparse
+
     n, k = candidates.shape
-    src = np.repeat(np.arange(n, dtype=np.int64), k)
-    dst = candidates.ravel().astype(np.int64)
-    found = dst >= 0  # an approximate search marks missing neighbours with -1
-    keys = np.sort(src[found] * n + dst[found])  # each edge once, in (src, dst) order
-    del src, dst, found
-    if not keys.size:
-        return np.zeros(n + 1, dtype=np.int64), keys
-    src, dst = np.divmod(keys, n)
-    reverse = dst * n + src
-    at = np.minimum(np.searchsorted(keys, reverse), len(keys) - 1)
-    mutual = keys[at] == reverse  # the reverse edge exists too
-    del keys, reverse, at
-    src, dst = src[mutual], dst[mutual]
-    xadj = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=n), out=xadj[1:])
-    return xadj, dst
+    found = candidates >= 0
+    cols = np.sort(np.where(found, candidates, n).astype(np.int32 if n < 2**31 else np.int64), 1)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(found.sum(1), out=indptr[1:])
+    cols = cols[cols < n] if not found.all() else cols.ravel()  # row-sorted, -1s dropped
+    del found
+    a = scipy.sparse.csr_matrix((np.ones(len(cols), dtype=bool), cols, indptr), shape=(n, n))
+    a.has_sorted_indices = True
+    mutual = a.multiply(a.T.tocsr()).tocsr()
+    mutual.sort_indices()
+    return mutual.indptr, mutual.indices  # int32 below 2**31 edges: what METIS takes
 
 
 def fixed_size_clusters(
@@ -96,17 +95,24 @@ def partition(
 ) -> np.ndarray:
     """A part number per node: METIS into ``n_parts`` balanced parts, or Louvain communities.
 
+    ``metis`` is METIS's k-way partitioning; ``metis-recursive`` its recursive bisection,
+    which with parts of a few tens of rows is several times faster and keeps more edges inside
+    parts (METIS's k-way coarsens little when the parts are that small; docs/mining-scale.md).
     Louvain (networkx, pure Python: for up to ~100k examples) finds communities of any size;
     fixed_size_clusters then cuts and fills them to the cluster size.
     """
     n = len(xadj) - 1
-    if detector == "metis":
+    if detector in ("metis", "metis-recursive"):
         if n_parts == 1:
             return np.zeros(n, dtype=np.int64)
         import pymetis  # native; imported only when METIS is used
 
-        graph = pymetis.CSRAdjacency(xadj, adjncy)
-        _, parts = pymetis.part_graph(n_parts, adjacency=graph, options=pymetis.Options(seed=seed))
+        _, parts = pymetis.part_graph(
+            n_parts,
+            adjacency=pymetis.CSRAdjacency(xadj, adjncy),
+            recursive=detector == "metis-recursive",
+            options=pymetis.Options(seed=seed),
+        )
         return np.asarray(parts)
     if detector == "louvain":
         import networkx as nx
@@ -119,7 +125,9 @@ def partition(
         for label, members in enumerate(nx.community.louvain_communities(graph, seed=seed)):
             parts[list(members)] = label
         return parts
-    raise SettingError(f"unknown community detector {detector!r}; expected 'metis' or 'louvain'")
+    raise SettingError(
+        f"unknown community detector {detector!r}; expected metis, metis-recursive or louvain"
+    )
 
 
 def b3_batches(

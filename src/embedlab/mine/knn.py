@@ -5,7 +5,14 @@ Backends:
 - ``faiss-exact``: FAISS flat inner-product index; exact, fast for medium N.
 - ``faiss-ivf``: FAISS inverted-file index (``nlist`` ~ 4 sqrt(N) lists, ``nprobe`` of them
   searched); approximate, for hundreds of thousands to millions of examples.
-- ``auto``: faiss-exact up to 50,000 rows (faster than the torch blocks here), faiss-ivf above.
+- ``cells``: the examples cut into ~2 sqrt(N) k-means cells (FAISS's k-means, twice IVF's
+  list size); the rows of a cell are searched exactly, in one matrix product, among the rows
+  of the ``nprobe / 2`` cells whose centroids are nearest its centroid (the cell's own first),
+  so it scans as many rows per query as ``faiss-ivf``. Approximate, and coarser than IVF
+  (a row's candidates follow its cell, not the row itself: lower recall at equal work), but
+  dense matrix products instead of one query at a time: for a million rows on a CPU
+  (docs/mining-scale.md).
+- ``auto``: faiss-exact up to 50,000 rows (faster than the torch blocks here), cells above.
 
 >>> idx, sim = topk_neighbours(np.eye(3, dtype=np.float32), k=2)
 >>> idx.shape
@@ -64,6 +71,39 @@ def _faiss(
     return indices.astype(np.int64), sims.astype(np.float32)
 
 
+def _cells(data: np.ndarray, k: int, nprobe: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    import faiss
+    import torch
+
+    n, d = data.shape
+    nlist = max(1, min(n // 64, round(2 * np.sqrt(n))))  # k-means wants >= 39 rows per cell
+    # 40 rows per centroid: FAISS's least without a warning; the k-means is only a coarse cut
+    sample = data[np.random.default_rng(seed).choice(n, size=min(n, 40 * nlist), replace=False)]
+    kmeans = faiss.Kmeans(d, nlist, niter=10, seed=seed, spherical=True, verbose=False)
+    kmeans.train(sample)
+    label = kmeans.index.search(data, 1)[1].ravel()
+    probes = kmeans.index.search(kmeans.centroids, min(-(-nprobe // 2), nlist))[1]  # own first
+    order = np.argsort(label, kind="stable")
+    starts = np.searchsorted(label[order], np.arange(nlist + 1))
+    members = [order[starts[c] : starts[c + 1]] for c in range(nlist)]
+    tensor = torch.from_numpy(data)
+    # int32 ids (a million rows, 130 neighbours: 0.5 GB, not 1 GB)
+    indices = np.full((n, k), -1, dtype=np.int32 if n < 2**31 else np.int64)
+    sims = np.full((n, k), -np.inf, dtype=np.float32)
+    for c in range(nlist):
+        rows = members[c]
+        if not len(rows):
+            continue
+        pool = np.concatenate([members[p] for p in probes[c] if p >= 0])  # own cell first
+        scores = tensor[torch.from_numpy(rows)] @ tensor[torch.from_numpy(pool)].T
+        scores[torch.arange(len(rows)), torch.arange(len(rows))] = -torch.inf  # not itself
+        top = torch.topk(scores, min(k, len(pool) - 1), dim=1, sorted=True)
+        found = top.indices.shape[1]
+        indices[rows, :found] = pool[top.indices.numpy()]
+        sims[rows, :found] = top.values.numpy()
+    return indices, sims
+
+
 def topk_neighbours(
     emb: np.ndarray,
     k: int,
@@ -82,11 +122,13 @@ def topk_neighbours(
         raise SettingError(f"k={k} must be between 1 and N-1={n - 1}")
     data = np.ascontiguousarray(emb, dtype=np.float32)
     if backend == "auto":
-        backend = "faiss-exact" if n <= EXACT_LIMIT else "faiss-ivf"
+        backend = "faiss-exact" if n <= EXACT_LIMIT else "cells"
     if backend == "exact":
         return _exact(data, k, block)
     if backend in ("faiss-exact", "faiss-ivf"):
         return _faiss(data, k, backend == "faiss-ivf", nprobe, seed)
+    if backend == "cells":
+        return _cells(data, k, nprobe, seed)
     raise SettingError(
-        f"unknown knn backend {backend!r}; expected auto, exact, faiss-exact, faiss-ivf"
+        f"unknown knn backend {backend!r}; expected auto, exact, faiss-exact, faiss-ivf, cells"
     )
