@@ -35,13 +35,17 @@ from embedlab.mine.batches import in_batch_similarity
 P, M, CLUSTER, BATCH = 30, 100, 32, 64  # B3's published setting
 
 
-def synthetic(n: int, seed: int = 0) -> np.ndarray:
-    """Clustered unit vectors: n // 100 centres, noise of the same scale per dimension."""
+def synthetic(n: int, seed: int = 0, chunk: int = 65_536) -> np.ndarray:
+    """Clustered unit vectors: n // 100 centres, noise of the same scale per dimension. Made in
+    float32 chunks, so that the peak memory of a run is the miner's, not this function's."""
     rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((max(1, n // 100), 384)).astype(np.float32)
-    x = centres[rng.integers(0, len(centres), n)]
-    x += 0.5 * rng.standard_normal((n, 384)).astype(np.float32)
-    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    centres = rng.standard_normal((max(1, n // 100), 384), dtype=np.float32)
+    which = rng.integers(0, len(centres), n)
+    x = np.empty((n, 384), dtype=np.float32)
+    for start in range(0, n, chunk):
+        part = centres[which[start : start + chunk]]
+        part += 0.5 * rng.standard_normal(part.shape, dtype=np.float32)
+        x[start : start + chunk] = part / np.linalg.norm(part, axis=1, keepdims=True)
     return x
 
 

@@ -206,6 +206,18 @@ def test_recursive_metis_gives_whole_clusters_at_least_as_hard_as_k_way():
     assert hardness["metis-recursive"] > 0.95 * hardness["metis"]
 
 
+def test_recursive_metis_gives_the_same_parts_on_one_cpu_as_on_two(monkeypatch):
+    from embedlab.mine.b3 import partition
+
+    emb = clustered(4096, d=32, centres=64)
+    xadj, adjncy = mutual_graph(topk_neighbours(emb, 24)[0][:, 4:])
+    two = partition(xadj, adjncy, 128, "metis-recursive", 0)  # halves in two processes
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
+    one = partition(xadj, adjncy, 128, "metis-recursive", 0)
+    np.testing.assert_array_equal(one, two)
+    assert sorted(np.unique(one)) == list(range(128))
+
+
 def test_unknown_knn_backend_is_named():
     with pytest.raises(ValueError, match="unknown knn backend 'annoy'"):
         topk_neighbours(clustered(20), k=3, backend="annoy")

@@ -16,7 +16,10 @@ Example::
                                      p=2, m=16, cluster_size=8)
 """
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import numpy as np
 
@@ -42,7 +45,8 @@ def mutual_graph(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     n, k = candidates.shape
     found = candidates >= 0
-    cols = np.sort(np.where(found, candidates, n).astype(np.int32 if n < 2**31 else np.int64), 1)
+    cols = np.where(found, candidates, n).astype(np.int32 if n < 2**31 else np.int64, copy=False)
+    cols.sort(axis=1)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(found.sum(1), out=indptr[1:])
     cols = cols[cols < n] if not found.all() else cols.ravel()  # row-sorted, -1s dropped
@@ -63,19 +67,20 @@ def fixed_size_clusters(
     clusters are cut from the front, and the rest of every part is pooled and cut in order.
     """
     n = len(parts)
-    src = np.repeat(np.arange(n), np.diff(xadj))
-    degree = np.bincount(src[parts[adjncy] == parts[src]], minlength=n)  # neighbours inside
+    inside = parts[adjncy] == np.repeat(parts, np.diff(xadj))  # edge i-j within i's part
+    count = np.concatenate([[0], np.cumsum(inside, dtype=np.int64)])
+    degree = count[xadj[1:]] - count[xadj[:-1]]  # neighbours inside its part, per node
+    del inside, count
     order = np.lexsort((np.arange(n), -degree, parts))  # by part, best connected first
-    groups = np.split(order, np.flatnonzero(np.diff(parts[order])) + 1)
-    clusters, pool, trimmed = [], [], 0
-    for nodes in groups:
-        full = len(nodes) // size * size
-        clusters.extend(nodes[i : i + size].tolist() for i in range(0, full, size))
-        trimmed += len(nodes) - full if len(nodes) > size else 0
-        pool.extend(nodes[full:].tolist())
+    starts = np.flatnonzero(np.r_[True, np.diff(parts[order]) != 0])  # where each part begins
+    sizes = np.diff(np.r_[starts, n])
+    full = sizes // size * size  # the rows of a part that make whole clusters
+    rank = np.arange(n) - np.repeat(starts, sizes)  # position of a row within its part
+    whole = rank < np.repeat(full, sizes)
+    pool = order[~whole]  # what is left of every part, in part order
     filled = len(pool) - len(pool) % size
-    clusters.extend(pool[i : i + size] for i in range(0, filled, size))
-    sizes = np.array([len(g) for g in groups])
+    clusters = np.concatenate([order[whole], pool[:filled]]).reshape(-1, size).tolist()
+    trimmed = int((sizes - full)[sizes > size].sum())
     stats = {
         "part_size_min": float(sizes.min()),
         "part_size_p50": float(np.median(sizes)),
@@ -90,6 +95,56 @@ def fixed_size_clusters(
     return clusters, stats
 
 
+def _metis(job: tuple) -> np.ndarray:
+    """METIS on one graph: (xadj, adjncy, n_parts, seed, recursive[, target part weights])."""
+    xadj, adjncy, n_parts, seed, recursive, *weights = job
+    if n_parts == 1:
+        return np.zeros(len(xadj) - 1, dtype=np.int64)
+    import pymetis  # native; imported only when METIS is used
+
+    _, parts = pymetis.part_graph(
+        n_parts,
+        adjacency=pymetis.CSRAdjacency(xadj, adjncy),
+        recursive=recursive,
+        tpwgts=weights[0] if weights else None,
+        options=pymetis.Options(seed=seed),
+    )
+    return np.asarray(parts, dtype=np.int64)
+
+
+def _halves_in_parallel(
+    xadj: np.ndarray, adjncy: np.ndarray, n_parts: int, seed: int
+) -> np.ndarray:
+    """METIS's recursive bisection with its first cut made here: bisect the graph in the
+    ratio of the parts each side gets, then partition each side's subgraph, the two in two
+    processes where two CPUs are free (the same result with one: it does not depend on them).
+    Recursive bisection does exactly this at every level; doing the first level here lets a
+    million-row graph use both cores of a laptop."""
+    left = n_parts // 2
+    if left < 2 or len(xadj) - 1 < 4 * n_parts:  # too small to be worth two processes
+        return _metis((xadj, adjncy, n_parts, seed, True))
+    import scipy.sparse
+
+    half = _metis((xadj, adjncy, 2, seed, True, [left / n_parts, 1 - left / n_parts]))
+    n = len(xadj) - 1
+    graph = scipy.sparse.csr_matrix((np.ones(len(adjncy), dtype=bool), adjncy, xadj), (n, n))
+    sides = [np.flatnonzero(half == side) for side in (0, 1)]
+    jobs = []
+    for nodes, k in zip(sides, (left, n_parts - left), strict=True):
+        sub = graph[nodes][:, nodes]  # the induced subgraph, renumbered 0..len(nodes)-1
+        jobs.append((sub.indptr, sub.indices, k, seed, True))
+    del graph, sub
+    if len(os.sched_getaffinity(0)) > 1:
+        # fork: the child only runs METIS (no OpenMP), and needs no importable __main__
+        with ProcessPoolExecutor(2, mp_context=get_context("fork")) as pool:
+            results = list(pool.map(_metis, jobs))
+    else:
+        results = [_metis(job) for job in jobs]
+    parts = np.empty(n, dtype=np.int64)
+    parts[sides[0]], parts[sides[1]] = results[0], results[1] + left
+    return parts
+
+
 def partition(
     xadj: np.ndarray, adjncy: np.ndarray, n_parts: int, detector: str, seed: int
 ) -> np.ndarray:
@@ -102,18 +157,10 @@ def partition(
     fixed_size_clusters then cuts and fills them to the cluster size.
     """
     n = len(xadj) - 1
-    if detector in ("metis", "metis-recursive"):
-        if n_parts == 1:
-            return np.zeros(n, dtype=np.int64)
-        import pymetis  # native; imported only when METIS is used
-
-        _, parts = pymetis.part_graph(
-            n_parts,
-            adjacency=pymetis.CSRAdjacency(xadj, adjncy),
-            recursive=detector == "metis-recursive",
-            options=pymetis.Options(seed=seed),
-        )
-        return np.asarray(parts)
+    if detector == "metis":
+        return _metis((xadj, adjncy, n_parts, seed, False))
+    if detector == "metis-recursive":
+        return _halves_in_parallel(xadj, adjncy, n_parts, seed)
     if detector == "louvain":
         import networkx as nx
 
@@ -170,8 +217,13 @@ def b3_batches(
         excluded = np.concatenate([members, neighbours[members, :p].ravel(), [-1]])
         pool = np.setdiff1d(candidates[members].ravel(), excluded)  # sorted, unique
         take = min(hard_negatives, len(pool))
-        # K distinct picks from the pool for every member at once: argsort of random keys
-        picks = np.argsort(rng.random((len(cluster), len(pool))), axis=1)[:, :take]
+        # K distinct picks from the pool for every member at once: the K smallest of random
+        # keys, in order (argpartition, then a sort of the K: what a full argsort would pick)
+        keys = rng.random((len(cluster), len(pool)))
+        picks = (
+            np.argpartition(keys, take - 1, axis=1)[:, :take] if take else keys[:, :0].astype(int)
+        )
+        picks = np.take_along_axis(picks, np.argsort(np.take_along_axis(keys, picks, 1)), 1)
         negatives.update(zip(cluster, pool[picks].tolist(), strict=True))
 
     per_batch = batch_size // cluster_size
