@@ -133,6 +133,7 @@ def one(n: int, method: str, seed: int) -> dict:
     tree = TreePeak()
     tree.start()
     started = time.perf_counter()
+    steps = {}  # a miner's own timing of its steps (b3: seconds_knn, seconds_graph, ...)
     if method == "dense top-k":
         batches = dense_topk(emb, seed)
     elif method == "dense argsort":
@@ -141,8 +142,9 @@ def one(n: int, method: str, seed: int) -> dict:
         options = {"p": P, "m": M, "cluster_size": CLUSTER} if method.startswith("b3") else {}
         options |= FAST_OPTIONS if method == FAST_B3 else {}
         miner = MINERS[method.split()[0]]
-        epochs, _, _ = miner(emb, None, BATCH, 1, seed, positives=emb, **options)
+        epochs, _, stats = miner(emb, None, BATCH, 1, seed, positives=emb, **options)
         batches = epochs[0]
+        steps = {k: round(v, 2) for k, v in stats.items() if k.startswith("seconds_")}
     seconds = time.perf_counter() - started
     tree.done.set()
     tree.join()
@@ -155,6 +157,7 @@ def one(n: int, method: str, seed: int) -> dict:
         "peak_gib": max(own, tree.peak / 2**30),
         "base_gib": base,
         "hardness": float(in_batch_similarity(emb, [batches[:2000]]).mean()),
+        "steps": steps,
     }
 
 

@@ -17,6 +17,7 @@ Example::
 """
 
 import os
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -203,13 +204,24 @@ def b3_batches(
         )
     if p + m >= n:
         raise SettingError(f"rank window p+m={p + m} must be below N={n}; lower mine.b3.p or m")
+    clock = [time.perf_counter()]  # each step's wall time goes into the stats (seconds_*)
+
+    def lap() -> float:
+        clock.append(time.perf_counter())
+        return clock[-1] - clock[-2]
+
     neighbours, _ = topk_neighbours(emb, p + m, backend=knn, nprobe=nprobe, seed=seed)
+    seconds = {"seconds_knn": lap()}
     candidates = neighbours[:, p:]
     xadj, adjncy = mutual_graph(candidates)
+    seconds["seconds_graph"] = lap()
     parts = partition(xadj, adjncy, max(1, -(-n // cluster_size)), detector, seed)
+    seconds["seconds_partition"] = lap()
     clusters, stats = fixed_size_clusters(parts, xadj, adjncy, cluster_size)
     stats["edges"] = float(len(adjncy) / 2)
     stats["isolated"] = float((np.diff(xadj) == 0).sum())
+    del xadj, adjncy, parts
+    seconds["seconds_clusters"] = lap()
 
     rng = np.random.default_rng(seed)
     negatives: dict[int, list[int]] = {}
@@ -244,4 +256,5 @@ def b3_batches(
             f"{batch_size}; synthesize more anchors or lower the batch size"
         )
     stats["dropped_per_epoch"] = float(n - len(out[0]) * batch_size)
-    return out, negatives, stats
+    seconds["seconds_negatives_and_batches"] = lap()
+    return out, negatives, stats | seconds
