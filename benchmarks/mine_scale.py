@@ -14,8 +14,9 @@ Two records:
 
 Each measurement runs in its own process, so peak RSS (ru_maxrss) is that run's alone, the
 input embeddings (N x 384 float32) included. ``metis-recursive`` partitions two halves in two
-child processes: the recorded peak is the larger of ru_maxrss and the RSS of the process and
-its children summed, sampled every 20 ms.
+child processes (forked: they share the parent's pages): the recorded peak is the larger of
+ru_maxrss and the proportional set size (PSS: shared pages split between the processes that
+share them) of the process and its children summed, sampled every 20 ms.
 
     .venv/bin/python benchmarks/mine_scale.py --compare-n 20000 --sizes 100000 --b3-sizes 1000000
 """
@@ -109,7 +110,7 @@ def dense_argsort(emb: np.ndarray, seed: int) -> list[list[int]]:
 
 
 class TreePeak(threading.Thread):
-    """The largest RSS of this process and its children together, sampled every 20 ms."""
+    """The largest PSS of this process and its children together, sampled every 20 ms."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -118,10 +119,10 @@ class TreePeak(threading.Thread):
     def run(self) -> None:
         me = psutil.Process()
         while not self.done.wait(0.02):
-            total = me.memory_info().rss
+            total = me.memory_full_info().pss
             for child in me.children(recursive=True):
                 with contextlib.suppress(psutil.Error):  # a child may end meanwhile
-                    total += child.memory_info().rss
+                    total += child.memory_full_info().pss
             self.peak = max(self.peak, total)
 
 
@@ -232,10 +233,7 @@ def main() -> None:
         "kind": "scale",
         "title": f"every miner at scale (B={BATCH}; b3 with p={P}, m={M}, cluster {CLUSTER})",
         "rows": [
-            {
-                k: r[k]
-                for k in ("n", "method", "seconds", "peak_gib", "children_peak_gib", "hardness")
-            }
+            {k: r[k] for k in ("n", "method", "seconds", "peak_gib", "hardness", "steps")}
             for r in scale
         ],
         "command": " ".join(["python", *sys.argv]),

@@ -136,9 +136,10 @@ def _halves_in_parallel(
         jobs.append((sub.indptr, sub.indices, k, seed, True))
     del graph, sub
     if len(os.sched_getaffinity(0)) > 1:
-        # spawn, not fork: no threads of the parent (torch's) carried into the child, and the
-        # child's memory is its own (what the benchmarks record)
-        with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+        # fork: works from any __main__ (a notebook, `python -`); the child runs METIS alone
+        # (no OpenMP) and shares the parent's pages until it writes (pymetis holds the GIL,
+        # so threads would not run the halves at once)
+        with ProcessPoolExecutor(2, mp_context=get_context("fork")) as pool:
             results = list(pool.map(_metis, jobs))
     else:
         results = [_metis(job) for job in jobs]
@@ -152,9 +153,10 @@ def partition(
 ) -> np.ndarray:
     """A part number per node: METIS into ``n_parts`` balanced parts, or Louvain communities.
 
-    ``metis`` is METIS's k-way partitioning; ``metis-recursive`` its recursive bisection,
-    which with parts of a few tens of rows is several times faster and keeps more edges inside
-    parts (METIS's k-way coarsens little when the parts are that small; docs/mining-scale.md).
+    ``metis-recursive`` (the default) is METIS's recursive bisection, ``metis`` its k-way
+    partitioning. With parts of a few tens of rows, k-way barely coarsens the graph (METIS
+    stops coarsening at 30 vertices per part): recursive bisection is then several times
+    faster and keeps more edges inside parts (docs/mining-scale.md).
     Louvain (networkx, pure Python: for up to ~100k examples) finds communities of any size;
     fixed_size_clusters then cuts and fills them to the cluster size.
     """
@@ -191,7 +193,7 @@ def b3_batches(
     hard_negatives: int = 1,
     knn: str = "auto",
     nprobe: int = 16,
-    detector: str = "metis",
+    detector: str = "metis-recursive",
     **_: object,
 ) -> tuple[list[list[list[int]]], dict[int, list[int]], dict[str, float]]:
     """B3 batches for L2-normalised teacher embeddings ``emb`` (see the module docstring)."""

@@ -97,10 +97,11 @@ def _cells(data: np.ndarray, k: int, nprobe: int, seed: int) -> tuple[np.ndarray
         pool = np.concatenate([members[p] for p in probes[c] if p >= 0])  # own cell first
         scores = tensor[torch.from_numpy(rows)] @ tensor[torch.from_numpy(pool)].T
         scores[torch.arange(len(rows)), torch.arange(len(rows))] = -torch.inf  # not itself
-        top = torch.topk(scores, min(k, len(pool) - 1), dim=1, sorted=True)
-        found = top.indices.shape[1]
-        indices[rows, :found] = pool[top.indices.numpy()]
-        sims[rows, :found] = top.values.numpy()
+        values, at = torch.topk(scores, min(k, len(pool) - 1), dim=1, sorted=False)
+        values, order = torch.sort(values, dim=1, descending=True)  # cheaper than sorted=True
+        at = torch.gather(at, 1, order)
+        indices[rows, : at.shape[1]] = pool[at.numpy()]
+        sims[rows, : at.shape[1]] = values.numpy()
     return indices, sims
 
 
