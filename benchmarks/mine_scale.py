@@ -14,9 +14,10 @@ Two records:
 
 Each measurement runs in its own process, so peak RSS (ru_maxrss) is that run's alone, the
 input embeddings (N x 384 float32) included. ``metis-recursive`` partitions two halves in two
-child processes (forked: they share the parent's pages): the recorded peak is the larger of
-ru_maxrss and the proportional set size (PSS: shared pages split between the processes that
-share them) of the process and its children summed, sampled every 20 ms.
+child processes (forked: they share the parent's pages): while any runs, the process's RSS
+plus the children's unique set size (USS: pages no other process maps) is sampled every
+0.1 s, and the recorded peak is the larger of that and ru_maxrss. (Sampling every process's
+proportional set size all along slowed the 1M run by a third: it walks every page.)
 
     .venv/bin/python benchmarks/mine_scale.py --compare-n 20000 --sizes 100000 --b3-sizes 1000000
 """
@@ -110,7 +111,7 @@ def dense_argsort(emb: np.ndarray, seed: int) -> list[list[int]]:
 
 
 class TreePeak(threading.Thread):
-    """The largest PSS of this process and its children together, sampled every 20 ms."""
+    """While child processes run: the largest RSS of this process plus the children's USS."""
 
     def __init__(self) -> None:
         super().__init__(daemon=True)
@@ -118,11 +119,14 @@ class TreePeak(threading.Thread):
 
     def run(self) -> None:
         me = psutil.Process()
-        while not self.done.wait(0.02):
-            total = me.memory_full_info().pss
-            for child in me.children(recursive=True):
+        while not self.done.wait(0.1):
+            children = me.children(recursive=True)
+            if not children:
+                continue  # ru_maxrss covers this process alone
+            total = me.memory_info().rss
+            for child in children:
                 with contextlib.suppress(psutil.Error):  # a child may end meanwhile
-                    total += child.memory_full_info().pss
+                    total += child.memory_full_info().uss
             self.peak = max(self.peak, total)
 
 

@@ -118,7 +118,8 @@ def _halves_in_parallel(
 ) -> np.ndarray:
     """METIS's recursive bisection with its first cut made here: bisect the graph in the
     ratio of the parts each side gets, then partition each side's subgraph, the two in two
-    processes where two CPUs are free (the same result with one: it does not depend on them).
+    processes where two CPUs are free and ``OMP_NUM_THREADS`` (a Snakemake job's ``threads``)
+    allows two (the same result with one: it does not depend on them).
     Recursive bisection does exactly this at every level; doing the first level here lets a
     million-row graph use both cores of a laptop."""
     left = n_parts // 2
@@ -135,7 +136,8 @@ def _halves_in_parallel(
         sub = graph[nodes][:, nodes]  # the induced subgraph, renumbered 0..len(nodes)-1
         jobs.append((sub.indptr, sub.indices, k, seed, True))
     del graph, sub
-    if len(os.sched_getaffinity(0)) > 1:
+    cpus = len(os.sched_getaffinity(0))
+    if int(os.environ.get("OMP_NUM_THREADS", cpus)) > 1 and cpus > 1:  # a job's thread budget
         # fork: works from any __main__ (a notebook, `python -`); the child runs METIS alone
         # (no OpenMP) and shares the parent's pages until it writes (pymetis holds the GIL,
         # so threads would not run the halves at once)

@@ -12,7 +12,7 @@ Backends:
   (a row's candidates follow its cell, not the row itself: lower recall at equal work), but
   dense matrix products instead of one query at a time: for a million rows on a CPU
   (docs/mining-scale.md).
-- ``auto``: faiss-exact up to 50,000 rows (faster than the torch blocks here), cells above.
+- ``auto``: faiss-exact up to 50,000 rows (faster than the torch blocks here), faiss-ivf above.
 
 >>> idx, sim = topk_neighbours(np.eye(3, dtype=np.float32), k=2)
 >>> idx.shape
@@ -97,9 +97,7 @@ def _cells(data: np.ndarray, k: int, nprobe: int, seed: int) -> tuple[np.ndarray
         pool = np.concatenate([members[p] for p in probes[c] if p >= 0])  # own cell first
         scores = tensor[torch.from_numpy(rows)] @ tensor[torch.from_numpy(pool)].T
         scores[torch.arange(len(rows)), torch.arange(len(rows))] = -torch.inf  # not itself
-        values, at = torch.topk(scores, min(k, len(pool) - 1), dim=1, sorted=False)
-        values, order = torch.sort(values, dim=1, descending=True)  # cheaper than sorted=True
-        at = torch.gather(at, 1, order)
+        values, at = torch.topk(scores, min(k, len(pool) - 1), dim=1, sorted=True)
         indices[rows, : at.shape[1]] = pool[at.numpy()]
         sims[rows, : at.shape[1]] = values.numpy()
     return indices, sims
@@ -123,7 +121,7 @@ def topk_neighbours(
         raise SettingError(f"k={k} must be between 1 and N-1={n - 1}")
     data = np.ascontiguousarray(emb, dtype=np.float32)
     if backend == "auto":
-        backend = "faiss-exact" if n <= EXACT_LIMIT else "cells"
+        backend = "faiss-exact" if n <= EXACT_LIMIT else "faiss-ivf"
     if backend == "exact":
         return _exact(data, k, block)
     if backend in ("faiss-exact", "faiss-ivf"):
