@@ -16,7 +16,7 @@ Each measurement runs in its own process, so peak RSS (ru_maxrss) is that run's 
 input embeddings (N x 384 float32) included. ``metis-recursive`` partitions two halves in two
 child processes (forked: they share the parent's pages): while any runs, the process's RSS
 plus the children's unique set size (USS: pages no other process maps) is sampled every
-0.1 s, and the recorded peak is the larger of that and ru_maxrss. (Sampling every process's
+0.5 s, and the recorded peak is the larger of that and ru_maxrss. (Sampling every process's
 proportional set size all along slowed the 1M run by a third: it walks every page.)
 
     .venv/bin/python benchmarks/mine_scale.py --compare-n 20000 --sizes 100000 --b3-sizes 1000000
@@ -119,7 +119,7 @@ class TreePeak(threading.Thread):
 
     def run(self) -> None:
         me = psutil.Process()
-        while not self.done.wait(0.1):
+        while not self.done.wait(0.5):
             children = me.children(recursive=True)
             if not children:
                 continue  # ru_maxrss covers this process alone

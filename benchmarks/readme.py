@@ -54,15 +54,21 @@ def render(results: Path = HERE / "results") -> str:
             f"`{r['name']}`: {r['title']}; {r['machine']}; `{r['commit']}`; {r['date']};"
             f" `{r['command']}`",
             "",
-            "| N | miner | seconds | peak memory | in-batch hardness |",
-            "|---:|---|---:|---:|---:|",
+            "| N | miner | seconds | of which, by step | peak memory | in-batch hardness |",
+            "|---:|---|---:|---|---:|---:|",
             *(
-                f"| {x['n']:,} | {x['method']} | {x['seconds']:,.1f} | {x['peak_gib']:.2f} GiB"
-                f" | {x['hardness']:.4f} |"
+                f"| {x['n']:,} | {x['method']} | {x['seconds']:,.1f} | {_steps(x)}"
+                f" | {x['peak_gib']:.2f} GiB | {x['hardness']:.4f} |"
                 for x in r["rows"]
             ),
         ]
     return "\n".join([BEGIN, "", *lines, "", *notes, "", END])
+
+
+def _steps(row: dict) -> str:
+    """A miner's own step times (b3: ``seconds_knn`` ...), as ``knn 9.2 · graph 1.1 ...``."""
+    steps = row.get("steps") or {}
+    return " · ".join(f"{k.removeprefix('seconds_')} {v:,.1f}" for k, v in steps.items()) or "–"
 
 
 def current(text: str) -> str:

@@ -45,7 +45,7 @@ rule mine:
         conda_env(0)
     threads: 1
     resources:
-        mem_mb=2000 + N // 150,  # 6.1 GiB measured at N = 1M (benchmarks/mine_scale.py)
+        mem_mb=2000 + N // 150,  # above the peak at N = 1M in the README's mine-scale table
         runtime=30 + len(GRID["seeds"]) * N // 20000,
     params:
         track=track("mine"),

@@ -234,13 +234,12 @@ def b3_batches(
         excluded = np.concatenate([members, neighbours[members, :p].ravel(), [-1]])
         pool = np.setdiff1d(candidates[members].ravel(), excluded)  # sorted, unique
         take = min(hard_negatives, len(pool))
-        # K distinct picks from the pool for every member at once: the K smallest of random
-        # keys, in order (argpartition, then a sort of the K: what a full argsort would pick)
-        keys = rng.random((len(cluster), len(pool)))
-        picks = (
-            np.argpartition(keys, take - 1, axis=1)[:, :take] if take else keys[:, :0].astype(int)
-        )
-        picks = np.take_along_axis(picks, np.argsort(np.take_along_axis(keys, picks, 1)), 1)
+        if take <= 1:  # the default: one uniform pick per member (none from an empty pool)
+            picks = rng.integers(0, max(len(pool), 1), size=(len(cluster), take))
+        else:  # K distinct picks per member: the K smallest of random keys, in order
+            keys = rng.random((len(cluster), len(pool)))
+            picks = np.argpartition(keys, take - 1, axis=1)[:, :take]
+            picks = np.take_along_axis(picks, np.argsort(np.take_along_axis(keys, picks, 1)), 1)
         negatives.update(zip(cluster, pool[picks].tolist(), strict=True))
 
     per_batch = batch_size // cluster_size
