@@ -211,8 +211,10 @@ def test_recursive_metis_gives_the_same_parts_on_one_cpu_as_on_two(monkeypatch):
 
     emb = clustered(4096, d=32, centres=64)
     xadj, adjncy = mutual_graph(topk_neighbours(emb, 24)[0][:, 4:])
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
     two = partition(xadj, adjncy, 128, "metis-recursive", 0)  # halves in two processes
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a Snakemake job with threads: 1
     one = partition(xadj, adjncy, 128, "metis-recursive", 0)
     np.testing.assert_array_equal(one, two)
     assert sorted(np.unique(one)) == list(range(128))
