@@ -20,6 +20,7 @@ Backends:
 """
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from embedlab.errors import SettingError
 
@@ -82,7 +83,7 @@ def _cells(data: np.ndarray, k: int, nprobe: int, seed: int) -> tuple[np.ndarray
     kmeans = faiss.Kmeans(d, nlist, niter=10, seed=seed, spherical=True, verbose=False)
     kmeans.train(sample)
     label = kmeans.index.search(data, 1)[1].ravel()
-    probes = kmeans.index.search(kmeans.centroids, min(-(-nprobe // 2), nlist))[1]  # own first
+    probes = kmeans.index.search(kmeans.centroids, min(-(-nprobe // 2), nlist))[1]
     order = np.argsort(label, kind="stable")
     starts = np.searchsorted(label[order], np.arange(nlist + 1))
     members = [order[starts[c] : starts[c + 1]] for c in range(nlist)]
@@ -90,11 +91,12 @@ def _cells(data: np.ndarray, k: int, nprobe: int, seed: int) -> tuple[np.ndarray
     # int32 ids (a million rows, 130 neighbours: 0.5 GB, not 1 GB)
     indices = np.full((n, k), -1, dtype=np.int32 if n < 2**31 else np.int64)
     sims = np.full((n, k), -np.inf, dtype=np.float32)
-    for c in range(nlist):
+    for c in tqdm(range(nlist), desc="knn cells", unit="cell", disable=nlist < 100):
         rows = members[c]
         if not len(rows):
             continue
-        pool = np.concatenate([members[p] for p in probes[c] if p >= 0])  # own cell first
+        # the cell's own rows first, so that row i of the cell is column i of the pool
+        pool = np.concatenate([rows, *(members[p] for p in probes[c] if p not in (c, -1))])
         scores = tensor[torch.from_numpy(rows)] @ tensor[torch.from_numpy(pool)].T
         scores[torch.arange(len(rows)), torch.arange(len(rows))] = -torch.inf  # not itself
         values, at = torch.topk(scores, min(k, len(pool) - 1), dim=1, sorted=True)
@@ -113,8 +115,9 @@ def topk_neighbours(
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row of L2-normalised ``emb``, the ``k`` most similar other rows, best first.
 
-    Returns (indices int64 [N, k], similarities float32 [N, k]). Approximate backends may
-    return -1 with similarity -inf where fewer than k neighbours were found.
+    Returns (indices [N, k], int64, or int32 from ``cells``; similarities float32 [N, k]).
+    Approximate backends may return -1 with similarity -inf where fewer than k neighbours were
+    found.
     """
     n = emb.shape[0]
     if not 0 < k < n:
