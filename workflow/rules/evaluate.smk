@@ -1,6 +1,13 @@
 ruleorder: evaluate_teacher > evaluate_seeds > evaluate
 
 
+# What the three evaluate rules share: the teacher's, one model's and a grid cell's seeds'.
+EVALUATE_RESOURCES = dict(
+    gpu=config["evaluate"]["gpus"], cpus_per_gpu=4, mem_mb=4000, runtime=60
+)
+EVALUATE_ARGS = cli_args(config["evaluate"], skip=["gpus"], cache="eval")
+
+
 rule evaluate_teacher:
     input:
         staged=STAGED,
@@ -14,13 +21,10 @@ rule evaluate_teacher:
         conda_env(config["evaluate"]["gpus"])
     threads: workflow.cores
     resources:
-        gpu=config["evaluate"]["gpus"],
-        cpus_per_gpu=4,
-        mem_mb=4000,
-        runtime=60,
+        **EVALUATE_RESOURCES,
     params:
         track=track("evaluate_teacher", model="teacher"),
-        args=cli_args(config["evaluate"], skip=["gpus"], cache="eval"),
+        args=EVALUATE_ARGS,
         model=config["teacher"]["model"],
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {params.model}"
@@ -41,13 +45,10 @@ rule evaluate:
         conda_env(config["evaluate"]["gpus"])
     threads: workflow.cores
     resources:
-        gpu=config["evaluate"]["gpus"],
-        cpus_per_gpu=4,
-        mem_mb=4000,
-        runtime=60,
+        **EVALUATE_RESOURCES,
     params:
         track=track("evaluate"),
-        args=cli_args(config["evaluate"], skip=["gpus"], cache="eval"),
+        args=EVALUATE_ARGS,
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {input.model}"
         " --name {wildcards.model} --out {output} {params.args} > {log} 2>&1"
@@ -69,14 +70,11 @@ rule evaluate_seeds:
         conda_env(config["evaluate"]["gpus"])
     threads: workflow.cores
     resources:
-        gpu=config["evaluate"]["gpus"],
-        cpus_per_gpu=4,
-        mem_mb=4000,
-        runtime=60,
+        **EVALUATE_RESOURCES,
     params:
         track=track("evaluate"),
         names=lambda w, input: [Path(m).name for m in input.models],
-        args=cli_args(config["evaluate"], skip=["gpus"], cache="eval"),
+        args=EVALUATE_ARGS,
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {input.models}"
         " --name {params.names} --out {output} {params.args} > {log} 2>&1"
