@@ -16,8 +16,9 @@ from embedlab.contracts import TAG_SCORES_SHA256, file_sha256, score_metric
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args, setting
+from embedlab.stages import split_units
 from embedlab.sts_data import STS_TASKS
-from embedlab.tracking import StageRun, with_tag
+from embedlab.tracking import StageRun
 
 HELP = "STS12-16, STS-B, SICK-R (SentEval 'all')"
 # the code a score depends on: a change of any of it scores again
@@ -49,23 +50,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def units(args: argparse.Namespace) -> list[argparse.Namespace]:
-    """One namespace per model: the CLI opens an MLflow run for each and runs them in one
-    process, so a grid's seeds pay the start-up (seconds of imports) once, not per model.
+    """One unit per model (tagged ``model`` with its name), all in one process.
 
     Example: ``embedlab evaluate --model m0 m1 --name s0 s1 --out s0.parquet s1.parquet``
     """
-    if not len(args.model) == len(args.name) == len(args.out):
-        raise SystemExit(
-            f"embedlab evaluate: error: --model, --name and --out need one value per model "
-            f"(got {len(args.model)}, {len(args.name)} and {len(args.out)})"
-        )
-    fields = zip(args.model, args.name, args.out, strict=True)
-    return [
-        argparse.Namespace(
-            **{**vars(args), "model": m, "name": n, "out": o, "tag": with_tag(args.tag, "model", n)}
-        )
-        for m, n, o in fields
-    ]
+    per_model = {"model": args.model, "name": args.name, "out": args.out}
+    return split_units(args, per_model, ("model", args.name))
 
 
 def run(args: argparse.Namespace, tracker: StageRun) -> None:

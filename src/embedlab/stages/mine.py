@@ -14,7 +14,8 @@ from embedlab.contracts import HIST_EDGES, IN_BATCH_SIM_TABLE
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args, setting
-from embedlab.tracking import StageRun, with_tag
+from embedlab.stages import split_units
+from embedlab.tracking import StageRun
 
 HELP = "build the batch file (training order)"
 log = logging.getLogger(__name__)
@@ -41,23 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def units(args: argparse.Namespace) -> list[argparse.Namespace]:
-    """One namespace per seed (tagged ``seed``): the CLI opens an MLflow run for each and runs
-    them in one process, so a grid's seeds pay the start-up once.
+    """One unit per seed (tagged ``seed``), all in one process; a unit's ``seed`` is a list of
+    one, as the settings field is.
 
     Example: ``embedlab mine --miner b3 ... --seed 0 1 --out b0.parquet b1.parquet``
     """
-    plots = args.plot or [None] * len(args.out)
-    if not len(args.seed) == len(args.out) == len(plots):
-        raise SystemExit(
-            f"embedlab mine: error: --seed, --out and --plot need one value per seed "
-            f"(got {len(args.seed)}, {len(args.out)} and {len(plots)})"
-        )
-    return [
-        argparse.Namespace(
-            **{**vars(args), "seed": [k], "out": o, "plot": p, "tag": with_tag(args.tag, "seed", k)}
-        )
-        for k, o, p in zip(args.seed, args.out, plots, strict=True)
-    ]
+    per_seed = {"seed": [[k] for k in args.seed], "out": args.out}
+    per_seed["plot"] = args.plot or [None] * len(args.out)
+    return split_units(args, per_seed, ("seed", args.seed))
 
 
 def run(args: argparse.Namespace, tracker: StageRun) -> None:
