@@ -36,7 +36,7 @@ import numpy as np
 import psutil
 from record import RESULTS, Record, commit, machine, write
 
-from embedlab.mine.b3 import fixed_size_clusters, mutual_graph
+from embedlab.mine.b3 import fixed_size_clusters, inside_degree, mutual_graph
 from embedlab.mine.batches import in_batch_similarity
 
 P, M, CLUSTER, BATCH = 30, 100, 32, 64  # B3's published setting
@@ -59,7 +59,7 @@ def synthetic(n: int, seed: int = 0, chunk: int = 65_536) -> np.ndarray:
 
 
 def _batches(parts: np.ndarray, xadj, adjncy, seed: int) -> list[list[int]]:
-    clusters, _ = fixed_size_clusters(parts, xadj, adjncy, CLUSTER)
+    clusters, _ = fixed_size_clusters(parts, inside_degree(parts, xadj, adjncy), CLUSTER)
     order = np.random.default_rng(seed).permutation(len(clusters))
     per = BATCH // CLUSTER
     return [

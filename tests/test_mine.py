@@ -233,3 +233,17 @@ def test_b3_with_louvain_communities_is_harder_than_random():
     assert all(len(b) == 32 and len(set(b)) == 32 for b in b3[0])
     with pytest.raises(ValueError, match="unknown community detector .spectral."):
         b3_batches(emb, None, 32, 1, 0, detector="spectral")
+
+
+@pytest.mark.parametrize("detector", ["metis-recursive", "metis"])
+def test_graph_parts_from_the_saved_neighbours_are_the_partition_of_their_graph(tmp_path, detector):
+    from embedlab.mine.b3 import graph_parts, inside_degree, partition
+
+    neighbours = topk_neighbours(clustered(4096, d=32, centres=64), 24)[0]
+    np.save(tmp_path / "neighbours.npy", neighbours)
+    parts, degree, stats = graph_parts(str(tmp_path / "neighbours.npy"), 4, 128, detector, 0)
+    xadj, adjncy = mutual_graph(neighbours[:, 4:])
+    np.testing.assert_array_equal(parts, partition(xadj, adjncy, 128, detector, 0))
+    # for recursive bisection the halves count the in-part degrees: the whole graph's count
+    np.testing.assert_array_equal(degree, inside_degree(parts, xadj, adjncy))
+    assert degree.sum() > 0 and stats["edges"] == len(adjncy) / 2

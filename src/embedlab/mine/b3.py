@@ -2,7 +2,8 @@
 
 1. For each example, the teacher's neighbours at ranks [p, p+m) are candidate strong negatives
    (the top p are skipped as likely false negatives). Blocked top-k: no N x N matrix.
-2. A sparse graph keeps the mutual candidate edges.
+2. A sparse graph keeps the mutual candidate edges (meanwhile the neighbours wait in a
+   temporary file, so that METIS has the memory: docs/mining-scale.md).
 3. METIS (pymetis) cuts it into ceil(N / c) parts (or Louvain finds communities); parts are
    then made exactly size c (members with the fewest edges inside an oversized part are
    trimmed; short parts are filled with them).
@@ -17,6 +18,7 @@ Example::
 """
 
 import os
+import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -54,24 +56,35 @@ def mutual_graph(candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     del found
     a = scipy.sparse.csr_matrix((np.ones(len(cols), dtype=bool), cols, indptr), shape=(n, n))
     a.has_sorted_indices = True
-    mutual = a.multiply(a.T.tocsr()).tocsr()
+    del cols, indptr
+    at = a.T.tocsr()
+    # row blocks: scipy's elementwise product allocates nnz(A) + nnz(Aᵀ) entries for its
+    # output (1 GB at a million rows), a block only its share
+    step = max(1, 2**24 // max(k, 1))
+    mutual = [a[i : i + step].multiply(at[i : i + step]).tocsr() for i in range(0, n, step)]
+    del a, at
+    mutual = scipy.sparse.vstack(mutual, format="csr")
     mutual.sort_indices()
-    return mutual.indptr, mutual.indices  # int32 below 2**31 edges: what METIS takes
+    return mutual.indptr, mutual.indices  # int32 below 2**31 edges
+
+
+def inside_degree(parts: np.ndarray, xadj: np.ndarray, adjncy: np.ndarray) -> np.ndarray:
+    """Each node's number of neighbours in its own part."""
+    inside = parts[adjncy] == np.repeat(parts, np.diff(xadj))  # edge i-j within i's part
+    count = np.concatenate([[0], np.cumsum(inside, dtype=np.int64)])
+    return count[xadj[1:]] - count[xadj[:-1]]
 
 
 def fixed_size_clusters(
-    parts: np.ndarray, xadj: np.ndarray, adjncy: np.ndarray, size: int
+    parts: np.ndarray, degree: np.ndarray, size: int
 ) -> tuple[list[list[int]], dict[str, float]]:
     """Make METIS parts exactly ``size`` long; leftover examples (< size) are left out.
 
-    Within a part, the nodes with the most neighbours inside it come first (ties by id); full
-    clusters are cut from the front, and the rest of every part is pooled and cut in order.
+    Within a part, the nodes with the most neighbours inside it (``degree``, from
+    :func:`inside_degree`) come first (ties by id); full clusters are cut from the front, and
+    the rest of every part is pooled and cut in order.
     """
     n = len(parts)
-    inside = parts[adjncy] == np.repeat(parts, np.diff(xadj))  # edge i-j within i's part
-    count = np.concatenate([[0], np.cumsum(inside, dtype=np.int64)])
-    degree = count[xadj[1:]] - count[xadj[:-1]]  # neighbours inside its part, per node
-    del inside, count
     order = np.lexsort((np.arange(n), -degree, parts))  # by part, best connected first
     starts = np.flatnonzero(np.r_[True, np.diff(parts[order]) != 0])  # where each part begins
     sizes = np.diff(np.r_[starts, n])
@@ -96,9 +109,15 @@ def fixed_size_clusters(
     return clusters, stats
 
 
-def _metis(job: tuple) -> np.ndarray:
-    """METIS on one graph: (xadj, adjncy, n_parts, seed, recursive[, target part weights])."""
-    xadj, adjncy, n_parts, seed, recursive, *weights = job
+def _metis(
+    xadj: np.ndarray,
+    adjncy: np.ndarray,
+    n_parts: int,
+    seed: int,
+    recursive: bool,
+    weights: list[float] | None = None,
+) -> np.ndarray:
+    """METIS on one graph (``weights``: the target share of each part)."""
     if n_parts == 1:
         return np.zeros(len(xadj) - 1, dtype=np.int64)
     import pymetis  # native; imported only when METIS is used
@@ -107,47 +126,81 @@ def _metis(job: tuple) -> np.ndarray:
         n_parts,
         adjacency=pymetis.CSRAdjacency(xadj, adjncy),
         recursive=recursive,
-        tpwgts=weights[0] if weights else None,
+        tpwgts=weights,
         options=pymetis.Options(seed=seed),
     )
     return np.asarray(parts, dtype=np.int64)
 
 
-def _halves_in_parallel(
+def _metis_ints(a: np.ndarray) -> np.ndarray:
+    """``a`` in METIS's own integer type (64-bit in pymetis's wheels): pymetis copies anything
+    else, once per call."""
+    import pymetis
+
+    return a.astype(pymetis.zero_copy_dtype(), copy=False)
+
+
+def _split(
     xadj: np.ndarray, adjncy: np.ndarray, n_parts: int, seed: int
-) -> np.ndarray:
-    """METIS's recursive bisection with its first cut made here: bisect the graph in the
-    ratio of the parts each side gets, then partition each side's subgraph, the two in two
-    processes where two CPUs are free and ``OMP_NUM_THREADS`` (a Snakemake job's ``threads``)
-    allows two (the same result with one: it does not depend on them).
-    Recursive bisection does exactly this at every level; doing the first level here lets a
-    million-row graph use both cores of a laptop."""
-    left = n_parts // 2
-    if left < 2 or len(xadj) - 1 < 4 * n_parts:  # too small to be worth two processes
-        return _metis((xadj, adjncy, n_parts, seed, True))
+) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray, int]]]:
+    """The first cut of METIS's recursive bisection, made here: the graph bisected in the ratio
+    of the parts each side gets. Returns the side of each node and each side's induced
+    subgraph (renumbered from 0, in METIS's integer type) with its number of parts."""
     import scipy.sparse
 
-    half = _metis((xadj, adjncy, 2, seed, True, [left / n_parts, 1 - left / n_parts]))
+    left = n_parts // 2
+    side = _metis(xadj, adjncy, 2, seed, True, [left / n_parts, 1 - left / n_parts])
     n = len(xadj) - 1
     graph = scipy.sparse.csr_matrix((np.ones(len(adjncy), dtype=bool), adjncy, xadj), (n, n))
-    sides = [np.flatnonzero(half == side) for side in (0, 1)]
-    jobs = []
-    for nodes, k in zip(sides, (left, n_parts - left), strict=True):
-        sub = graph[nodes][:, nodes]  # the induced subgraph, renumbered 0..len(nodes)-1
-        jobs.append((sub.indptr, sub.indices, k, seed, True))
-    del graph, sub
+    halves = []
+    for s, k in ((0, left), (1, n_parts - left)):
+        nodes = np.flatnonzero(side == s)
+        sub = graph[nodes][:, nodes]
+        halves.append((_metis_ints(sub.indptr), _metis_ints(sub.indices), k))
+    return side, halves
+
+
+_HALVES: list[tuple[np.ndarray, np.ndarray, int]] = []  # a forked child inherits them
+
+
+def _half(i: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """METIS's recursive bisection on ``_HALVES[i]``: its parts and each node's in-part degree."""
+    xadj, adjncy, n_parts = _HALVES[i]
+    parts = _metis(xadj, adjncy, n_parts, seed, True)
+    return parts, inside_degree(parts, xadj, adjncy)
+
+
+def _halves(
+    side: np.ndarray, halves: list[tuple[np.ndarray, np.ndarray, int]], seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Partition the two sides of :func:`_split`: in two processes where two CPUs are free and
+    ``OMP_NUM_THREADS`` (a Snakemake job's ``threads``) allows two, else one after the other
+    (the same result: it does not depend on them). Returns parts and in-part degrees."""
+    global _HALVES
     cpus = len(os.sched_getaffinity(0))
-    if int(os.environ.get("OMP_NUM_THREADS", cpus)) > 1 and cpus > 1:  # a job's thread budget
-        # fork: works from any __main__ (a notebook, `python -`); the child runs METIS alone
-        # (no OpenMP) and shares the parent's pages until it writes (pymetis holds the GIL,
-        # so threads would not run the halves at once)
-        with ProcessPoolExecutor(2, mp_context=get_context("fork")) as pool:
-            results = list(pool.map(_metis, jobs))
-    else:
-        results = [_metis(job) for job in jobs]
-    parts = np.empty(n, dtype=np.int64)
-    parts[sides[0]], parts[sides[1]] = results[0], results[1] + left
-    return parts
+    _HALVES = halves
+    try:
+        if int(os.environ.get("OMP_NUM_THREADS", cpus)) > 1 and cpus > 1:
+            # fork: the children inherit the subgraphs without a copy and work from any
+            # __main__ (a notebook, `python -`); each runs METIS alone (pymetis holds the
+            # GIL, so threads would not run the halves at once)
+            with ProcessPoolExecutor(2, mp_context=get_context("fork")) as pool:
+                results = list(pool.map(_half, (0, 1), (seed, seed)))
+        else:
+            results = [_half(i, seed) for i in (0, 1)]
+    finally:
+        _HALVES = []
+    parts = np.empty(len(side), dtype=np.int64)
+    degree = np.empty(len(side), dtype=np.int64)
+    for s, (got, deg) in enumerate(results):
+        parts[side == s] = got + s * halves[0][2]
+        degree[side == s] = deg
+    return parts, degree
+
+
+def _recursive_is_split(n: int, n_parts: int) -> bool:
+    """Whether recursive bisection makes its first cut here (and runs the halves apart)."""
+    return n_parts // 2 >= 2 and n >= 4 * n_parts
 
 
 def partition(
@@ -158,15 +211,18 @@ def partition(
     ``metis-recursive`` (the default) is METIS's recursive bisection, ``metis`` its k-way
     partitioning. With parts of a few tens of rows, k-way barely coarsens the graph (METIS
     stops coarsening at 30 vertices per part): recursive bisection is then several times
-    faster and keeps more edges inside parts (docs/mining-scale.md).
+    faster and keeps more edges inside parts (docs/mining-scale.md). Recursive bisection makes
+    its first cut here and partitions the two halves in two processes (:func:`_halves`).
     Louvain (networkx, pure Python: for up to ~100k examples) finds communities of any size;
     fixed_size_clusters then cuts and fills them to the cluster size.
     """
     n = len(xadj) - 1
     if detector == "metis":
-        return _metis((xadj, adjncy, n_parts, seed, False))
+        return _metis(xadj, adjncy, n_parts, seed, False)
     if detector == "metis-recursive":
-        return _halves_in_parallel(xadj, adjncy, n_parts, seed)
+        if not _recursive_is_split(n, n_parts):
+            return _metis(xadj, adjncy, n_parts, seed, True)
+        return _halves(*_split(xadj, adjncy, n_parts, seed), seed)[0]
     if detector == "louvain":
         import networkx as nx
 
@@ -181,6 +237,36 @@ def partition(
     raise SettingError(
         f"unknown community detector {detector!r}; expected metis, metis-recursive or louvain"
     )
+
+
+def graph_parts(
+    neighbours_file: str, p: int, n_parts: int, detector: str, seed: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """The mutual graph of the candidates (columns ``p:`` of the neighbours saved in
+    ``neighbours_file``), partitioned: the part of each row, its neighbours inside its part,
+    and the graph's stats and step times.
+
+    It reads the neighbours from a file and keeps the graph to itself, so that nothing METIS
+    does not need stays in memory while it runs: with recursive bisection the whole graph is
+    freed once its two halves are cut out. At a million rows the neighbours (0.5 GB) and the
+    graph (0.5 GB in METIS's integers) are what the two METIS processes need
+    (docs/mining-scale.md).
+    """
+    started = time.perf_counter()
+    xadj, adjncy = mutual_graph(np.load(neighbours_file, mmap_mode="r")[:, p:])
+    n = len(xadj) - 1
+    stats = {"edges": float(len(adjncy) / 2), "isolated": float((np.diff(xadj) == 0).sum())}
+    stats["seconds_graph"] = time.perf_counter() - started
+    if detector == "metis-recursive" and _recursive_is_split(n, n_parts):
+        xadj, adjncy = _metis_ints(xadj), _metis_ints(adjncy)  # no copy inside METIS
+        side, halves = _split(xadj, adjncy, n_parts, seed)
+        del xadj, adjncy  # the halves are all that METIS needs from here on
+        parts, degree = _halves(side, halves, seed)
+    else:
+        parts = partition(xadj, adjncy, n_parts, detector, seed)
+        degree = inside_degree(parts, xadj, adjncy)
+    stats["seconds_partition"] = time.perf_counter() - started - stats["seconds_graph"]
+    return parts, degree, stats
 
 
 def b3_batches(
@@ -214,18 +300,24 @@ def b3_batches(
         clock.append(time.perf_counter())
         return clock[-1] - clock[-2]
 
-    neighbours, _ = topk_neighbours(emb, p + m, backend=knn, nprobe=nprobe, seed=seed)
+    neighbours = topk_neighbours(emb, p + m, backend=knn, nprobe=nprobe, seed=seed)[0]
     seconds = {"seconds_knn": lap()}
+    with tempfile.TemporaryDirectory(prefix="embedlab-b3-") as spill:
+        # the neighbours wait on disk while the graph is built and cut (graph_parts)
+        np.save(saved := os.path.join(spill, "neighbours.npy"), neighbours)
+        del neighbours
+        seconds["seconds_spill"] = lap()
+        n_parts = max(1, -(-n // cluster_size))
+        parts, degree, stats = graph_parts(saved, p, n_parts, detector, seed)
+        lap()  # graph_parts times its two steps itself
+        seconds |= {k: stats.pop(k) for k in ("seconds_graph", "seconds_partition")}
+        clusters, cluster_stats = fixed_size_clusters(parts, degree, cluster_size)
+        del parts, degree
+        seconds["seconds_clusters"] = lap()
+        neighbours = np.load(saved)
+        seconds["seconds_spill"] += lap()
+    stats |= cluster_stats
     candidates = neighbours[:, p:]
-    xadj, adjncy = mutual_graph(candidates)
-    seconds["seconds_graph"] = lap()
-    parts = partition(xadj, adjncy, max(1, -(-n // cluster_size)), detector, seed)
-    seconds["seconds_partition"] = lap()
-    clusters, stats = fixed_size_clusters(parts, xadj, adjncy, cluster_size)
-    stats["edges"] = float(len(adjncy) / 2)
-    stats["isolated"] = float((np.diff(xadj) == 0).sum())
-    del xadj, adjncy, parts
-    seconds["seconds_clusters"] = lap()
 
     rng = np.random.default_rng(seed)
     negatives: dict[int, list[int]] = {}
