@@ -43,7 +43,9 @@ rule mine:
         f"{R}/benchmarks/mine/{{miner}}-bs{{bs}}.tsv"
     conda:
         conda_env(0)
-    threads: 1
+    # small sets: one core per job, many grid cells at once; from 100k rows the neighbour
+    # search and METIS's two halves use every core (docs/mining-scale.md)
+    threads: 1 if N < 100_000 else workflow.cores
     resources:
         mem_mb=2000 + N // 150,  # above the peak at N = 1M in the README's mine-scale table
         runtime=30 + len(GRID["seeds"]) * N // 20000,
