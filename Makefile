@@ -44,6 +44,21 @@ format: env
 clean:
 	rm -rf results .snakemake
 
+# Every benchmark, one after another, then the README's table from their records (README.md,
+# "Benchmarks"). Run it on a quiet machine at a committed state: each record names the commit.
+# LLAMA_SERVER=/path/to/llama-server adds llama.cpp's server to the synthesis benchmark.
+LLAMA_SERVER ?=
+.PHONY: benchmarks
+benchmarks: env
+	$(PY) benchmarks/encode_speed.py
+	$(PY) benchmarks/eval_speed.py
+	$(PY) benchmarks/synth_throughput.py $(if $(LLAMA_SERVER),--llama-server $(LLAMA_SERVER))
+	$(PY) benchmarks/train_throughput.py --students static transformer
+	$(PY) benchmarks/train_throughput.py --students transformer --batch-size 128 --chunk 32 --n 512
+	$(PY) benchmarks/gradcache_memory.py
+	$(PY) benchmarks/mine_scale.py --compare-n 20000 --sizes 100000 --b3-sizes 1000000
+	$(PY) benchmarks/readme.py
+
 # Studies (docs/studies.md): each writes results/<experiment>/study.md from the MLflow runs and
 # copies it with its figures to docs/studies/<name>/. Train and evaluate jobs take one core each
 # so that two run at once on a 2-core machine (a static student gains little from a second).

@@ -65,12 +65,15 @@ def machine() -> str:
 
 
 def commit() -> str:
+    """HEAD, with ``+dirty`` when tracked files differ from it (the records themselves aside:
+    a run of every benchmark rewrites them one after another)."""
     try:
         done = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
         )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no"]
+            + ["--", ":(top)", ":(top,exclude)benchmarks/results"],
             capture_output=True,
             text=True,
             check=True,

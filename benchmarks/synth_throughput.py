@@ -4,19 +4,26 @@ All sides write a positive and a hard negative for the same WordNet anchors with
 model, the same prompts (the pool is seeded per row), greedy decoding and the same parsing and
 cheap filters (the teacher filter is off: generation only). The peer is what a user would write
 with transformers: ``model.generate`` on left-padded batches of ``--batch-size`` prompts.
-Beside it: one prompt at a time (``--naive-anchors`` rows), and llama.cpp (``llama-cpp-python``
-on the same GGUF file, one prompt at a time through its Python API) when it is installed. The
-sides alternate after a warm-up; medians of rows/s (anchors finished per second), with
-tokens/s and accepted rows/s kept in the record. Writes ``results/synth.json``.
+Beside it: one prompt at a time (``--naive-anchors`` rows), llama.cpp (``llama-cpp-python``
+on the same GGUF file, one prompt at a time through its Python API) when it is installed, and
+llama.cpp's own server with parallel slots and continuous batching (``--llama-server``: the
+path of a ``llama-server`` binary), which embedlab's ``openai`` backend drives with as many
+requests in flight as the server has slots. The sides alternate after a warm-up; medians of
+rows/s (anchors finished per second), with tokens/s and accepted rows/s kept in the record.
+Writes ``results/synth.json``.
 
     .venv/bin/python benchmarks/synth_throughput.py            # CPU, SmolLM2-135M-Instruct
     .venv/bin/python benchmarks/synth_throughput.py --device cuda --anchors 1024 --batch-size 128
 """
 
 import argparse
+import contextlib
+import socket
 import statistics
+import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import polars as pl
@@ -104,6 +111,34 @@ def llama_cpp_generate(model_path: str, threads: int):
     return generate
 
 
+@contextlib.contextmanager
+def llama_server(binary: str, model_path: str, slots: int, threads: int, context: int = 2048):
+    """``llama-server`` on a free local port with ``slots`` parallel slots (continuous batching
+    is its default), ``context`` tokens each; yields its OpenAI-compatible base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [binary, "-m", model_path, "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--parallel", str(slots), "--ctx-size", str(slots * context)]
+    command += ["--threads", str(threads), "--seed", "0"]
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(600):  # the model loads in seconds; a minute at most
+            if server.poll() is not None:
+                raise RuntimeError(f"llama-server exited: {server.stderr.read().decode()[-2000:]}")
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            time.sleep(0.1)
+        else:
+            raise RuntimeError(f"llama-server did not answer on port {port}")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.terminate()
+        server.wait()
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--mirror", default="../shared/data")
@@ -115,6 +150,7 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-new-tokens", type=int, default=48)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--llama-server", help="a llama-server binary: adds llama.cpp's server side")
     args = p.parse_args()
     backend = TransformersBackend(args.model, [args.mirror], device=args.device)
     pool = PromptPool.load(args.prompt)
@@ -150,6 +186,24 @@ def main() -> None:
             sides["llama-cpp-python (one prompt at a time)"] = lambda: _rows(
                 corpus, pool, llama, args.max_new_tokens, 1
             )
+    stack = contextlib.ExitStack()
+    if found.gguf_file and args.llama_server:
+        from embedlab.synth.backends import OpenAIBackend
+
+        url = stack.enter_context(
+            llama_server(
+                args.llama_server,
+                str(Path(found.path) / found.gguf_file),
+                args.batch_size,
+                torch.get_num_threads(),
+            )
+        )
+        served = OpenAIBackend(
+            args.model, base_url=url, api_key_env=None, concurrency=args.batch_size
+        )
+        sides[f"llama-server ({args.batch_size} slots) through embedlab's openai backend"] = (
+            lambda: batched(served, pool, corpus, args.batch_size, args.max_new_tokens)
+        )
     # warm-up (weights, kernels, the few-shot prefixes' first encoding)
     for fn in sides.values():
         fn()
@@ -157,6 +211,8 @@ def main() -> None:
     for i in range(args.repeats):
         for name in list(sides) if i % 2 == 0 else list(reversed(sides)):
             runs[name].append(sides[name]())
+
+    stack.close()
 
     def side(name: str) -> dict:
         figures = {k: statistics.median(r[k] for r in runs[name]) for k in runs[name][0]}
