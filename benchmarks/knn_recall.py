@@ -13,7 +13,7 @@ import faiss
 import numpy as np
 from mine_scale import M, P, synthetic
 
-from embedlab.mine.knn import topk_neighbours
+from embedlab.mine.knn import topk_neighbours, without_self
 
 
 def main() -> None:
@@ -25,9 +25,7 @@ def main() -> None:
     sample = np.random.default_rng(0).choice(args.n, 2000, replace=False)
     exact = faiss.IndexFlatIP(emb.shape[1])
     exact.add(emb)
-    truth = exact.search(emb[sample], k + 1)[1]
-    itself = truth == sample[:, None]  # drop each row itself, keep the k best others
-    truth = np.take_along_axis(truth, np.argsort(itself, axis=1, kind="stable"), 1)[:, :k]
+    truth = without_self(*exact.search(emb[sample], k + 1)[::-1], sample, k)[0]
     for backend in args.backends:
         started = time.perf_counter()
         found = topk_neighbours(emb, k, backend=backend)[0][sample]

@@ -44,6 +44,15 @@ def _exact(data: np.ndarray, k: int, block: int) -> tuple[np.ndarray, np.ndarray
     return indices, sims
 
 
+def without_self(
+    indices: np.ndarray, sims: np.ndarray, rows: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A search of ``k + 1`` neighbours for ``rows`` without each row itself (normally first):
+    the ``k`` best others, in order."""
+    order = np.argsort(indices == rows[:, None], axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(indices, order, 1), np.take_along_axis(sims, order, 1)
+
+
 def _faiss(
     data: np.ndarray, k: int, ivf: bool, nprobe: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -61,12 +70,7 @@ def _faiss(
     else:
         index = faiss.IndexFlatIP(d)
     index.add(data)
-    sims, indices = index.search(data, k + 1)
-    # drop each row itself (normally first); keep the k best others
-    own = indices == np.arange(n)[:, None]
-    order = np.argsort(own, axis=1, kind="stable")[:, :k]
-    indices = np.take_along_axis(indices, order, 1)
-    sims = np.take_along_axis(sims, order, 1)
+    indices, sims = without_self(*index.search(data, k + 1)[::-1], np.arange(n), k)
     missing = indices < 0  # an IVF probe can return fewer than k hits
     sims[missing] = -np.inf
     return indices.astype(np.int64), sims.astype(np.float32)
