@@ -199,7 +199,7 @@ def main() -> None:
             )
         )
         served = OpenAIBackend(
-            args.model, base_url=url, api_key_env=None, concurrency=args.batch_size
+            args.model, base_url=url, api_key_env=None, concurrency=args.batch_size, timeout_s=600
         )
         sides[f"llama-server ({args.batch_size} slots) through embedlab's openai backend"] = (
             lambda: batched(served, pool, corpus, args.batch_size, args.max_new_tokens)
