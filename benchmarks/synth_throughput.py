@@ -174,8 +174,9 @@ def main() -> None:
     from embedlab.resolve import resolve_model
 
     found = resolve_model(args.model, [args.mirror])
+    threads = torch.get_num_threads()
     if found.gguf_file and args.device == "cpu":
-        llama = llama_cpp_generate(str(Path(found.path) / found.gguf_file), torch.get_num_threads())
+        llama = llama_cpp_generate(str(Path(found.path) / found.gguf_file), threads)
         if llama is not None:
             from embedlab.synth.backends import LlamaCppBackend
 
@@ -186,24 +187,21 @@ def main() -> None:
             sides["llama-cpp-python (one prompt at a time)"] = lambda: _rows(
                 corpus, pool, llama, args.max_new_tokens, 1
             )
-    stack = contextlib.ExitStack()
     if found.gguf_file and args.llama_server:
         from embedlab.synth.backends import OpenAIBackend
 
-        url = stack.enter_context(
-            llama_server(
-                args.llama_server,
-                str(Path(found.path) / found.gguf_file),
-                args.batch_size,
-                torch.get_num_threads(),
-            )
-        )
-        served = OpenAIBackend(
-            args.model, base_url=url, api_key_env=None, concurrency=args.batch_size, timeout_s=600
-        )
-        sides[f"llama-server ({args.batch_size} slots) through embedlab's openai backend"] = (
-            lambda: batched(served, pool, corpus, args.batch_size, args.max_new_tokens)
-        )
+        def served() -> dict:
+            """A fresh server per run, started before synthesize() times anything: its slots'
+            prompt cache would otherwise hold this run's prompts from the last (embedlab's
+            backend clears its prefix cache per run too)."""
+            gguf = str(Path(found.path) / found.gguf_file)
+            with llama_server(args.llama_server, gguf, args.batch_size, threads) as url:
+                backend = OpenAIBackend(
+                    args.model, url, api_key_env=None, concurrency=args.batch_size, timeout_s=600
+                )
+                return batched(backend, pool, corpus, args.batch_size, args.max_new_tokens)
+
+        sides[f"embedlab, openai backend on llama-server ({args.batch_size} slots)"] = served
     # warm-up (weights, kernels, the few-shot prefixes' first encoding)
     for fn in sides.values():
         fn()
@@ -211,8 +209,6 @@ def main() -> None:
     for i in range(args.repeats):
         for name in list(sides) if i % 2 == 0 else list(reversed(sides)):
             runs[name].append(sides[name]())
-
-    stack.close()
 
     def side(name: str) -> dict:
         figures = {k: statistics.median(r[k] for r in runs[name]) for k in runs[name][0]}
