@@ -6,7 +6,9 @@ Two records:
 - ``results/mine-b3.json``: B3 with the published p=30, m=100, cluster size 32 (B=64) at
   ``--compare-n``, embedlab against a dense top-k (blocked ``emb @ emb.T`` with ``torch.topk``:
   neither the N x N sort nor the rank matrix of the published code, which runs beside it as
-  ``dense argsort``); the three then build the same mutual graph, METIS parts and batches.
+  ``dense argsort``), partitioned by METIS's recursive bisection as embedlab's default is (the
+  peer), and by METIS k-way as published (beside it); all build the same mutual graph, then
+  METIS parts and batches.
   Seeds ``--seeds``, alternating; medians.
 - ``results/mine-scale.json``: seconds and peak memory of every miner at each of ``--sizes``,
   and at ``--b3-sizes`` of b3 alone with the settings for a million rows (``b3 cells+rb``:
@@ -42,6 +44,8 @@ from embedlab.mine.batches import in_batch_similarity
 P, M, CLUSTER, BATCH = 30, 100, 32, 64  # B3's published setting
 FAST_B3 = "b3 cells+rb"  # b3 with the settings for a million rows on a CPU
 FAST_OPTIONS = {"knn": "cells", "detector": "metis-recursive"}
+DENSE = "dense top-k"  # the peer: METIS recursive bisection, as embedlab's default
+DENSE_KWAY = "dense top-k, METIS k-way (as published)"
 
 
 def synthetic(n: int, seed: int = 0, chunk: int = 65_536) -> np.ndarray:
@@ -68,18 +72,19 @@ def _batches(parts: np.ndarray, xadj, adjncy, seed: int) -> list[list[int]]:
     ]
 
 
-def _metis(n: int, xadj, adjncy, seed: int) -> np.ndarray:
+def _metis(n: int, xadj, adjncy, seed: int, recursive: bool = False) -> np.ndarray:
     import pymetis
 
     _, parts = pymetis.part_graph(
         -(-n // CLUSTER),
         adjacency=pymetis.CSRAdjacency(xadj, adjncy),
+        recursive=recursive,
         options=pymetis.Options(seed=seed),
     )
     return np.asarray(parts)
 
 
-def dense_topk(emb: np.ndarray, seed: int, block: int = 2048) -> list[list[int]]:
+def dense_topk(emb: np.ndarray, seed: int, recursive: bool, block: int = 2048) -> list[list[int]]:
     """The strongest plain implementation: blocked similarity rows, torch.topk of p + m, then
     the rank window, the mutual graph, METIS and the same batches."""
     import torch  # here: a METIS child process re-imports this module and needs no torch
@@ -93,7 +98,7 @@ def dense_topk(emb: np.ndarray, seed: int, block: int = 2048) -> list[list[int]]
         scores[rows, rows + start] = -torch.inf
         candidates[start : start + block] = torch.topk(scores, P + M).indices[:, P:].numpy()
     xadj, adjncy = mutual_graph(candidates)
-    return _batches(_metis(n, xadj, adjncy, seed), xadj, adjncy, seed)
+    return _batches(_metis(n, xadj, adjncy, seed, recursive), xadj, adjncy, seed)
 
 
 def dense_argsort(emb: np.ndarray, seed: int) -> list[list[int]]:
@@ -139,8 +144,8 @@ def one(n: int, method: str, seed: int) -> dict:
     tree.start()
     started = time.perf_counter()
     steps = {}  # a miner's own timing of its steps (b3: seconds_knn, seconds_graph, ...)
-    if method == "dense top-k":
-        batches = dense_topk(emb, seed)
+    if method.startswith(DENSE):
+        batches = dense_topk(emb, seed, recursive=method == DENSE)
     elif method == "dense argsort":
         batches = dense_argsort(emb, seed)
     else:
@@ -198,7 +203,7 @@ def main() -> None:
         print(json.dumps(one(int(args.one[0]), args.one[1], int(args.one[2]))))
         return
 
-    methods = ["b3", "dense top-k"] + ([] if args.no_argsort else ["dense argsort"])
+    methods = ["b3", DENSE, DENSE_KWAY] + ([] if args.no_argsort else ["dense argsort"])
     runs: dict[str, list[dict]] = {m: [] for m in methods}
     for i, seed in enumerate(args.seeds):  # alternating which method goes first
         for method in methods if i % 2 == 0 else list(reversed(methods)):
@@ -220,7 +225,7 @@ def main() -> None:
         Record(
             name="mine-b3",
             title="B3 mining at the published parameters",
-            peer="dense top-k",
+            peer=DENSE,
             unit="s",
             higher_is_better=False,
             sides=sides,
