@@ -121,11 +121,14 @@ def llama_server(binary: str, model_path: str, slots: int, threads: int, context
     command = [binary, "-m", model_path, "--host", "127.0.0.1", "--port", str(port)]
     command += ["--parallel", str(slots), "--ctx-size", str(slots * context)]
     command += ["--threads", str(threads), "--seed", "0"]
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # its log goes to a file: a pipe nobody reads fills up and stalls the server mid-run
+    log = tempfile.TemporaryFile()
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
     try:
         for _ in range(600):  # the model loads in seconds; a minute at most
             if server.poll() is not None:
-                raise RuntimeError(f"llama-server exited: {server.stderr.read().decode()[-2000:]}")
+                log.seek(0)
+                raise RuntimeError(f"llama-server exited: {log.read().decode()[-2000:]}")
             with contextlib.suppress(OSError):
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
                     if r.status == 200:
@@ -137,6 +140,7 @@ def llama_server(binary: str, model_path: str, slots: int, threads: int, context
     finally:
         server.terminate()
         server.wait()
+        log.close()
 
 
 def main() -> None:
