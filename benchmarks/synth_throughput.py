@@ -189,7 +189,7 @@ def main() -> None:
                 ours_llama, pool, corpus, args.batch_size, args.max_new_tokens
             )
             sides["llama-cpp-python (one prompt at a time)"] = lambda: _rows(
-                corpus, pool, llama, args.max_new_tokens, 1
+                few, pool, llama, args.max_new_tokens, 1
             )
     if found.gguf_file and args.llama_server:
         from embedlab.synth.backends import OpenAIBackend
