@@ -193,8 +193,8 @@ def _halves(
     parts = np.empty(len(side), dtype=np.int64)
     degree = np.empty(len(side), dtype=np.int64)
     for s, (got, deg) in enumerate(results):
-        parts[side == s] = got + s * halves[0][2]
-        degree[side == s] = deg
+        on_side = side == s
+        parts[on_side], degree[on_side] = got + s * halves[0][2], deg
     return parts, degree
 
 
