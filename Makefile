@@ -47,6 +47,8 @@ clean:
 # Every benchmark, one after another, then the README's table from their records (README.md,
 # "Benchmarks"). Run it on a quiet machine at a committed state: each record names the commit.
 # LLAMA_SERVER=/path/to/llama-server adds llama.cpp's server to the synthesis benchmark.
+# llama-cpp-python in the venv ($(PY) -m pip install llama-cpp-python, a build from source)
+# adds llama.cpp in-process; the synthesis record names the sides it left out.
 LLAMA_SERVER ?=
 .PHONY: benchmarks
 benchmarks: env

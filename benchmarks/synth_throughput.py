@@ -21,6 +21,7 @@ import contextlib
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -179,9 +180,12 @@ def main() -> None:
 
     found = resolve_model(args.model, [args.mirror])
     threads = torch.get_num_threads()
+    left_out = []  # sides this run could not have, said on stderr and in the record
     if found.gguf_file and args.device == "cpu":
         llama = llama_cpp_generate(str(Path(found.path) / found.gguf_file), threads)
-        if llama is not None:
+        if llama is None:
+            left_out.append("llama.cpp in-process (llama-cpp-python is not installed)")
+        else:
             from embedlab.synth.backends import LlamaCppBackend
 
             ours_llama = LlamaCppBackend(args.model, [args.mirror])
@@ -206,6 +210,10 @@ def main() -> None:
                 return batched(backend, pool, corpus, args.batch_size, args.max_new_tokens)
 
         sides[f"embedlab, openai backend on llama-server ({args.batch_size} slots)"] = served
+    elif found.gguf_file:
+        left_out.append("llama-server (no --llama-server binary given)")
+    for side_name in left_out:
+        print(f"warning: side left out: {side_name}", file=sys.stderr)
     # warm-up (weights, kernels, the few-shot prefixes' first encoding)
     for fn in sides.values():
         fn()
@@ -237,7 +245,8 @@ def main() -> None:
             f" sides), {args.model.split('/')[-1]} (GGUF Q4_1), {args.device}, batch"
             f" {args.batch_size}, at most {args.max_new_tokens} new tokens, greedy",
             notes=f"Generated tokens/s: {tokens}. Share of rows accepted by the cheap filters"
-            f" (the answers' quality): {accepted}.",
+            f" (the answers' quality): {accepted}."
+            + "".join(f" Left out: {name}." for name in left_out),
         )
     )
 
