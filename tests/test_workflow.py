@@ -173,11 +173,17 @@ def tiny_config(tmp_path: Path, **overrides: dict) -> Path:
     return path
 
 
+# The whole-DAG run's results folder: a space and a quote, which every rule's command line
+# must carry as one argument (tests/test_injection.py tries hostile values)
+TINY_RESULTS = "it's results"
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory) -> Path:
     """The whole DAG of the tiny config, run once for the tests that read what it made."""
     tmp_path = tmp_path_factory.mktemp("tiny")
-    first = snakemake("--cores", "2", "--configfile", str(tiny_config(tmp_path)), cwd=tmp_path)
+    config = tiny_config(tmp_path, results=str(tmp_path / TINY_RESULTS))
+    first = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-5000:]
     return tmp_path
 
@@ -185,7 +191,7 @@ def tiny_run(tmp_path_factory) -> Path:
 @pytest.mark.slow
 def test_whole_dag_on_a_tiny_config(tiny_run, monkeypatch):
     tmp_path, config = tiny_run, tiny_run / "tiny.yaml"
-    out = tmp_path / "results" / "tiny"
+    out = tmp_path / TINY_RESULTS / "tiny"
 
     corpus = schemas.read(out / "corpus.parquet", schemas.Corpus)
     pairs = schemas.read(out / "synth/pairs.parquet", schemas.Pairs)

@@ -51,27 +51,30 @@ os.environ.setdefault(
 )
 
 
+# Config values are data, never code: every value a shell command holds is one argument.
+# Options are built as lists of arguments and every placeholder in a rule's shell command
+# ends in `:q` (Snakemake quotes each element of a list); tests/test_injection.py holds
+# every rule to it and runs each command with a hostile value in every string config key.
+
+
 def track(name, **fixed):
     """CLI options that tag a job's MLflow run with its rule name and wildcards."""
 
     def args(wildcards):
         tags = {**fixed, **dict(wildcards.items())}
-        return " ".join(
-            [f"--rule {name}", *(f"--tag {k}={v}" for k, v in tags.items())]
-        )
+        return ["--rule", name, *(f"--tag={k}={v}" for k, v in tags.items())]
 
     return args
 
 
 def cli_args(section, skip=(), cache=None):
     """A config section as the stage's flags (`n_anchors: 3` is `--n-anchors 3`, see
-    embedlab.settings.as_flags), after the mirrors. A `cache_dir` left null is
-    <results>/cache/<cache>."""
+    embedlab.settings.as_flags), after the mirrors, as a list of arguments. A `cache_dir`
+    left null is <results>/cache/<cache>."""
     values = dict(section)
     if cache and values.get("cache_dir") is None:
         values["cache_dir"] = f"{config['results']}/cache/{cache}"
-    flags = [f"--mirror={m}" for m in MIRRORS] + as_flags(values, skip)
-    return " ".join(map(shlex.quote, flags))
+    return [f"--mirror={m}" for m in MIRRORS] + as_flags(values, skip)
 
 
 def conda_env(gpus):
@@ -89,9 +92,10 @@ def launcher(gpus):
         return "embedlab"
     setting = setting or ("gpu" if gpus == 1 else "multi-gpu" if gpus > 1 else "cpu")
     processes = max(gpus, 1)
-    # a port free on the node at launch time: concurrent jobs on one node must not collide
+    # a port free on the node at launch time: concurrent jobs on one node must not collide;
+    # the one shell expansion a rule makes on purpose, beside a quoted config value
     return (
-        f"accelerate launch --config_file config/accelerate/{setting}.yaml"
+        f"accelerate launch --config_file {shlex.quote(f'config/accelerate/{setting}.yaml')}"
         f" --num_processes {processes} --main_process_port $(python -m embedlab.port)"
         " -m embedlab.cli"
     )
@@ -132,8 +136,9 @@ def synth_inputs(wildcards):
 
 def synth_args(wildcards, input):
     """The corpus and the prompt pool as CLI options, when the mode reads them."""
-    return " ".join(
-        f"--{k} {shlex.quote(input[k])}"
+    return [
+        arg
         for k in ("corpus", "prompt")
         if k in input.keys()
-    )
+        for arg in (f"--{k}", input[k])
+    ]

@@ -18,5 +18,5 @@ rule corpus:
         args=cli_args(config["corpus"]),
         seed=config["seed"],
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} corpus --out {output}"
-        " --seed {params.seed} {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track:q} corpus --out {output:q}"
+        " --seed {params.seed:q} {params.args:q} > {log:q} 2>&1"

@@ -27,8 +27,8 @@ rule evaluate_teacher:
         args=EVALUATE_ARGS,
         model=config["teacher"]["model"],
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {params.model}"
-        " --name teacher --out {output} {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track:q} evaluate --model {params.model:q}"
+        " --name teacher --out {output:q} {params.args:q} > {log:q} 2>&1"
 
 
 rule evaluate:
@@ -50,8 +50,8 @@ rule evaluate:
         track=track("evaluate"),
         args=EVALUATE_ARGS,
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {input.model}"
-        " --name {wildcards.model} --out {output} {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track:q} evaluate --model {input.model:q}"
+        " --name {wildcards.model:q} --out {output:q} {params.args:q} > {log:q} 2>&1"
 
 
 # The seeds of one grid cell in one job: a job spends seconds importing its libraries, an
@@ -76,5 +76,5 @@ rule evaluate_seeds:
         names=lambda w, input: [Path(m).name for m in input.models],
         args=EVALUATE_ARGS,
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} evaluate --model {input.models}"
-        " --name {params.names} --out {output} {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track:q} evaluate --model {input.models:q}"
+        " --name {params.names:q} --out {output:q} {params.args:q} > {log:q} 2>&1"

@@ -19,8 +19,8 @@ rule teacher:
         track=track("teacher"),
         args=cli_args(config["teacher"], cache="teacher"),
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} teacher --pairs {input.pairs}"
-        " --out {output.emb} --ids-out {output.ids} {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track:q} teacher --pairs {input.pairs:q}"
+        " --out {output.emb:q} --ids-out {output.ids:q} {params.args:q} > {log:q} 2>&1"
 
 
 # The seeds of one grid cell in one job (one MLflow run each): a job spends seconds importing
@@ -53,9 +53,9 @@ rule mine:
         track=track("mine"),
         epochs=config["mine"]["epochs"],
         seeds=GRID["seeds"],
-        options=lambda w: shlex.quote(json.dumps(config["mine"].get(w.miner, {}))),
+        options=lambda w: json.dumps(config["mine"].get(w.miner, {})),
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} mine --miner {wildcards.miner}"
-        " --pairs {input.pairs} --embeddings {input.emb} --ids {input.ids}"
-        " --out {output.batches} --batch-size {wildcards.bs} --epochs {params.epochs}"
-        " --seed {params.seeds} --options {params.options} --plot {output.plots} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track:q} mine --miner {wildcards.miner:q}"
+        " --pairs {input.pairs:q} --embeddings {input.emb:q} --ids {input.ids:q}"
+        " --out {output.batches:q} --batch-size {wildcards.bs:q} --epochs {params.epochs:q}"
+        " --seed {params.seeds:q} --options {params.options:q} --plot {output.plots:q} > {log:q} 2>&1"

@@ -12,27 +12,25 @@ rule prefetch:
     params:
         track=track("prefetch"),
         folder=lambda wildcards, output: os.path.dirname(output[0]),
-        models=" ".join(
-            sorted(
-                {
-                    config["teacher"]["model"],
-                    config["train"]["init"],
-                    # a local generator only; a served model (openai backend) is not staged
-                    *(
-                        [config["synthesize"]["model"]]
-                        if config["synthesize"]["backend"] != "openai"
-                        else []
-                    ),
-                }
-            )
+        models=sorted(
+            {
+                config["teacher"]["model"],
+                config["train"]["init"],
+                # a local generator only; a served model (openai backend) is not staged
+                *(
+                    [config["synthesize"]["model"]]
+                    if config["synthesize"]["backend"] != "openai"
+                    else []
+                ),
+            }
         ),
-        tasks=" ".join(sorted({*config["evaluate"]["tasks"], "STSBenchmark"})),
-        data=" ".join(
+        tasks=sorted({*config["evaluate"]["tasks"], "STSBenchmark"}),
+        data=[
             s["path"]
             for s in config["corpus"]["sources"]
             if s.get("format", "auto") != "hf"
-        ),
-        mirrors=" ".join(f"--mirror {m}" for m in config["mirrors"]),
+        ],
+        mirrors=[f"--mirror={m}" for m in config["mirrors"]],
     shell:
-        "embedlab {params.track} prefetch --out {params.folder} --models {params.models}"
-        " --sts-tasks {params.tasks} --data {params.data} {params.mirrors} > {log} 2>&1"
+        "embedlab {params.track:q} prefetch --out {params.folder:q} --models {params.models:q}"
+        " --sts-tasks {params.tasks:q} --data {params.data:q} {params.mirrors:q} > {log:q} 2>&1"

@@ -33,6 +33,6 @@ rule sweep:
             }
         ),
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} sweep --pairs {input.pairs}"
-        " --embeddings {input.emb} --ids {input.ids}"
-        " --md {output.md} --csv {output.csv} {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track:q} sweep --pairs {input.pairs:q}"
+        " --embeddings {input.emb:q} --ids {input.ids:q}"
+        " --md {output.md:q} --csv {output.csv:q} {params.args:q} > {log:q} 2>&1"

@@ -27,7 +27,7 @@ rule synthesize:
         ),
         seed=config["seed"],
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} synthesize {params.inputs}"
-        " --seed {params.seed} --pairs-out {output.pairs} --rejected-out {output.rejected}"
-        " --samples-out {output.samples}"
-        " {params.options} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track:q} synthesize {params.inputs:q}"
+        " --seed {params.seed:q} --pairs-out {output.pairs:q} --rejected-out {output.rejected:q}"
+        " --samples-out {output.samples:q}"
+        " {params.options:q} > {log:q} 2>&1"

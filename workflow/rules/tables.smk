@@ -48,9 +48,9 @@ rule tables:
         figures=lambda wildcards, output: os.path.dirname(output.avg_png),
         args=cli_args(config["tables"]),
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} tables --evals {input.evals}"
-        " --md {output.md} --tex {output.tex} --csv {output.csv}"
-        " --grouped-md {output.grouped_md} --grouped-tex {output.grouped_tex}"
-        " --grouped-html {output.grouped_html} --grouped-csv {output.grouped_csv}"
-        " --paired-md {output.paired} --figures {params.figures}"
-        " --study {output.study} {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track:q} tables --evals {input.evals:q}"
+        " --md {output.md:q} --tex {output.tex:q} --csv {output.csv:q}"
+        " --grouped-md {output.grouped_md:q} --grouped-tex {output.grouped_tex:q}"
+        " --grouped-html {output.grouped_html:q} --grouped-csv {output.grouped_csv:q}"
+        " --paired-md {output.paired:q} --figures {params.figures:q}"
+        " --study {output.study:q} {params.args:q} > {log:q} 2>&1"

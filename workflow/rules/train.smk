@@ -24,8 +24,8 @@ rule student_init:
         track=track("student_init"),
         args=cli_args(config["train"], skip=TRAIN_OPTIONS),
     shell:
-        "OMP_NUM_THREADS={threads} embedlab {params.track} train --out {output}"
-        " {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} embedlab {params.track:q} train --out {output:q}"
+        " {params.args:q} > {log:q} 2>&1"
 
 
 # One optimiser step per mined batch, in the batch file's order. With train.gpus > 0 the job
@@ -56,7 +56,7 @@ rule train:
         args=cli_args(config["train"], skip=TRAIN_OPTIONS),
         checkpoints=f"{R}/checkpoints/{RUN_NAME}",
     shell:
-        "OMP_NUM_THREADS={threads} {params.launch} {params.track} train"
-        " --pairs {input.pairs} --batches {input.batches} --out {output}"
-        " --checkpoint-dir {params.checkpoints} --seed {wildcards.seed}"
-        " {params.args} > {log} 2>&1"
+        "OMP_NUM_THREADS={threads} {params.launch} {params.track:q} train"
+        " --pairs {input.pairs:q} --batches {input.batches:q} --out {output:q}"
+        " --checkpoint-dir {params.checkpoints:q} --seed {wildcards.seed:q}"
+        " {params.args:q} > {log:q} 2>&1"
