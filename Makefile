@@ -68,13 +68,15 @@ SNAKEMAKE := PATH="$(BIN):$$PATH" snakemake --profile profiles/default --cores $
 THREADS := --set-threads train=1 evaluate=1 evaluate_seeds=1 evaluate_teacher=1
 SYNCSE := gold gold-pos llm llm-pos gold-matched
 
+# a page, its figures and its per-seed, per-task scores (what `make verify-studies` checks)
 define publish
 	mkdir -p docs/studies/$(2)/figures
 	cp results/$(1)/study.md docs/studies/$(2)/README.md
 	cp results/$(1)/figures/*.png docs/studies/$(2)/figures/
+	cp results/$(1)/tables/sts.csv docs/studies/$(2)/scores.csv
 endef
 
-.PHONY: sweep-b3 study-b3 study-syncse studies
+.PHONY: sweep-b3 study-b3 study-syncse studies verify-studies
 
 sweep-b3: env
 	$(SNAKEMAKE) sweep --configfile config/studies/b3.yaml
@@ -96,3 +98,14 @@ study-syncse: env
 	$(call publish,syncse-gold,syncse)
 
 studies: study-syncse study-b3
+
+# A stated slice of each study rerun in its own experiment (config/studies/verify/), every
+# per-seed score compared with the committed scores.csv (embedlab.verify): run it in a fresh
+# clone; it fails naming each cell that differs.
+verify-studies: env
+	$(SNAKEMAKE) $(THREADS) --configfile config/studies/b3.yaml config/studies/verify/b3.yaml
+	$(PY) -m embedlab.verify results/verify-b3/tables/sts.csv docs/studies/b3/scores.csv
+	$(SNAKEMAKE) $(THREADS) --configfile config/studies/syncse/base.yaml \
+		config/studies/syncse/gold.yaml config/studies/verify/syncse.yaml
+	$(PY) -m embedlab.verify results/verify-syncse-gold/tables/sts.csv \
+		docs/studies/syncse/scores.csv --published-prefix "syncse-gold · "

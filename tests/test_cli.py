@@ -123,16 +123,49 @@ def test_teacher_embeddings_are_cached_by_content(tmp_path, minilm):
 
     pairs = make_pairs(12)
     cache = tmp_path / "cache"
-    first, ids, hit = embed_pairs(minilm, pairs, cache_dir=cache, model_name="m")
+    first, ids, hit = embed_pairs(minilm, pairs, cache_dir=cache, identity="m@1")
     assert not hit and len(list(cache.glob("m-*.npy"))) == 1
-    again, _, hit = embed_pairs(minilm, pairs, cache_dir=cache, model_name="m")
+    again, _, hit = embed_pairs(minilm, pairs, cache_dir=cache, identity="m@1")
     assert hit and np.array_equal(first, again)
-    _, _, hit = embed_pairs(minilm, make_pairs(12, seed=1), cache_dir=cache, model_name="m")
+    _, _, hit = embed_pairs(minilm, make_pairs(12, seed=1), cache_dir=cache, identity="m@1")
     assert not hit  # other texts, other key
     np.save(tmp_path / "t.npy", first)
     schemas.write(ids, tmp_path / "t.ids.parquet", schemas.TeacherIds)
     view = TeacherView.load(tmp_path / "t.npy", tmp_path / "t.ids.parquet", pairs.reverse())
     np.testing.assert_allclose(view.anchor[0], first[11], atol=1e-6)  # joined by id
+
+
+def test_the_teacher_cache_misses_for_another_copy_of_the_model_or_other_code(
+    tmp_path, minilm, monkeypatch
+):
+    """The key is what decides the bits (the B3 page once reused a matrix that older encoding
+    code had computed, because the key was the model's name and the texts)."""
+    from embedlab import provenance
+    from embedlab.cache import folder_hash
+    from embedlab.mine.teacher import cache_key, embed_pairs
+    from embedlab.resolve import model_identity, resolve_model
+
+    name = "sentence-transformers/all-MiniLM-L6-v2"
+    pairs, cache = make_pairs(8), tmp_path / "cache"
+    identity = model_identity(name)
+    embed_pairs(minilm, pairs, 16, cache, identity)
+    assert embed_pairs(minilm, pairs, 16, cache, identity)[2]  # same everything: a hit
+    assert not embed_pairs(minilm, pairs, 8, cache, identity)[2]  # another batch size
+    # another copy under the same name: a changed weight file, another identity, a miss
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(resolve_model(name).path, copy)
+    assert model_identity(str(copy)).split("@")[1] == identity.split("@")[1]  # same bytes
+    (copy / "config.json").write_text((copy / "config.json").read_text() + " ")
+    assert folder_hash(copy) != identity.split("@")[1]
+    assert not embed_pairs(minilm, pairs, 16, cache, f"{name}@{folder_hash(copy)}")[2]
+    # changed teacher code (the stage's code version), same model and texts: a miss
+    real = provenance.stage_code_version("teacher")
+    monkeypatch.setattr(provenance, "stage_code_version", lambda stage: real + "-changed")
+    texts = [t for f in ("anchor", "positive", "hard_negative") for t in pairs[f]]
+    assert cache_key(identity, texts, 16, "cpu") != cache_key(identity, texts, 8, "cpu")
+    assert not embed_pairs(minilm, pairs, 16, cache, identity)[2]
 
 
 def test_a_stage_command_imports_only_that_stage():

@@ -51,6 +51,26 @@ def test_avg_is_the_plain_mean(mirror, minilm):
     assert set(evaluate_sts(minilm, dev).filter(pl.col("task") == "Avg")["split"]) == {"dev"}
 
 
+def test_one_task_has_an_avg_too(mirror, minilm):
+    """`evaluate.tasks: [STS16]`: the tables compare methods on Avg, which is the one task's
+    score (it used to be missing, and the tables found no seed with both methods)."""
+    from embedlab.tables.grouped import paired_seeds
+
+    scores = evaluate_sts(minilm, [load_sts("STS16", [mirror])])
+    pooled = scores.filter(pl.col("metric") == "spearman")
+    assert pooled["task"].to_list() == ["STS16", "Avg"]
+    assert pooled["value"][0] == pooled["value"][1]
+    table = pl.DataFrame(
+        [
+            {"model": f"{m}-bs8-seed{s}", "STS16": v + d + s, "Avg": v + d + s}
+            for m, d in (("random", 0.0), ("b3", 0.5))
+            for s in range(3)
+            for v in [pooled["value"][1]]
+        ]
+    )
+    assert paired_seeds(table, "b3", "random", 8)["diff"] == pytest.approx(0.5)
+
+
 def test_wmean_is_the_size_weighted_mean_of_per_subset_correlations(mirror, minilm):
     from scipy.stats import spearmanr
 

@@ -247,3 +247,40 @@ def test_graph_parts_from_the_saved_neighbours_are_the_partition_of_their_graph(
     # for recursive bisection the halves count the in-part degrees: the whole graph's count
     np.testing.assert_array_equal(degree, inside_degree(parts, xadj, adjncy))
     assert degree.sum() > 0 and stats["edges"] == len(adjncy) / 2
+
+
+def near_duplicates(copies: int = 4, n: int = 60, seed: int = 0) -> np.ndarray:
+    """Groups of near-identical rows (captions of one image, paraphrases): their similarities
+    tie to the last bits, where float noise decides the ranks."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal((n, 16)).astype(np.float32)
+    noise = [1e-4 * rng.standard_normal(base.shape).astype(np.float32) for _ in range(copies)]
+    emb = np.concatenate([base + e for e in noise])
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+def test_b3_batches_survive_float_noise_in_the_teacher_embeddings():
+    """Embeddings perturbed by ~1e-7 (what another thread count or BLAS changes) give the same
+    batches and negatives: ranks come from similarities rounded to 3 decimals, ties by index.
+    Raw ranks (decimals=None) do not survive it on this data."""
+    emb = near_duplicates()
+    rng = np.random.default_rng(1)
+    noisy = emb + 1e-7 * rng.standard_normal(emb.shape).astype(np.float32)
+    noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+    assert 0 < np.abs(noisy - emb).max() < 1e-6
+    texts = [""] * len(emb)
+    options = dict(batch_size=16, epochs=2, seed=0, p=2, m=8, cluster_size=4)
+    stable = b3_batches(emb, texts, **options)
+    assert b3_batches(noisy, texts, **options)[:2] == stable[:2]
+    raw = [b3_batches(e, texts, **options, decimals=None)[:2] for e in (emb, noisy)]
+    assert raw[0] != raw[1]  # what the rounding is for
+
+
+def test_stable_ranks_break_ties_by_index_among_candidates_beyond_k():
+    from embedlab.mine.knn import topk_neighbours
+
+    emb = np.array([[1.0, 0.0], [0.6, 0.8], [0.6, 0.8], [0.6, 0.8], [0.0, 1.0]], np.float32)
+    emb[3] += 1e-6  # above row 1 and 2 in raw similarity to row 0, tied after rounding
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    assert topk_neighbours(emb, 1, backend="exact")[0][0, 0] == 3
+    assert topk_neighbours(emb, 1, backend="exact", decimals=4)[0][0, 0] == 1

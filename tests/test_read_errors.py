@@ -61,10 +61,13 @@ def test_a_damaged_teacher_cache_entry_is_recomputed(tmp_path, minilm):
     from embedlab.mine.teacher import embed_pairs
 
     pairs, cache = make_pairs(12), tmp_path / "cache"
-    first, _, _ = embed_pairs(minilm, pairs, cache_dir=cache, model_name="m")
+    first, _, _ = embed_pairs(minilm, pairs, cache_dir=cache, identity="m@1")
     [entry] = cache.glob("m-*.npy")
     entry.write_bytes(entry.read_bytes()[:100])  # cut by a full disk
-    again, _, hit = embed_pairs(minilm, pairs, cache_dir=cache, model_name="m")
+    again, _, hit = embed_pairs(minilm, pairs, cache_dir=cache, identity="m@1")
     assert not hit and np.array_equal(first, again)
     assert np.array_equal(np.load(entry), first)  # the entry is whole again
-    assert embed_pairs(minilm, pairs, cache_dir=cache, model_name="m")[2]
+    assert embed_pairs(minilm, pairs, cache_dir=cache, identity="m@1")[2]
+    np.save(entry, np.where(np.arange(len(first))[:, None] == 3, np.nan, first))  # a NaN row
+    again, _, hit = embed_pairs(minilm, pairs, cache_dir=cache, identity="m@1")
+    assert not hit and np.array_equal(first, again)

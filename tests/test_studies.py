@@ -74,8 +74,8 @@ def test_study_page_names_commit_machine_and_links_figures():
     assert "## STS\n\n| a |" in page and "![x.png](figures/x.png)" in page
 
 
-def test_cache_keys_change_with_content_and_code(tmp_path):
-    from embedlab.cache import code_hash, content_key, folder_hash
+def test_cache_keys_change_with_content(tmp_path):
+    from embedlab.cache import content_key, folder_hash
 
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "w.bin").write_bytes(b"abc")
@@ -83,21 +83,6 @@ def test_cache_keys_change_with_content_and_code(tmp_path):
     assert folder_hash(tmp_path / "m") == before
     (tmp_path / "m" / "w.bin").write_bytes(b"abd")
     assert folder_hash(tmp_path / "m") != before
-    assert code_hash("embedlab.evaluate") != code_hash("embedlab.synth")
-    # formatting and comments do not change the key; code does
-    import sys
-
-    module = tmp_path / "probe_mod.py"
-    module.write_text("x = 1\n")
-    sys.path.insert(0, str(tmp_path))
-    try:
-        first = code_hash("probe_mod")
-        module.write_text("# a comment\nx  =  1\n")
-        assert code_hash("probe_mod") == first
-        module.write_text("x = 2\n")
-        assert code_hash("probe_mod") != first
-    finally:
-        sys.path.remove(str(tmp_path))
     assert content_key(1, [2]) == content_key(1, [2]) != content_key(1, [3])
 
 
@@ -177,6 +162,13 @@ def _dry_run(*configfiles: str, target: str = "all") -> str:
         *[
             ["config/studies/syncse/base.yaml", f"config/studies/syncse/{s}.yaml"]
             for s in ("gold", "gold-pos", "llm", "llm-pos", "gold-matched")
+        ],
+        # the slices `make verify-studies` reruns
+        ["config/studies/b3.yaml", "config/studies/verify/b3.yaml"],
+        [
+            "config/studies/syncse/base.yaml",
+            "config/studies/syncse/gold.yaml",
+            "config/studies/verify/syncse.yaml",
         ],
     ],
     ids=lambda c: c[-1].split("config/")[1],

@@ -195,3 +195,48 @@ def test_histograms_come_back_from_the_mine_runs_table_and_runs_without_one_are_
     assert got["model"].to_list() == ["b3-bs8-seed0"] * 2
     assert got["center"].to_list() == [0.25, 0.75] and got["density"].to_list() == [1.5, 0.5]
     assert got["random_density"].to_list() == [1.0, 1.0] and got["bs"].to_list() == [8, 8]
+
+
+def test_a_page_whose_runs_mix_code_versions_is_refused_or_marked():
+    """Two students trained by different train code: the tables stop, naming the stage, the
+    versions and the models, unless told to accept the mix, which the page then shows."""
+    from embedlab import provenance
+    from embedlab.errors import SettingError
+    from embedlab.stages.tables import _code_versions
+    from embedlab.tables.study import study_markdown
+    from embedlab.tracking import NullRun
+
+    for seed, train_code in ((0, "aaaa@c1"), (1, "aaaa@c1"), (2, "bbbb@c2+dirty")):
+        model = f"b3-bs32-seed{seed}"
+        with stage_run("evaluate", {}, rule="evaluate", tags={"model": model}) as run:
+            run.set_tag(f"{provenance.TAG_LINEAGE}train", train_code)
+            run.log_metrics({"Avg.spearman": 50.0})
+    scores = fetch_scores([f"b3-bs32-seed{s}" for s in range(3)])
+    with pytest.raises(SettingError) as refused:
+        _code_versions(scores, allow_mixed=False, tracker=NullRun())
+    message = str(refused.value)
+    assert "train aaaa: 2 run(s)" in message and "train bbbb: 1 run(s)" in message
+    assert "b3-bs32-seed2" in message and "allow_mixed_versions" in message
+
+    versions = _code_versions(scores, allow_mixed=True, tracker=NullRun())
+    evaluate = provenance.stage_code_version("evaluate")
+    assert [(r["stage"], r["version"], r["runs"], r["mixed"]) for r in versions] == [
+        ("train", "aaaa", 2, True),
+        ("train", "bbbb", 1, True),
+        ("evaluate", evaluate, 3, False),
+    ]
+    page = study_markdown("S", {}, versions=versions)
+    assert "**Mixed code versions: the runs of train" in page
+    assert "| **train** | **`bbbb`** | **`c2+dirty`** | **1** |" in page
+
+
+def test_a_stage_run_records_its_code_version_and_commit():
+    from embedlab import provenance
+
+    with stage_run("mine", {}) as run:
+        pass
+    tags = mlflow.get_run(run.run_id).data.tags
+    assert tags[provenance.TAG_CODE_VERSION] == provenance.stage_code_version("mine")
+    assert tags[provenance.TAG_CODE_COMMIT] == provenance.git_state()[0]
+    assert tags[provenance.TAG_CODE_DIRTY] in ("true", "false")
+    assert tags[f"{provenance.TAG_LINEAGE}mine"].startswith(tags[provenance.TAG_CODE_VERSION])

@@ -396,3 +396,56 @@ def test_checkpoints_reach_the_disk_before_they_are_renamed(pairs, tmp_path, mon
         _train_until(build_student("static", MINILM), pairs, _batches(pairs, 16, 1), ckpt, 6)
     written = ckpt / ".step-000005.tmp"
     assert {str(written / "state.pt"), str(written / "rng-0.pt"), str(ckpt)} <= set(synced)
+
+
+def _bad_batches(pairs: pl.DataFrame, fault: str) -> tuple[pl.DataFrame, str]:
+    batches = _batches(pairs, 16, 1)
+    first = pl.int_range(pl.len()) == 0
+    if fault == "smaller":  # every batch 8 rows where the grid says 16
+        return _batches(pairs, 8, 1), "has 8 rows, but the batch size is 16"
+    if fault == "own":
+        own = batches.with_columns(
+            pl.when(first)
+            .then(pl.concat_list("id"))
+            .otherwise("hard_negative_ids")
+            .alias("hard_negative_ids")
+        )
+        return own, "epoch 0, batch 0, position 0 (id '{}'): its own id as hard negative"
+    if fault == "unknown":
+        unknown = batches.with_columns(
+            pl.when(first)
+            .then(pl.lit(["ghost"]))
+            .otherwise("hard_negative_ids")
+            .alias("hard_negative_ids")
+        )
+        return unknown, "position 0 (id '{}'): hard negative 'ghost' is no pair's id"
+    # one oversized batch among batches of 16: the schema names the odd one, not the others
+    extra = batches.filter(pl.col("batch") == 1).head(1)
+    extra = extra.with_columns(pl.lit(0).alias("batch"), pl.lit(99).alias("position"))
+    extra = extra.cast(batches.schema)
+    return pl.concat([batches.filter(pl.col("batch") != 1), extra]), "batches differ"
+
+
+@pytest.mark.parametrize("fault", ["smaller", "own", "unknown", "oversized"])
+def test_a_batch_file_that_no_miner_wrote_is_refused_naming_the_row(pairs, tmp_path, capsys, fault):
+    from embedlab import schemas
+    from embedlab.cli import main
+
+    batches, expected = _bad_batches(pairs, fault)
+    first_id = batches.sort("epoch", "batch", "position")["id"][0]
+    pairs.write_parquet(tmp_path / "pairs.parquet")
+    batches.write_parquet(tmp_path / "b.parquet")  # as written elsewhere: no schema check
+    out = tmp_path / "model"
+    args = ["train", "--pairs", str(tmp_path / "pairs.parquet"), "--batches"]
+    args += [str(tmp_path / "b.parquet"), "--out", str(out), "--batch-size", "16"]
+    assert main([*args, "--init", MINILM, "--eval-every", "0"]) == 1
+    err = capsys.readouterr().err
+    assert str(tmp_path / "b.parquet") in err and expected.format(first_id) in err, err
+    assert not out.exists()
+    if fault == "oversized":
+        with pytest.raises(schemas.DataError) as refused:
+            schemas.read(tmp_path / "b.parquet", schemas.Batches)
+        message = str(refused.value)  # the odd batch's 17 rows, not the others
+        assert (
+            "(17 failure(s))" in message and '"batch":0' in message and '"batch":2' not in message
+        )

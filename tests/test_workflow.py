@@ -21,9 +21,10 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 
 def snakemake(
-    *args: str, cwd: Path = REPO, timeout: int = TIMEOUT_S
+    *args: str, cwd: Path = REPO, timeout: int = TIMEOUT_S, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    env = {**os.environ, "PATH": path, **(env or {})}
     return subprocess.run(
         [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-d", str(cwd), *args],
         capture_output=True,
@@ -294,6 +295,39 @@ def test_whole_dag_on_a_tiny_config(tiny_run, monkeypatch):
     again = snakemake(str(b3), "--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert b3.read_bytes() == saved
+
+
+def planned_jobs(output: str) -> dict[str, int]:
+    """The "Job stats" of a dry run: rule -> jobs."""
+    stats = output.split("Job stats:", 1)[1].split("total", 1)[0]
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", stats, flags=re.M)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("file", "reruns"),
+    [
+        ("mine/b3.py", {"mine": 2, "train": 2, "evaluate_seeds": 2, "tables": 1, "all": 1}),
+        ("tables/grouped.py", {"tables": 1, "all": 1}),
+        ("train/loss.py", {"student_init": 1, "train": 2, "evaluate": 1, "evaluate_seeds": 2}),
+    ],
+)
+def test_a_change_to_a_stages_code_reruns_that_stage_and_what_follows(
+    tiny_run, tmp_path, file, reruns
+):
+    """The rules see their stage's code version (embedlab.provenance): a change to the miners
+    reruns mining and what follows it, a change to the tables only the tables."""
+    src = tmp_path / "src"
+    shutil.copytree(REPO / "src/embedlab", src / "embedlab")
+    with (src / "embedlab" / file).open("a") as f:
+        f.write("\n\ndef a_change():\n    return 1\n")
+    config = str(tiny_run / "tiny.yaml")
+    env = {"PYTHONPATH": str(src)}  # the Snakefile imports the changed copy
+    plan = snakemake("-n", "--configfile", config, cwd=tiny_run, env=env)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    expected = reruns if "all" in reruns else {**reruns, "tables": 1, "all": 1}
+    assert planned_jobs(plan.stdout) == expected
+    assert "Params have changed since last execution" in plan.stdout
 
 
 @pytest.mark.slow

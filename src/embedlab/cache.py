@@ -3,12 +3,13 @@ when everything that made it is the same, the code included.
 
 Example::
 
-    key = content_key(folder_hash("results/x/models/m"), code_hash("embedlab.evaluate"), "STS12")
+    key = content_key(folder_hash("results/x/models/m"), stage_code_version("evaluate"), "STS12")
+
+The code part of a key is ``embedlab.provenance``'s code version: the source of every module
+a stage imports, so a change anywhere in what computes a result misses the cache.
 """
 
-import ast
 import hashlib
-import importlib
 from pathlib import Path
 
 
@@ -26,20 +27,6 @@ def folder_hash(path: str | Path) -> str:
     for file in files:
         h.update(str(file.relative_to(path) if file != path else file.name).encode())
         _update_with_file(h, file)
-    return h.hexdigest()[:16]
-
-
-def code_hash(*modules: str) -> str:
-    """Hash of the code of the named modules or packages (their ``.py`` files), as parsed: a
-    change of formatting or comments keeps the key, a change of what the code does does not."""
-    h = hashlib.sha256()
-    for name in modules:
-        module = importlib.import_module(name)
-        root = Path(module.__file__)
-        files = sorted(root.parent.rglob("*.py")) if root.name == "__init__.py" else [root]
-        for file in files:
-            h.update(file.name.encode())
-            h.update(ast.dump(ast.parse(file.read_text(encoding="utf-8"))).encode())
     return h.hexdigest()[:16]
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandera.polars as pa
 import polars as pl
 
+from embedlab import provenance
 from embedlab.atomic import atomic_write
 from embedlab.errors import EmbedlabError, NotFound
 
@@ -103,10 +104,12 @@ class Batches(pa.DataFrameModel):
     def distinct_ids_in_a_batch(cls, data) -> pl.LazyFrame:
         return data.lazyframe.select(pl.col("id").is_unique().over("epoch", "batch"))
 
-    @pa.dataframe_check(error="a batch is smaller than the file's batch size")
+    @pa.dataframe_check(
+        error="batches differ in size: the rows shown are in batches of another size than most"
+    )
     def one_batch_size(cls, data) -> pl.LazyFrame:
         size = pl.len().over("epoch", "batch")
-        return data.lazyframe.select(size == size.max())
+        return data.lazyframe.select(size == size.mode().min())
 
 
 class Scores(pa.DataFrameModel):
@@ -210,12 +213,16 @@ def read(path: str | Path, model: type[pa.DataFrameModel]) -> pl.DataFrame:
         raise NotFound(f"{path}: no such file (expected a {model.__name__} table)")
     with reading(path, f"a {model.__name__} table; delete it so that its stage writes it again"):
         frame = pl.read_parquet(path)
-    return validate(frame, model, path)
+    frame = validate(frame, model, path)
+    provenance.TRACKER.add(provenance.read_parquet_lineage(path))  # what made it, carried on
+    return frame
 
 
 def write(df: pl.DataFrame, path: str | Path, model: type[pa.DataFrameModel]) -> Path:
-    """Validate, then write atomically (tmp file + rename) so a killed stage leaves no half file."""
+    """Validate, then write atomically (tmp file + rename) so a killed stage leaves no half
+    file. The file carries the lineage of the stage writing it (``embedlab.provenance``)."""
     path = Path(path)
     df = validate(df, model, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return atomic_write(path, df.write_parquet)
+    metadata = provenance.parquet_metadata()
+    return atomic_write(path, lambda tmp: df.write_parquet(tmp, metadata=metadata))

@@ -25,12 +25,12 @@ import importlib.metadata
 import os
 import random
 import re
-import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from embedlab import provenance
 from embedlab.contracts import (
     TAG_CONFIG_HASH,
     TAG_PIPELINE_RUN,
@@ -112,16 +112,6 @@ def ensure_experiment(name: str | None = None, uri: str | None = None) -> str:
         return retry(
             client.create_experiment, name, artifact_location=artifacts, tags=EXPERIMENT_KIND
         )
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
 
 
 def _public(params: Mapping[str, Any]) -> dict[str, str]:
@@ -255,12 +245,16 @@ def stage_run(
         return
 
     experiment_id = ensure_experiment()
+    commit, dirty = provenance.git_state()
     all_tags = {
         TAG_PIPELINE_RUN: os.environ.get("EMBEDLAB_PIPELINE_RUN", "manual"),
         TAG_STAGE: stage,
         TAG_RULE: rule or stage,
         TAG_CONFIG_HASH: os.environ.get("EMBEDLAB_CONFIG_HASH", "none"),
-        "mlflow.source.git.commit": git_commit(),  # the MLflow UI shows it with the run
+        "mlflow.source.git.commit": commit,  # the MLflow UI shows it with the run
+        provenance.TAG_CODE_COMMIT: commit,
+        provenance.TAG_CODE_DIRTY: str(dirty).lower(),
+        provenance.TAG_CODE_VERSION: provenance.stage_code_version(stage),
         **{wildcard_tag(k): str(v) for k, v in (tags or {}).items()},
     }
     for package in VERSIONED:
@@ -275,6 +269,7 @@ def stage_run(
     from embedlab.resolve import RESOLVED
 
     RESOLVED.clear()  # what this stage loads, not what an earlier one in the process did
+    provenance.TRACKER.start(stage)  # likewise the lineage of what it reads
     try:
         retry(mlflow.log_params, _public(params))
         yield handle
@@ -291,6 +286,8 @@ def _close(handle: StageRun, status: str) -> None:
     from embedlab.resolve import RESOLVED
 
     handle.flush()
+    for key, value in provenance.run_tags(provenance.TRACKER.current()).items():
+        retry(mlflow.set_tag, key, value)  # every code version behind what the stage wrote
     for name, where in RESOLVED.items():  # e.g. "hub:/.../snapshots/<commit>", "packaged:..."
         key = re.sub(r"[^\w\-. /]", "_", f"{TAG_RESOLVED}{name}")  # MLflow's key alphabet
         retry(mlflow.set_tag, key, where)
@@ -312,7 +309,7 @@ def start_pipeline_run(config: Mapping[str, Any]) -> str:
         TAG_PIPELINE_RUN: pipeline,
         TAG_STAGE: PIPELINE,
         TAG_CONFIG_HASH: os.environ.get("EMBEDLAB_CONFIG_HASH", "none"),
-        "mlflow.source.git.commit": git_commit(),
+        "mlflow.source.git.commit": provenance.git_state()[0],
     }
     client = mlflow.MlflowClient()
     run = retry(client.create_run, experiment_id, tags=tags, run_name=f"pipeline-{pipeline}")

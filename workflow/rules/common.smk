@@ -9,6 +9,7 @@ from pathlib import Path
 
 from embedlab.contracts import RUN_NAME
 from embedlab.preflight import uses_corpus
+from embedlab.provenance import stage_code_version
 from embedlab.settings import as_flags
 
 R = f"{config['results']}/{config['experiment']}"
@@ -50,6 +51,11 @@ os.environ.setdefault(
     hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12],
 )
 
+
+# Jobs rerun when their stage's code changes: each has the stage's code version
+# (embedlab.provenance, a hash of the modules `embedlab <stage>` imports) as its parameter
+# `code`, and Snakemake reruns a job whose parameters changed, and what follows from it.
+# `--rerun-triggers mtime input` opts out, at the cost of results made by older code.
 
 # Config values are data, never code: every value a shell command holds is one argument.
 # Options are built as lists of arguments and every placeholder in a rule's shell command

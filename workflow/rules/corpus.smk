@@ -14,6 +14,7 @@ rule corpus:
         mem_mb=2000,
         runtime=30,
     params:
+        code=stage_code_version("corpus"),
         track=track("corpus"),
         args=cli_args(config["corpus"]),
         seed=config["seed"],

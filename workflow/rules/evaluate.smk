@@ -23,6 +23,7 @@ rule evaluate_teacher:
     resources:
         **EVALUATE_RESOURCES,
     params:
+        code=stage_code_version("evaluate"),
         track=track("evaluate_teacher", model="teacher"),
         args=EVALUATE_ARGS,
         model=config["teacher"]["model"],
@@ -47,6 +48,7 @@ rule evaluate:
     resources:
         **EVALUATE_RESOURCES,
     params:
+        code=stage_code_version("evaluate"),
         track=track("evaluate"),
         args=EVALUATE_ARGS,
     shell:
@@ -72,6 +74,7 @@ rule evaluate_seeds:
     resources:
         **EVALUATE_RESOURCES,
     params:
+        code=stage_code_version("evaluate"),
         track=track("evaluate"),
         names=lambda w, input: [Path(m).name for m in input.models],
         args=EVALUATE_ARGS,

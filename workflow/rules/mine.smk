@@ -16,6 +16,7 @@ rule teacher:
         mem_mb=4000 + 3 * N * 384 * 4 // 2**20,
         runtime=30 + N // 20000,
     params:
+        code=stage_code_version("teacher"),
         track=track("teacher"),
         args=cli_args(config["teacher"], cache="teacher"),
     shell:
@@ -50,6 +51,7 @@ rule mine:
         mem_mb=2000 + N // 150,  # above the peak at N = 1M in the README's mine-scale table
         runtime=30 + len(GRID["seeds"]) * N // 20000,
     params:
+        code=stage_code_version("mine"),
         track=track("mine"),
         epochs=config["mine"]["epochs"],
         seeds=GRID["seeds"],

@@ -10,6 +10,7 @@ rule prefetch:
     conda:
         conda_env(0)
     params:
+        code=stage_code_version("prefetch"),
         track=track("prefetch"),
         folder=lambda wildcards, output: os.path.dirname(output[0]),
         models=sorted(

@@ -21,6 +21,7 @@ rule sweep:
         mem_mb=8000,
         runtime=240,
     params:
+        code=stage_code_version("sweep"),
         track=track("sweep"),
         args=cli_args(
             {

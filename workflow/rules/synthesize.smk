@@ -18,6 +18,7 @@ rule synthesize:
         mem_mb=8000,
         runtime=30 + N // (1000 if SYNTH["gpus"] else 60),
     params:
+        code=stage_code_version("synthesize"),
         track=track("synthesize"),
         inputs=synth_args,
         options=cli_args(

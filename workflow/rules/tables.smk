@@ -44,6 +44,7 @@ rule tables:
         conda_env(0)
     threads: 1
     params:
+        code=stage_code_version("tables"),
         track=track("tables"),
         figures=lambda wildcards, output: os.path.dirname(output.avg_png),
         args=cli_args(config["tables"]),

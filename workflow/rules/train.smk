@@ -21,6 +21,7 @@ rule student_init:
         mem_mb=4000,
         runtime=30,
     params:
+        code=stage_code_version("train"),
         track=track("student_init"),
         args=cli_args(config["train"], skip=TRAIN_OPTIONS),
     shell:
@@ -51,6 +52,7 @@ rule train:
         mem_mb=16000,
         runtime=config["train"]["runtime"],
     params:
+        code=stage_code_version("train"),
         launch=lambda wildcards, resources: launcher(resources.gpu),
         track=track("train"),
         args=cli_args(config["train"], skip=TRAIN_OPTIONS),
@@ -59,4 +61,5 @@ rule train:
         "OMP_NUM_THREADS={threads} {params.launch} {params.track:q} train"
         " --pairs {input.pairs:q} --batches {input.batches:q} --out {output:q}"
         " --checkpoint-dir {params.checkpoints:q} --seed {wildcards.seed:q}"
+        " --batch-size {wildcards.bs:q}"
         " {params.args:q} > {log:q} 2>&1"

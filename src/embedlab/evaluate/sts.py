@@ -59,10 +59,11 @@ def evaluate_sts(
     metric "spearman": SentEval "all" as SimCSE reports it (the subsets of a year pooled into
     one list); metric "spearman_wmean": SentEval's "wmean" (one correlation per subset,
     averaged with subset sizes as weights; a task without subsets has the same value in both).
-    Then "Avg" rows: the plain mean over tasks of each metric. All sentences of all tasks are
-    deduplicated and encoded once, sorted by length. Returns rows (task, split, metric, value,
-    n) matching the ``Scores`` schema, a task's "spearman" row first. ``tokenized``: those
-    sentences (``sentences(tasks)``) already tokenized (``embedlab.encode.tokenize``).
+    Then "Avg" rows: the plain mean over tasks of each metric (one task: its own value). All
+    sentences of all tasks are deduplicated and encoded once, sorted by length. Returns rows
+    (task, split, metric, value, n) matching the ``Scores`` schema, a task's "spearman" row
+    first. ``tokenized``: those sentences (``sentences(tasks)``) already tokenized
+    (``embedlab.encode.tokenize``).
     """
     unique = sentences(tasks)
     index = {s: i for i, s in enumerate(unique)}
@@ -87,18 +88,18 @@ def evaluate_sts(
         rows.append(
             {"task": t.task, "split": t.split, "metric": "spearman_wmean", "value": wmean, "n": n}
         )
-    if len(tasks) > 1:
-        splits = {t.split for t in tasks}
-        split = splits.pop() if len(splits) == 1 else "mixed"  # dev tasks average as dev
-        for metric in ("spearman", "spearman_wmean"):
-            chosen = [r for r in rows if r["metric"] == metric]
-            rows.append(
-                {
-                    "task": "Avg",
-                    "split": split,
-                    "metric": metric,
-                    "value": float(np.mean([r["value"] for r in chosen])),
-                    "n": sum(r["n"] for r in chosen),
-                }
-            )
+    # every task list has an Avg (one task's is that task): the tables compare methods on it
+    splits = {t.split for t in tasks}
+    split = splits.pop() if len(splits) == 1 else "mixed"  # dev tasks average as dev
+    for metric in ("spearman", "spearman_wmean"):
+        chosen = [r for r in rows if r["metric"] == metric]
+        rows.append(
+            {
+                "task": "Avg",
+                "split": split,
+                "metric": metric,
+                "value": float(np.mean([r["value"] for r in chosen])),
+                "n": sum(r["n"] for r in chosen),
+            }
+        )
     return pl.DataFrame(rows, schema=polars_schema(Scores))

@@ -282,9 +282,12 @@ def b3_batches(
     knn: str = "auto",
     nprobe: int = 16,
     detector: str = "metis-recursive",
+    decimals: int | None = 3,
     **_: object,
 ) -> tuple[list[list[list[int]]], dict[int, list[int]], dict[str, float]]:
-    """B3 batches for L2-normalised teacher embeddings ``emb`` (see the module docstring)."""
+    """B3 batches for L2-normalised teacher embeddings ``emb`` (see the module docstring).
+    Neighbours are ranked by similarity rounded to ``decimals`` (ties by index), so that
+    embeddings equal up to float noise give the same batches (``knn.stable_ranks``)."""
     n = emb.shape[0]
     check_size(n, batch_size)
     if batch_size % cluster_size:
@@ -300,7 +303,9 @@ def b3_batches(
         clock.append(time.perf_counter())
         return clock[-1] - clock[-2]
 
-    neighbours = topk_neighbours(emb, p + m, backend=knn, nprobe=nprobe, seed=seed)[0]
+    neighbours = topk_neighbours(
+        emb, p + m, backend=knn, nprobe=nprobe, seed=seed, decimals=decimals
+    )[0]
     seconds = {"seconds_knn": lap()}
     with tempfile.TemporaryDirectory(prefix="embedlab-b3-") as spill:
         # the neighbours wait on disk while the graph is built and cut (graph_parts)

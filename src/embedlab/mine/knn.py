@@ -109,6 +109,29 @@ def _cells(data: np.ndarray, k: int, nprobe: int, seed: int) -> tuple[np.ndarray
     return indices, sims
 
 
+def stable_ranks(
+    indices: np.ndarray, sims: np.ndarray, k: int, decimals: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best of each row's candidates ranked by similarity rounded to ``decimals``,
+    ties broken by the smaller index: float noise below the rounding (another thread count,
+    another BLAS) leaves the ranks as they are, except for a similarity within the noise of a
+    rounding boundary whose neighbour in rank falls on the other side (measured in
+    docs/studies.md). Missing candidates (-1, -inf) rank last.
+
+    >>> idx = np.array([[5, 2, 9]]); sim = np.array([[0.70004, 0.70001, 0.1]], np.float32)
+    >>> stable_ranks(idx, sim, 2, decimals=4)[0]
+    array([[2, 5]])
+    """
+    rounded = np.round(sims.astype(np.float64), decimals)
+    order = np.lexsort((indices, -rounded), axis=1)[:, :k]
+    return np.take_along_axis(indices, order, 1), np.take_along_axis(sims, order, 1)
+
+
+# candidates searched beyond k when ranks are rounded: a tie at the k-th place is broken by
+# index among all the tied rows, not only those the search happened to return first
+ROUNDING_SLACK = 8
+
+
 def topk_neighbours(
     emb: np.ndarray,
     k: int,
@@ -116,16 +139,22 @@ def topk_neighbours(
     block: int = 4096,
     nprobe: int = 16,
     seed: int = 0,
+    decimals: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For each row of L2-normalised ``emb``, the ``k`` most similar other rows, best first.
 
     Returns (indices [N, k], int64, or int32 from ``cells``; similarities float32 [N, k]).
     Approximate backends may return -1 with similarity -inf where fewer than k neighbours were
-    found.
+    found. With ``decimals``, ranks are those of the similarities rounded so, ties broken by
+    index (:func:`stable_ranks`): the same neighbours for embeddings equal up to float noise.
     """
     n = emb.shape[0]
     if not 0 < k < n:
         raise SettingError(f"k={k} must be between 1 and N-1={n - 1}")
+    if decimals is not None:
+        wider = min(k + ROUNDING_SLACK, n - 1)
+        found = topk_neighbours(emb, wider, backend, block, nprobe, seed)
+        return stable_ranks(*found, k, decimals)
     data = np.ascontiguousarray(emb, dtype=np.float32)
     if backend == "auto":
         backend = "faiss-exact" if n <= EXACT_LIMIT else "faiss-ivf"

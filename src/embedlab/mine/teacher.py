@@ -41,12 +41,21 @@ class TeacherSettings:
     cache_dir: str | None = setting(None, "embeddings of identical texts stored and reused here")
 
 
-def content_hash(model_name: str, texts: list[str]) -> str:
-    """A key for the embeddings of ``texts`` under ``model_name`` (same texts, same key)."""
-    digest = hashlib.sha256(model_name.encode())
+def cache_key(identity: str, texts: list[str], batch_size: int, device: str) -> str:
+    """A key for the embeddings of ``texts``: everything that decides their bits. The model's
+    identity (its weights, ``resolve.model_identity``, not its name), the code of the teacher
+    stage (``provenance``), the batch size (padding), the device and torch's version, and the
+    texts in order."""
+    import torch
+
+    from embedlab.cache import content_key
+    from embedlab.provenance import stage_code_version
+
+    digest = hashlib.sha256()
     for text in texts:
         digest.update(b"\x1f" + text.encode())
-    return digest.hexdigest()[:20]
+    code = stage_code_version("teacher")
+    return content_key(identity, code, batch_size, device, torch.__version__, digest.hexdigest())
 
 
 def embed_pairs(
@@ -54,12 +63,13 @@ def embed_pairs(
     pairs: pl.DataFrame,
     batch_size: int = 64,
     cache_dir: str | Path | None = None,
-    model_name: str = "",
+    identity: str = "",
 ) -> tuple[np.ndarray, pl.DataFrame, bool]:
     """Embed every field of ``pairs`` in one length-sorted pass.
 
-    Returns (matrix, ids table, cache hit). With ``cache_dir``, the matrix is stored under the
-    content hash of (model_name, texts) and reused by any later run with the same texts.
+    Returns (matrix, ids table, cache hit). With ``cache_dir``, the matrix is stored under
+    :func:`cache_key` (``identity`` is the model's, from ``resolve.model_identity``) and reused
+    by a later run only when the model, the code, the settings and the texts are the same.
     """
     present = [
         (i, f, t)
@@ -70,13 +80,17 @@ def embed_pairs(
     texts = [t for _, _, t in present]  # rows without a positive or hard negative have none
     cached = None
     if cache_dir is not None:
-        cached = Path(cache_dir) / f"{Path(model_name).name}-{content_hash(model_name, texts)}.npy"
+        key = cache_key(identity, texts, batch_size, model.device.type)
+        name = Path(identity.split("@", 1)[0]).name
+        cached = Path(cache_dir) / f"{name}-{key}.npy"
     emb, hit = None, False
     if cached is not None and cached.exists():
         try:
             emb, hit = np.load(cached), True
             if emb.ndim != 2 or emb.shape[0] != len(texts):
                 raise ValueError(f"shape {emb.shape} for {len(texts)} texts")
+            if not np.isfinite(emb).all():
+                raise ValueError("non-finite values")
         except (ValueError, OSError, EOFError) as err:  # a damaged entry: discarded, recomputed
             emb = None
             log.warning("teacher cache %s is damaged (%s); recomputing it", cached, err)

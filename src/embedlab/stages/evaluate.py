@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from embedlab import schemas
+from embedlab import provenance, schemas
 from embedlab.contracts import TAG_SCORES_SHA256, file_sha256, score_metric
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
@@ -22,7 +22,6 @@ from embedlab.tracking import StageRun
 
 HELP = "STS12-16, STS-B, SICK-R (SentEval 'all')"
 # the code a score depends on: a change of any of it scores again
-SCORING_CODE = ("embedlab.evaluate", "embedlab.encode", "embedlab.sts_data", __name__)
 log = logging.getLogger(__name__)
 
 
@@ -63,6 +62,8 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     unknown = [t for t in s.tasks if t not in STS_TASKS]
     if unknown:
         raise SettingError(f"unknown STS task {unknown[0]!r}; known: {sorted(STS_TASKS)}")
+    if Path(args.model).is_dir():  # a trained student: the code behind it, carried on
+        provenance.TRACKER.add(provenance.read_folder_lineage(args.model))
     cached = _cache_entry(s, args.model, args.mirror) if s.cache_dir else None
     scores = _cached(cached) if cached else None
     hit = scores is not None
@@ -109,12 +110,13 @@ def score(model_name: str, s: EvaluateSettings, mirrors: list[str]) -> pl.DataFr
 
 def _cache_entry(s: EvaluateSettings, model: str, mirrors: list[str]) -> Path:
     """Where the scores of this model, settings, data and code are kept."""
-    from embedlab.cache import code_hash, content_key
+    from embedlab.cache import content_key
+    from embedlab.provenance import stage_code_version
     from embedlab.resolve import model_identity
 
     setting = [s.tasks, s.geometry, s.retrieval, s.mteb, s.batch_size]
     setting.append([str(Path(m).resolve()) for m in mirrors])  # where the data came from
-    key = content_key(model_identity(model, mirrors), setting, code_hash(*SCORING_CODE))
+    key = content_key(model_identity(model, mirrors), setting, stage_code_version("evaluate"))
     return Path(s.cache_dir) / f"{key}.parquet"
 
 

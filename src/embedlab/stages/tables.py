@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args, setting
 from embedlab.tracking import StageRun, experiment_name
@@ -28,6 +29,9 @@ class TablesSettings:
         [], 'extra comparisons across batch sizes: {"a": "b3", "a_bs": 64, "b": ..., "b_bs": ...}'
     )
     title: str | None = setting(None, "title of the study page (none: the experiment)")
+    allow_mixed_versions: bool = setting(
+        False, "write a page whose runs were made by different code (marked in bold)"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -64,6 +68,7 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     made = {Path(p).stem: p for p in args.evals}
     reference = load_reference(s.reference) if s.reference else []
     scores = fetch_scores(list(made), s.experiments, made)
+    versions = _code_versions(scores, s.allow_mixed_versions, tracker)
     grouped = group(scores)
     paired = comparisons(scores, extra=list(s.compare))
     outputs = {
@@ -88,7 +93,7 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
         key = re.sub(r"[^\w\-. :/]", "/", key)  # MLflow's metric-name alphabet ("·" is not)
         tracker.log_metrics({f"{key}.{k}": r[k] for k in ("diff", "low", "high", "p")})
     if args.study:
-        _study(args, s, list(made), outputs, tracker)
+        _study(args, s, list(made), outputs, versions, tracker)
     print(to_markdown(scores), outputs[args.grouped_md], outputs[args.paired_md], sep="\n")
 
 
@@ -105,7 +110,39 @@ def _figures(scores, grouped, models: list[str], folder: Path, tracker: StageRun
         tracker.log_artifact(path, "figures")
 
 
-def _study(args, s: TablesSettings, models: list[str], outputs: dict, tracker: StageRun) -> None:
+def _code_versions(scores, allow_mixed: bool, tracker: StageRun) -> list[dict]:
+    """The code versions behind the evaluate runs read (``tables.study.code_versions``); a
+    stage whose runs mix versions stops the stage unless ``allow_mixed``, naming the models."""
+    import json
+
+    from embedlab.tables.study import code_versions
+
+    lineages = [json.loads(x) for x in scores["lineage"]]
+    versions = code_versions(lineages)
+    tracker.log_metrics({"code_versions": len(versions)})
+    mixed = [r for r in versions if r["mixed"]]
+    if mixed and not allow_mixed:
+        lines = []
+        for r in mixed:
+            models = [
+                m
+                for m, lineage in zip(scores["model"], lineages, strict=True)
+                if any(e.startswith(r["version"] + "@") for e in lineage.get(r["stage"], []))
+            ]
+            lines.append(f"  {r['stage']} {r['version']}: {len(models)} run(s), e.g. {models[:3]}")
+        raise SettingError(
+            "tables: the runs behind this page were made by different code versions\n"
+            + "\n".join(lines)
+            + "\nrerun the stale jobs (snakemake reruns a job whose stage code changed; "
+            "--forcerun <rule> forces one), or set tables.allow_mixed_versions: true to "
+            "write the page with the mix marked in bold"
+        )
+    return versions
+
+
+def _study(
+    args, s: TablesSettings, models: list[str], outputs: dict, versions: list, tracker: StageRun
+) -> None:
     from embedlab.contracts import RUN
     from embedlab.tables.mining import fetch_mining, mining_markdown
     from embedlab.tables.study import study_markdown, synthesis_markdown
@@ -124,5 +161,6 @@ def _study(args, s: TablesSettings, models: list[str], outputs: dict, tracker: S
     study = Path(args.study)
     pngs = sorted(Path(args.figures).glob("*.png")) if args.figures else []
     figures = [str(p.relative_to(study.parent)) for p in pngs if study.parent in p.parents]
-    study.write_text(study_markdown(s.title or experiments[0], sections, figures, experiments))
+    title = s.title or experiments[0]
+    study.write_text(study_markdown(title, sections, figures, experiments, versions=versions))
     tracker.log_artifact(study, "tables")

@@ -38,12 +38,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batches", help="batch file; without it the untrained student is saved")
     parser.add_argument("--out", required=True, help="model folder to write")
     parser.add_argument("--checkpoint-dir", help="where checkpoints go; a rerun resumes there")
+    parser.add_argument(
+        "--batch-size", type=int, help="the size of every mined batch (the grid's B), checked"
+    )
     add_settings(parser, TrainSettings)
 
 
 def run(args: argparse.Namespace, tracker: StageRun) -> None:
     from embedlab.train import build_student, train, train_head
     from embedlab.train.distributed import world
+    from embedlab.train.loop import check_batches
 
     s: TrainSettings = from_args(TrainSettings, args)
     student = build_student(
@@ -54,6 +58,10 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
             raise SettingError("train: --batches needs --pairs (the table the batches index)")
         pairs = schemas.read(args.pairs, schemas.Pairs)
         batches = schemas.read(args.batches, schemas.Batches)
+        try:
+            check_batches(batches, set(pairs["id"]), args.batch_size)
+        except schemas.DataError as err:
+            raise schemas.DataError(f"{args.batches}: {err}") from None
         tracker.log_input(pairs, args.pairs, "training")
         tracker.log_input(batches, args.batches, "training")
         score_dev = None
@@ -95,8 +103,12 @@ def _training_data(pairs_path: str) -> str:
 
 def _export(student, folder: Path, s: TrainSettings, data: str) -> None:
     """Save the model, then fill in what sentence-transformers' card leaves unknown offline:
-    the base model, the training data and, for a static student, its (absent) length limit."""
+    the base model, the training data and, for a static student, its (absent) length limit.
+    The folder carries the lineage of the code that made it (``embedlab.provenance``)."""
+    from embedlab.provenance import write_folder_lineage
+
     student.save(str(folder))
+    write_folder_lineage(folder)
     card = folder / "README.md"
     if not card.exists():
         return

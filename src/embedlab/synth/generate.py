@@ -42,8 +42,8 @@ from tqdm.auto import tqdm
 
 from embedlab import markdown
 from embedlab.atomic import atomic_write
-from embedlab.cache import code_hash
 from embedlab.ids import stable_id
+from embedlab.provenance import stage_code_version
 from embedlab.schemas import Pairs, polars_schema
 from embedlab.synth.backends import Backend, BackendError, Completion
 from embedlab.synth.filters import (
@@ -121,7 +121,7 @@ def fingerprint(
         backend.identity,
         repr(pool),
         teacher.identity if teacher else "no teacher",
-        code_hash("embedlab.synth"),
+        stage_code_version("synthesize"),
         *(u.id for u in units),
     ):
         h.update(part.encode())

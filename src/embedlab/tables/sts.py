@@ -9,6 +9,7 @@ Example::
     print(to_markdown(scores))
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from embedlab.contracts import (
     wildcard_tag,
 )
 from embedlab.errors import NotFound
+from embedlab.provenance import from_run_tags
 from embedlab.tracking import ensure_experiment, experiment_name, retry
 
 # metric key in MLflow -> column header
@@ -76,7 +78,8 @@ def fetch_scores(
     experiments: Sequence[str] = (),
     made: Mapping[str, str | Path] | None = None,
 ) -> pl.DataFrame:
-    """The newest finished evaluate run of each model, as a table (one row per model).
+    """The newest finished evaluate run of each model, as a table (one row per model, with
+    the run's ``lineage``: every code version behind it, as JSON).
 
     With ``made`` (model -> the scores file the tables rule takes as input), a model of the
     current experiment is read from the run that wrote that very file (its ``scores_sha256``
@@ -113,7 +116,8 @@ def fetch_scores(
                 continue
             run = newest[model]
             label = f"{source} · {model}" if len(names) > 1 else model
-            row = {"model": label, "run_id": run.info.run_id, "source": source}
+            lineage = json.dumps(from_run_tags(run.data.tags), sort_keys=True)
+            row = {"model": label, "run_id": run.info.run_id, "source": source, "lineage": lineage}
             for key in COLUMNS:
                 row[COLUMNS[key]] = run.data.metrics.get(score_metric(key, "spearman"))
             for key in GEOMETRY:  # SimCSE's alignment / uniformity on STS-B dev, when measured
@@ -122,7 +126,7 @@ def fetch_scores(
     if absent:
         how = " that wrote its scores file (rerun: --forcerun evaluate)" if made else ""
         raise NotFound(f"no finished evaluate run in MLflow{how} for model(s) {absent}")
-    schema = {"model": pl.String, "run_id": pl.String, "source": pl.String}
+    schema = {"model": pl.String, "run_id": pl.String, "source": pl.String, "lineage": pl.String}
     schema |= {c: pl.Float64 for c in [*COLUMNS.values(), *GEOMETRY]}
     return pl.DataFrame(rows, schema=schema)
 

@@ -97,6 +97,34 @@ class Trained:
     dev_step: int | None  # the step that scored it (the returned model is that one)
 
 
+def check_batches(batches: pl.DataFrame, ids: set[str], batch_size: int | None) -> None:
+    """Refuse a batch file that cannot be what a miner wrote for these pairs: a batch whose
+    size is not ``batch_size`` (the grid's B, when given), a hard negative that is the row's
+    own id or an id of no pair. The error names the (epoch, batch, position) and the id."""
+    where = "epoch {epoch}, batch {batch}, position {position} (id {id!r})"
+    if batch_size is not None:
+        sizes = batches.group_by("epoch", "batch").len().sort("epoch", "batch")
+        wrong = sizes.filter(pl.col("len") != batch_size)
+        if wrong.height:
+            first = wrong.row(0, named=True)
+            raise DataError(
+                f"epoch {first['epoch']}, batch {first['batch']} has {first['len']} rows, but "
+                f"the batch size is {batch_size} ({wrong.height} of {sizes.height} batches "
+                "differ): were the batches mined for another batch size?"
+            )
+    negatives = batches.explode("hard_negative_ids").drop_nulls("hard_negative_ids")
+    own = negatives.filter(pl.col("hard_negative_ids") == pl.col("id"))
+    if own.height:
+        raise DataError(f"{where.format(**own.row(0, named=True))}: its own id as hard negative")
+    unknown = negatives.filter(~pl.col("hard_negative_ids").is_in(list(ids)))
+    if unknown.height:
+        row = unknown.row(0, named=True)
+        raise DataError(
+            f"{where.format(**row)}: hard negative {row['hard_negative_ids']!r} is no pair's id"
+            f" ({unknown.height} such)"
+        )
+
+
 def plan(
     pairs: pl.DataFrame,
     batches: pl.DataFrame,
@@ -117,7 +145,7 @@ def plan(
     steps, own = [], use_hard_negative
     for _, group in batches.group_by(["epoch", "batch"], maintain_order=True):
         rows = [by_id[i] for i in group.sort("position")["id"]]
-        mined = [by_id[j] for hn in group["hard_negative_ids"] for j in hn if j in by_id]
+        mined = [by_id[j] for hn in group["hard_negative_ids"] for j in hn]
         steps.append(
             Step(
                 anchor=[r["anchor"] for r in rows],
