@@ -76,7 +76,7 @@ define publish
 	cp results/$(1)/tables/sts.csv docs/studies/$(2)/scores.csv
 endef
 
-.PHONY: sweep-b3 study-b3 study-syncse studies verify-studies
+.PHONY: sweep-b3 study-b3 study-b3-resample study-syncse studies verify-studies
 
 sweep-b3: env
 	$(SNAKEMAKE) sweep --configfile config/studies/b3.yaml
@@ -85,6 +85,11 @@ sweep-b3: env
 study-b3: env
 	$(SNAKEMAKE) $(THREADS) --configfile config/studies/b3.yaml
 	$(call publish,study-b3,b3)
+
+# b3 against random with the training set resampled per seed (mine.subsample)
+study-b3-resample: env
+	$(SNAKEMAKE) $(THREADS) --configfile config/studies/b3.yaml config/studies/b3-resample.yaml
+	$(call publish,study-b3-resample,b3-resample)
 
 # five experiments up to their evaluations (gold-matched reads llm's pairs, so it comes after),
 # then one table over all five
@@ -97,7 +102,7 @@ study-syncse: env
 		config/studies/syncse/gold.yaml
 	$(call publish,syncse-gold,syncse)
 
-studies: study-syncse study-b3
+studies: study-syncse study-b3 study-b3-resample
 
 # A stated slice of each study rerun in its own experiment (config/studies/verify/), every
 # per-seed score compared with the committed scores.csv (embedlab.verify): run it in a fresh

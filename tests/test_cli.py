@@ -38,30 +38,55 @@ def test_bad_corpus_file_fails_cleanly_and_is_tracked_as_failed(tmp_path, capsys
     assert run.info.status == "FAILED" and run.data.tags["rule"] == "corpus"
 
 
-def test_mine_cli_writes_identical_bytes_for_the_same_seed(tmp_path):
-    pairs = make_pairs(64)
+def _mine_inputs(tmp_path: Path, n: int = 64) -> list[str]:
+    """Pairs and teacher files of ``n`` random rows; the mine command's input arguments."""
+    pairs = make_pairs(n)
     schemas.write(pairs, tmp_path / "pairs.parquet", schemas.Pairs)
     rng = np.random.default_rng(0)
-    emb = rng.standard_normal((3 * 64, 8)).astype(np.float32)  # anchors, positives, negatives
+    emb = rng.standard_normal((3 * n, 8)).astype(np.float32)  # anchors, positives, negatives
     np.save(tmp_path / "t.npy", emb / np.linalg.norm(emb, axis=1, keepdims=True))
     ids = pl.DataFrame(
         {
             "id": pairs["id"].to_list() * 3,
-            "field": ["anchor"] * 64 + ["positive"] * 64 + ["hard_negative"] * 64,
-            "row": np.arange(3 * 64, dtype=np.int64),
+            "field": ["anchor"] * n + ["positive"] * n + ["hard_negative"] * n,
+            "row": np.arange(3 * n, dtype=np.int64),
         }
     )
     schemas.write(ids, tmp_path / "t.ids.parquet", schemas.TeacherIds)
-    common = [
-        "mine",
-        "--miner",
-        "b3",
+    return [
         "--pairs",
         str(tmp_path / "pairs.parquet"),
         "--embeddings",
         str(tmp_path / "t.npy"),
         "--ids",
         str(tmp_path / "t.ids.parquet"),
+    ]
+
+
+def test_a_seeds_subsample_is_the_same_rows_for_every_miner_and_other_rows_per_seed(tmp_path):
+    inputs = _mine_inputs(tmp_path, n=80)
+    rows = {}
+    for miner, seed in (("random", 0), ("b3", 0), ("random", 1)):
+        out = tmp_path / f"{miner}-{seed}.parquet"
+        args = ["mine", "--miner", miner, *inputs, "--batch-size", "8", "--epochs", "1"]
+        args += ["--subsample", "0.5", "--seed", str(seed), "--out", str(out)]
+        args += [
+            "--options",
+            json.dumps({"p": 1, "m": 6, "cluster_size": 4} if miner == "b3" else {}),
+        ]
+        assert main(args) == 0
+        rows[miner, seed] = set(schemas.read(out, schemas.Batches)["id"])
+    assert len(rows["random", 0]) == 40  # half of 80, every row of it in a batch of 8
+    assert rows["b3", 0] <= rows["random", 0]  # b3 may leave a few out, never add others
+    assert rows["random", 1] != rows["random", 0]
+
+
+def test_mine_cli_writes_identical_bytes_for_the_same_seed(tmp_path):
+    common = [
+        "mine",
+        "--miner",
+        "b3",
+        *_mine_inputs(tmp_path),
         "--batch-size",
         "16",
         "--epochs",

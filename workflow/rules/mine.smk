@@ -54,10 +54,12 @@ rule mine:
         code=stage_code_version("mine"),
         track=track("mine"),
         epochs=config["mine"]["epochs"],
+        subsample=config["mine"]["subsample"],
         seeds=GRID["seeds"],
         options=lambda w: json.dumps(config["mine"].get(w.miner, {})),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track:q} mine --miner {wildcards.miner:q}"
         " --pairs {input.pairs:q} --embeddings {input.emb:q} --ids {input.ids:q}"
         " --out {output.batches:q} --batch-size {wildcards.bs:q} --epochs {params.epochs:q}"
+        " --subsample {params.subsample:q}"
         " --seed {params.seeds:q} --options {params.options:q} --plot {output.plots:q} > {log:q} 2>&1"

@@ -9,6 +9,8 @@ import argparse
 import logging
 from dataclasses import dataclass
 
+import numpy as np
+
 from embedlab import schemas
 from embedlab.contracts import HIST_EDGES, IN_BATCH_SIM_TABLE
 from embedlab.errors import SettingError
@@ -28,6 +30,31 @@ class MineSettings:
     epochs: int = setting(4, "passes over the pairs, each mined afresh")
     seed: list[int] = setting([0], "seeds of the miner: one batch file (and plot) each")
     options: dict = setting({}, "JSON object of the miner's options (b3: p, m, cluster_size)")
+    subsample: float = setting(
+        1.0, "share of the pairs a seed's batches draw from; the draw depends on the seed only"
+    )
+
+
+# the random stream of the per-seed subsample, apart from every miner's own stream of the seed
+SUBSAMPLE_STREAM = 0x5EED
+
+
+def subsample_rows(n: int, share: float, seed: int) -> np.ndarray:
+    """The rows (sorted) of a seed's subsample of ``n`` pairs: ``round(share * n)`` of them,
+    drawn from the seed alone, so that every miner of one seed trains on the same rows and
+    each seed on others (the training set resampled per seed, paired across miners).
+
+    >>> subsample_rows(10, 0.5, seed=0).tolist() == subsample_rows(10, 0.5, seed=0).tolist()
+    True
+    >>> len(subsample_rows(10, 0.5, seed=1)), subsample_rows(10, 1.0, seed=1).tolist()[:3]
+    (5, [0, 1, 2])
+    """
+    if not 0 < share <= 1:
+        raise SettingError(f"mine.subsample = {share} must be in (0, 1]")
+    if share == 1:
+        return np.arange(n)
+    rng = np.random.default_rng([seed, SUBSAMPLE_STREAM])
+    return np.sort(rng.choice(n, size=max(1, round(share * n)), replace=False))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +92,8 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     if s.miner not in MINERS:
         raise SettingError(f"unknown miner {s.miner!r}; known: {sorted(MINERS)}")
     pairs = schemas.read(args.pairs, schemas.Pairs)
+    rows = subsample_rows(pairs.height, s.subsample, seed)
+    pairs = pairs[rows]
     view = TeacherView.load(args.embeddings, args.ids, pairs)
     texts = pairs["anchor"].to_list()
     epochs, negatives, stats = MINERS[s.miner](
@@ -78,6 +107,7 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     base = in_batch_similarity(view.anchor, baseline)
     stats |= summarize(view.anchor, view.positive, texts, epochs, baseline, sim, base)
     stats["batches"] = float(table.select("epoch", "batch").unique().height)
+    stats["pairs_mined"] = float(pairs.height)
     tracker.log_metrics(stats)
     # both histograms as one table, drawn across miners by `tables`
     table = {
