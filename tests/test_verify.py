@@ -35,3 +35,13 @@ def test_every_cell_that_differs_is_named(tmp_path, capsys):
     rerun.write_csv(tmp_path / "r.csv")
     assert main([str(tmp_path / "r.csv"), str(tmp_path / "p.csv")]) == 1
     assert "2 of 4 cells differ" in capsys.readouterr().out
+
+
+def test_a_task_added_since_is_not_compared_but_a_published_one_missing_fails():
+    published = published_scores(table(STS12=[61.2, 62.5]))
+    newer = published.with_columns(pl.lit(0.5).alias("SICK-pairs AP"))
+    assert differences(newer, published) == []
+    assert differences(published.drop("STS12"), published) == [
+        "random-bs64-seed0 / STS12: not in the rerun",
+        "b3-bs64-seed0 / STS12: not in the rerun",
+    ]
