@@ -110,3 +110,26 @@ def test_the_mirror_snli_and_coco_files_read_through(mirror):
     }
     captions, _, _ = import_pairs("train/coco-captions/captions_val2017.json", mirrors=[mirror])
     assert captions.height > 4900  # one pair per image of 5,000
+
+
+def test_a_synthesis_that_accepts_nothing_stops_with_its_reasons_and_keeps_them(tmp_path, capsys):
+    """Every premise lacks a contradiction: exit 1 naming the reasons and where the rejected
+    rows are (they are written), no pairs table for the next stage to fail on."""
+    from embedlab.cli import main
+
+    rows = [r for r in SNLI if r[2] != "2"]
+    out = tmp_path / "synth"
+    args = [
+        "synthesize",
+        "--mode",
+        "import",
+        "--import-path",
+        str(snli_file(tmp_path / "d.txt", rows)),
+    ]
+    args += ["--pairs-out", str(out / "pairs.parquet"), "--rejected-out", str(out / "rej.parquet")]
+    assert main([*args, "--teacher-margin", "none"]) == 1
+    err = capsys.readouterr().err
+    assert "synthesize accepted none of 2 rows" in err and "no_contradiction 2" in err, err
+    assert str(out / "rej.parquet") in err
+    assert schemas.read(out / "rej.parquet", schemas.Rejected).height == 2
+    assert not (out / "pairs.parquet").exists()

@@ -99,6 +99,7 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     else:
         pairs, rejected, stats = _generated(s, filters, args, tracker)
     schemas.write(rejected, args.rejected_out, schemas.Rejected)
+    _check_yield(pairs, rejected, args.rejected_out, stats, tracker)
     schemas.write(pairs, args.pairs_out, schemas.Pairs)
     from embedlab.synth.generate import samples_markdown
 
@@ -110,6 +111,38 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     if s.mode not in ("import", "unlabeled"):
         shutil.rmtree(_shards(args), ignore_errors=True)  # every row is in the two tables now
     log.info("synthesize: %s", stats)
+
+
+# below this share of accepted rows the stage warns: the filters rejected most of the input
+ACCEPTED_FLOOR = 0.10
+
+
+def _check_yield(
+    pairs: pl.DataFrame, rejected: pl.DataFrame, rejected_out: str, stats: dict, tracker
+) -> None:
+    """Stop when nothing was accepted (the next stages would fail on an empty table), with the
+    rejection reasons counted; warn below ``ACCEPTED_FLOOR``. The rejected table is already
+    written, and the shards of a generating mode are kept, so a rerun loses nothing."""
+    total = pairs.height + rejected.height
+    if total and pairs.height / total >= ACCEPTED_FLOOR:
+        return
+    counts = rejected.group_by("reason").len().sort("len", descending=True)
+    reasons = ", ".join(f"{r} {n}" for r, n in counts.iter_rows()) or "none"
+    if pairs.height == 0:
+        tracker.log_metrics(stats)
+        raise schemas.DataError(
+            f"synthesize accepted none of {total} rows (rejected by reason: {reasons}; every "
+            f"rejected row is in {rejected_out}): see the filters' settings, the prompt or the "
+            "generator"
+        )
+    log.warning(
+        "synthesize accepted %d of %d rows (%.0f%%, below %.0f%%); rejected by reason: %s",
+        pairs.height,
+        total,
+        100 * pairs.height / total,
+        100 * ACCEPTED_FLOOR,
+        reasons,
+    )
 
 
 def _shards(args: argparse.Namespace) -> str:
