@@ -34,7 +34,6 @@ STRING_KEYS = [
     "synthesize.prompt",
     "synthesize.model",
     "synthesize.openai.base_url",
-    "synthesize.openai.api_key_env",
     "synthesize.import.path",
     "synthesize.import.match_pairs",
     "synthesize.cache_dir",
@@ -57,6 +56,9 @@ STRING_KEYS = [
 NOT_ON_A_COMMAND_LINE = {"tracking_uri"}  # jobs get it through the environment
 # Strings the schema holds to a pattern (names that become paths): a hostile value is refused.
 PATTERNED = {"experiment": ".", "train.accelerate": "cpu"}
+# Strings refused while the config is read unless they name an environment variable
+# (test_a_key_written_where_its_variables_name_belongs_is_refused_unprinted)
+ENV_NAMES = {"synthesize.openai.api_key_env"}
 
 
 def schema_strings(node: dict, path: str = "") -> set[str]:
@@ -79,7 +81,7 @@ def schema_strings(node: dict, path: str = "") -> set[str]:
 
 def test_the_sweep_covers_every_string_key_of_the_schema():
     """A string key added to the schema fails here until the sweep below covers it."""
-    covered = set(STRING_KEYS) | set(PATTERNED) | {"synthesize.import.path[]"}
+    covered = set(STRING_KEYS) | set(PATTERNED) | ENV_NAMES | {"synthesize.import.path[]"}
     assert schema_strings(SCHEMA) == covered
 
 
@@ -203,3 +205,33 @@ def test_a_name_that_becomes_a_path_cannot_leave_its_folder(tmp_path, key, value
     output = result.stdout + result.stderr
     assert name in output and repr(value) in output and "does not match" in output
     assert not (tmp_path / "PWNED").exists() and not (tmp_path / "corpus.parquet").exists()
+
+
+@pytest.mark.parametrize("args", [["-n", "-p"], ["--cores", "1"]])
+def test_a_key_written_where_its_variables_name_belongs_is_refused_unprinted(tmp_path, args):
+    """`api_key_env: sk-…` used to reach the command line, the Snakemake log and .snakemake,
+    and requests went out without a key. It stops while the config is read, unprinted."""
+    canary = "sk-canary-" + "7" * 24
+    config = tiny_config(tmp_path, synthesize={"openai": {"api_key_env": canary}})
+    result = snakemake(*args, "--configfile", str(config), cwd=tmp_path)
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "synthesize.openai.api_key_env is not the name of an environment variable" in output
+    assert canary not in output
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "tiny.yaml"]
+    assert [p for p in written if canary.encode() in p.read_bytes()] == []
+    assert not (tmp_path / "results").exists()
+
+
+def test_the_openai_backend_refuses_a_key_as_a_variable_name_and_warns_without_one(
+    monkeypatch, caplog
+):
+    from embedlab.preflight import ConfigError
+    from embedlab.synth.backends import OpenAIBackend
+
+    with pytest.raises(ConfigError) as refused:
+        OpenAIBackend("m", "http://localhost:9", api_key_env="sk-" + "8" * 30)
+    assert "8" * 30 not in str(refused.value)
+    monkeypatch.delenv("NO_SUCH_KEY_VAR", raising=False)
+    OpenAIBackend("m", "http://localhost:9", api_key_env="NO_SUCH_KEY_VAR")
+    assert "$NO_SUCH_KEY_VAR is not set" in caplog.text

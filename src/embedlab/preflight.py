@@ -13,6 +13,7 @@ Example::
         print(problem)
 """
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,6 +25,28 @@ GENERATED = ("partial", "scratch", "query")  # modes that run a generator
 
 class ConfigError(SettingError):
     """The config names something that does not exist or sizes that cannot work."""
+
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_env_name(key: str, value: str | None) -> None:
+    """Refuse a value that should name an environment variable but is none (a key pasted
+    where its variable's name belongs), without repeating the value: it may be a secret. The
+    Snakefile calls it while it reads the config, before any command line is written.
+
+    >>> check_env_name("synthesize.openai.api_key_env", "OPENAI_API_KEY")
+    >>> check_env_name("synthesize.openai.api_key_env", "sk-abc")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    embedlab.preflight.ConfigError: synthesize.openai.api_key_env is not the name of an ...
+    """
+    if value is not None and not ENV_NAME.match(value):
+        raise ConfigError(
+            f"{key} is not the name of an environment variable (letters, digits and _; the "
+            "value is not shown, as it may be a key): put the key in the environment and its "
+            "variable's name here"
+        )
 
 
 def _model(key: str, name: str, mirrors: Sequence[str]) -> list[str]:

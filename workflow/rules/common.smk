@@ -8,9 +8,14 @@ import uuid
 from pathlib import Path
 
 from embedlab.contracts import RUN_NAME
-from embedlab.preflight import uses_corpus
+from embedlab.preflight import check_env_name, uses_corpus
 from embedlab.provenance import stage_code_version
 from embedlab.settings import as_flags
+
+# a key pasted where its variable's name belongs stops here, unprinted, before any command
+check_env_name(
+    "synthesize.openai.api_key_env", config["synthesize"]["openai"]["api_key_env"]
+)
 
 R = f"{config['results']}/{config['experiment']}"
 GRID = config["grid"]

@@ -27,6 +27,7 @@ import contextlib
 import email.utils
 import http.client
 import json
+import logging
 import os
 import random
 import socket
@@ -49,6 +50,8 @@ from embedlab.encode import default_device
 from embedlab.errors import EmbedlabError, SettingError
 from embedlab.resolve import model_identity, resolve_model
 from embedlab.settings import setting
+
+log = logging.getLogger(__name__)
 
 Conversation = list[dict[str, str]]
 
@@ -321,7 +324,14 @@ class OpenAIBackend:
         self.name = model
         self.identity = model  # a remote model: its name is all that is known of it
         self.url = base_url.rstrip("/") + "/chat/completions"
+        from embedlab.preflight import check_env_name
+
+        check_env_name("openai api_key_env", api_key_env)
         self._key = os.environ.get(api_key_env or "", "") or None  # never logged or stored
+        if api_key_env and self._key is None:
+            log.warning(
+                "$%s is not set: requests to %s go without an API key", api_key_env, base_url
+            )
         self.api_key_env = api_key_env
         self.concurrency = concurrency
         self.timeout_s = timeout_s
