@@ -558,3 +558,22 @@ def test_llama_cpp_backend_keeps_the_input_order_and_runs_shared_prefixes_togeth
     assert prefixes == sorted(prefixes)  # requests that share a few-shot prefix run in a row
     with pytest.raises(SettingError, match="reads a GGUF file"):
         make_backend("llama.cpp", "sentence-transformers/all-MiniLM-L6-v2")
+
+
+def test_an_answer_over_the_cap_is_rejected_unread():
+    """A faulty server's 300 MB answer took the stage to 2.5 GB; an answer is read up to
+    MAX_ANSWER_BYTES and a larger one becomes a rejected row with its reason."""
+    from embedlab.synth.backends import MAX_ANSWER_BYTES, OpenAIBackend
+
+    from .chat_server import ChatServer
+
+    huge = "x" * (4 * MAX_ANSWER_BYTES)
+
+    def answer(messages: list[dict]) -> str:
+        return huge if "big" in messages[-1]["content"] else "fine"
+
+    with ChatServer(answer) as server:
+        backend = OpenAIBackend("m", base_url=server.url, api_key_env=None, max_attempts=1)
+        big, small = backend.chat([[{"role": "user", "content": c}] for c in ("big", "ok")], 8)
+    assert big.text is None and big.error == f"answer_too_large: over {MAX_ANSWER_BYTES} bytes"
+    assert small.text == "fine"

@@ -53,6 +53,10 @@ from embedlab.settings import setting
 
 log = logging.getLogger(__name__)
 
+# An OpenAI-compatible server's answer is read up to this size (a completion of a few hundred
+# tokens is a few kB); a larger one is rejected unread, so a faulty server cannot fill memory.
+MAX_ANSWER_BYTES = 1 << 20
+
 Conversation = list[dict[str, str]]
 
 
@@ -374,7 +378,7 @@ class OpenAIBackend:
             if expired.is_set():
                 raise TimeoutError
             response = conn.getresponse()
-            payload = response.read()
+            payload = response.read(MAX_ANSWER_BYTES + 1)  # a larger answer is not read on
         except (http.client.HTTPException, OSError) as err:
             if expired.is_set():
                 raise TimeoutError(f"no whole answer within {self.timeout_s:g} s") from err
@@ -404,6 +408,9 @@ class OpenAIBackend:
             except (OSError, http.client.HTTPException) as err:  # timeouts, resets, cut bodies
                 last = type(err).__name__ if not str(err) else f"{type(err).__name__}: {err}"
             else:
+                if 200 <= status < 300 and len(payload) > MAX_ANSWER_BYTES:
+                    reason = f"answer_too_large: over {MAX_ANSWER_BYTES} bytes"
+                    return Completion(None, 0, reason)
                 if 200 <= status < 300:
                     return _completion(payload)
                 last = f"HTTP {status}"
