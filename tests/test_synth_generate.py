@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import mlflow
 import polars as pl
@@ -108,7 +109,9 @@ def test_prompt_pool_samples_per_unit_with_the_seed():
 def test_prompt_pool_errors_name_the_file_and_key(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("id: x\nmode: partial\nsystem: s\nroles:\n  positive: [{text: 'no slot'}]\n")
-    with pytest.raises(ValueError, match=r"p\.yaml: roles.positive\[0\].text has no \{anchor\}"):
+    with pytest.raises(
+        ValueError, match=r"p\.yaml: roles.positive\[0\] .*: the template has no \{anchor\}"
+    ):
         PromptPool.load(path)
     path.write_text("id: x\nmode: nope\nsystem: s\nroles: {}\n")
     with pytest.raises(ValueError, match=r"p\.yaml: mode 'nope'"):
@@ -577,3 +580,40 @@ def test_an_answer_over_the_cap_is_rejected_unread():
         big, small = backend.chat([[{"role": "user", "content": c}] for c in ("big", "ok")], 8)
     assert big.text is None and big.error == f"answer_too_large: over {MAX_ANSWER_BYTES} bytes"
     assert small.text == "fine"
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("Sentence: {anchor.__class__.__mro__}", "anchor.__class__.__mro__"),
+        ('Answer as {"positive": "..."}. Sentence: {anchor}', '"positive": "..."'),
+        ("Sentence: {anchor!r}", "anchor!r"),
+        ("Sentence: {anchor} in {language}", "language"),
+        ("Sentence: {anchor:>40}", "anchor:>40"),
+        ("Sentence: {anchor", None),
+    ],
+)
+def test_a_template_with_more_than_its_fields_is_refused_when_the_pool_loads(tmp_path, text, named):
+    import yaml
+
+    pool = yaml.safe_load(Path(pool_file(tmp_path)).read_text())
+    pool["roles"]["hard_negative"][0]["text"] = text
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(pool))
+    with pytest.raises(ValueError) as refused:
+        PromptPool.load(bad)
+    message = str(refused.value)
+    variant = pool["roles"]["hard_negative"][0].get("id", "?")
+    assert f"bad.yaml: roles.hard_negative[0] (variant {variant!r})" in message
+    assert (named is None and "cannot be filled" in message) or f"field {named!r}" in message
+
+
+def test_doubled_braces_are_literal_in_the_prompt(tmp_path):
+    import yaml
+
+    pool = yaml.safe_load(Path(pool_file(tmp_path)).read_text())
+    pool["roles"]["positive"] = [{"id": "json", "text": 'Answer {{"positive": ...}}: {anchor}'}]
+    path = tmp_path / "json.yaml"
+    path.write_text(yaml.safe_dump(pool))
+    turns, _ = PromptPool.load(path).messages("positive", "A cat.", "u1", 0)
+    assert turns[-1]["content"] == 'Answer {"positive": ...}: A cat.'

@@ -240,3 +240,36 @@ def test_a_stage_run_records_its_code_version_and_commit():
     assert tags[provenance.TAG_CODE_COMMIT] == provenance.git_state()[0]
     assert tags[provenance.TAG_CODE_DIRTY] in ("true", "false")
     assert tags[f"{provenance.TAG_LINEAGE}mine"].startswith(tags[provenance.TAG_CODE_VERSION])
+
+
+def test_runs_whose_process_is_gone_end_failed_at_the_next_invocation(monkeypatch):
+    """A killed `snakemake` left its parent run and a job's run RUNNING forever; the next
+    invocation on the host marks them FAILED, and leaves live processes' and other hosts' runs."""
+    import subprocess
+    import sys
+
+    from embedlab import tracking
+
+    experiment = ensure_experiment()  # sets the tracking URI the client then uses
+    client = mlflow.MlflowClient()
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    dead = {
+        tracking.TAG_HOST: __import__("socket").gethostname(),
+        tracking.TAG_PID: gone.stdout.strip(),
+        tracking.TAG_PROCESS_START: "1.00",
+    }
+    orphan = client.create_run(experiment, tags=dead, run_name="pipeline-killed").info.run_id
+    elsewhere = client.create_run(
+        experiment, tags={**dead, tracking.TAG_HOST: "node-17"}
+    ).info.run_id
+    alive = client.create_run(experiment, tags=tracking._process_tags()).info.run_id
+    monkeypatch.delenv("EMBEDLAB_PARENT_RUN", raising=False)
+    parent = tracking.start_pipeline_run({"grid": {"seeds": [0]}})
+    status = {r: client.get_run(r).info.status for r in (orphan, elsewhere, alive, parent)}
+    assert status == {orphan: "FAILED", elsewhere: "RUNNING", alive: "RUNNING", parent: "RUNNING"}
+    assert "process was gone" in client.get_run(orphan).data.tags["ended_by"]

@@ -25,6 +25,7 @@ import importlib.metadata
 import os
 import random
 import re
+import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -220,6 +221,56 @@ def _fail_dead_runs(experiment_id: str, name: str) -> None:
         retry(client.set_terminated, run.info.run_id, "FAILED")
 
 
+# The process that owns a run: a later invocation on the same host fails the RUNNING runs
+# whose process is gone (a killed `snakemake`, a job that never reran).
+TAG_HOST, TAG_PID, TAG_PROCESS_START = "process.host", "process.pid", "process.start"
+
+
+def _process_tags() -> dict[str, str]:
+    import psutil
+
+    me = psutil.Process()
+    return {
+        TAG_HOST: socket.gethostname(),
+        TAG_PID: str(me.pid),
+        TAG_PROCESS_START: f"{me.create_time():.2f}",
+    }
+
+
+def _process_alive(tags: Mapping[str, str]) -> bool:
+    """Whether the process a run's tags name still runs (the same pid started at the same
+    time: a reused pid is another process)."""
+    import psutil
+
+    try:
+        process = psutil.Process(int(tags[TAG_PID]))
+        return f"{process.create_time():.2f}" == tags.get(TAG_PROCESS_START)
+    except (psutil.NoSuchProcess, psutil.AccessDenied, KeyError, ValueError):
+        return False
+
+
+def fail_orphaned_runs(experiment_id: str) -> list[str]:
+    """Mark FAILED every RUNNING run of the experiment whose process, on this host, is gone
+    (pipeline parents included); runs of other hosts are left alone, as their processes cannot
+    be seen from here. Returns the run ids marked."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    host = socket.gethostname()
+    marked = []
+    query = "attributes.status = 'RUNNING'"
+    for run in retry(client.search_runs, [experiment_id], query):
+        tags = run.data.tags
+        if tags.get(TAG_HOST) != host or _process_alive(tags):
+            continue
+        retry(
+            client.set_tag, run.info.run_id, "ended_by", "a later invocation: its process was gone"
+        )
+        retry(client.set_terminated, run.info.run_id, "FAILED")
+        marked.append(run.info.run_id)
+    return marked
+
+
 def with_tag(tags: Sequence[str], key: str, value: object) -> list[str]:
     """``KEY=VALUE`` tags (the CLI's ``--tag``) with ``key`` added unless already given."""
     given = {t.split("=", 1)[0] for t in tags}
@@ -255,6 +306,7 @@ def stage_run(
         provenance.TAG_CODE_COMMIT: commit,
         provenance.TAG_CODE_DIRTY: str(dirty).lower(),
         provenance.TAG_CODE_VERSION: provenance.stage_code_version(stage),
+        **_process_tags(),
         **{wildcard_tag(k): str(v) for k, v in (tags or {}).items()},
     }
     for package in VERSIONED:
@@ -304,8 +356,10 @@ def start_pipeline_run(config: Mapping[str, Any]) -> str:
     import mlflow
 
     experiment_id = ensure_experiment()
+    fail_orphaned_runs(experiment_id)  # an earlier invocation killed: its runs end FAILED
     pipeline = os.environ.get("EMBEDLAB_PIPELINE_RUN", "manual")
     tags = {
+        **_process_tags(),
         TAG_PIPELINE_RUN: pipeline,
         TAG_STAGE: PIPELINE,
         TAG_CONFIG_HASH: os.environ.get("EMBEDLAB_CONFIG_HASH", "none"),

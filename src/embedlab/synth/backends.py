@@ -379,6 +379,8 @@ class OpenAIBackend:
                 raise TimeoutError
             response = conn.getresponse()
             payload = response.read(MAX_ANSWER_BYTES + 1)  # a larger answer is not read on
+            if len(payload) <= MAX_ANSWER_BYTES and response.length:  # bytes promised, not sent
+                raise http.client.IncompleteRead(payload, response.length)
         except (http.client.HTTPException, OSError) as err:
             if expired.is_set():
                 raise TimeoutError(f"no whole answer within {self.timeout_s:g} s") from err

@@ -34,6 +34,8 @@ Example::
 """
 
 import hashlib
+import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +49,40 @@ ROLES_BY_MODE = {
     "scratch": ("sentence", "positive", "hard_negative"),
     "query": ("question", "claim", "keywords"),
 }
+
+
+# The fields a template may hold, each as a bare name ("{anchor}"); the first is required.
+# Literal braces are written doubled: "{{" and "}}".
+TEMPLATE_FIELDS = {"answer": ("anchor",), "sentence": ("topic", "genre")}
+
+
+def check_template(text: str, fields: Sequence[str], where: str) -> None:
+    """Refuse a template that ``str.format`` would not fill with ``fields`` alone: an unknown
+    field, an attribute or index (``{anchor.__class__}``), a conversion or format spec, an
+    unpaired brace (a JSON example written with single braces), or the first field missing.
+
+    >>> check_template('Sentence: {anchor}, as JSON {{"positive": "..."}}', ["anchor"], "t")
+    >>> check_template('Answer {"positive": "..."}', ["anchor"], "pool.yaml")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    embedlab.schemas.DataError: pool.yaml: the template has the field '"positive": "..."'; ...
+    """
+    hint = f"only {', '.join('{' + f + '}' for f in fields)} are filled"
+    hint += " (write a literal brace doubled: {{ or }})"
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as err:
+        raise DataError(f"{where}: the template cannot be filled ({err}); {hint}") from None
+    found = set()
+    for _, name, spec, conversion in parsed:
+        if name is None:
+            continue
+        if name not in fields or spec or conversion:
+            shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            raise DataError(f"{where}: the template has the field {shown!r}; {hint}")
+        found.add(name)
+    if fields[0] not in found:
+        raise DataError(f"{where}: the template has no {{{fields[0]}}}")
 
 
 def unit_rng(seed: int, *parts: str) -> np.random.Generator:
@@ -88,11 +124,11 @@ class PromptPool:
             variants = data["roles"].get(role)
             if not variants:
                 raise DataError(f"{path}: roles.{role} has no instruction variants")
-            placeholder = "{topic}" if role == "sentence" else "{anchor}"
+            fields = TEMPLATE_FIELDS["sentence" if role == "sentence" else "answer"]
             roles[role] = []
             for i, v in enumerate(variants):
-                if placeholder not in v.get("text", ""):
-                    raise DataError(f"{path}: roles.{role}[{i}].text has no {placeholder}")
+                where = f"{path}: roles.{role}[{i}] (variant {v.get('id', '?')!r})"
+                check_template(str(v.get("text", "")), fields, where)
                 roles[role].append(Variant(str(v.get("id", f"{role}{i}")), v["text"]))
         exemplars = data.get("exemplars", [])
         answer_roles = [r for r in ROLES_BY_MODE[mode] if r != "sentence"]
