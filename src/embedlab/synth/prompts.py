@@ -25,7 +25,10 @@ request): requests that share a prefix share its KV cache in the transformers ba
 on a CPU makes the prompt, otherwise most of the cost, nearly free.
 
 Scratch pools add ``genres`` and ``topics`` lists and a ``sentence`` role whose text has
-``{genre}`` and ``{topic}`` placeholders instead of ``{anchor}``.
+``{genre}`` and ``{topic}`` placeholders instead of ``{anchor}``. A template holds nothing else
+in braces: a literal brace is written doubled (``{{"positive": ...}}`` shows as
+``{"positive": ...}``), and any other field (``{anchor.__class__}``, ``{anchor!r}``, a JSON
+example in single braces) is refused when the pool loads (:func:`check_template`).
 
 Example::
 
