@@ -11,6 +11,10 @@ configfile: "config/config.yaml"
 report: "workflow/report/workflow.rst"
 
 
+# every problem of the config at once, in a few lines; then Snakemake fills in the defaults
+from embedlab.preflight import check_config
+
+check_config(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")
 validate(config, "workflow/schemas/config.schema.yaml")
 
 

@@ -273,3 +273,21 @@ def test_runs_whose_process_is_gone_end_failed_at_the_next_invocation(monkeypatc
     status = {r: client.get_run(r).info.status for r in (orphan, elsewhere, alive, parent)}
     assert status == {orphan: "FAILED", elsewhere: "RUNNING", alive: "RUNNING", parent: "RUNNING"}
     assert "process was gone" in client.get_run(orphan).data.tags["ended_by"]
+
+
+@pytest.mark.parametrize("content", [b"", b"SQLite format 3\x00" + b"\xff" * 4000])
+def test_an_empty_or_damaged_tracking_store_is_refused_naming_it(tmp_path, monkeypatch, content):
+    """A 0-byte mlflow.db was silently recreated (the history lost); a damaged one gave a
+    26-line sqlalchemy traceback naming no file."""
+    from embedlab.errors import SettingError
+
+    db = tmp_path / "store" / "mlflow.db"
+    db.parent.mkdir()
+    db.write_bytes(content)
+    monkeypatch.setenv("EMBEDLAB_TRACKING_URI", f"sqlite:///{db}")
+    with pytest.raises(SettingError) as refused:
+        ensure_experiment("x")
+    message = str(refused.value)
+    assert str(db) in message and "\n" not in message
+    assert ("empty (0 bytes)" in message) == (content == b"")
+    assert db.read_bytes() == content  # left as it was

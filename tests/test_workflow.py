@@ -66,6 +66,24 @@ def test_bad_config_stops_at_start_naming_the_key(tmp_path, config, expected):
     assert key in output
 
 
+def test_every_schema_problem_is_listed_once_in_a_few_lines(tmp_path):
+    """An unknown top-level key printed a 567-line log, mostly the schema, and named only the
+    first of several problems."""
+    path = tmp_path / "bad.yaml"
+    bad = {"colour": "blue", "grid": {"miners": ["fancy"]}, "synthesize": {"n_anchors": "x"}}
+    path.write_text(yaml.safe_dump(bad))
+    result = snakemake("-n", "--configfile", str(path), cwd=tmp_path)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "(3 problem(s)" in output
+    for line in (
+        "- (top level): Additional properties are not allowed ('colour' was unexpected)",
+        "- grid.miners.0: 'fancy' is not one of",
+        "- synthesize.n_anchors: 'x' is not of type 'integer'",
+    ):
+        assert output.count(line) == 1, line
+    assert len(output.splitlines()) < 20 and "$schema" not in output
+
+
 def rendered(page: Path) -> str:
     """The text ``page`` shows after headless Chromium ran its scripts, without the scripts
     and styles themselves (the Snakemake report is a JavaScript app: the raw file shows only

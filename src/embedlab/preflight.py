@@ -27,6 +27,27 @@ class ConfigError(SettingError):
     """The config names something that does not exist or sizes that cannot work."""
 
 
+def check_config(config: dict, schema_path: str | Path) -> None:
+    """Every way ``config`` breaks the JSON schema, one line each (the key's path, the value's
+    problem), in one ``ConfigError``; Snakemake's own validation shows only the first problem
+    and the whole schema. The Snakefile calls it before ``validate`` fills in the defaults."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    lines = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.path))):
+        key = ".".join(str(part) for part in error.path) or "(top level)"
+        message = error.message if len(error.message) < 300 else error.message[:300] + " ..."
+        lines.append(f"{key}: {message}")
+    if lines:
+        raise ConfigError(
+            f"the config does not match {schema_path} ({len(lines)} problem(s); config/README.md"
+            " documents every key):\n- " + "\n- ".join(lines)
+        )
+
+
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

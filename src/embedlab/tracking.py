@@ -40,6 +40,7 @@ from embedlab.contracts import (
     TAG_STAGE,
     wildcard_tag,
 )
+from embedlab.errors import SettingError
 
 # a parameter is left out when its name is a secret's (api_key, hf_token; not max_new_tokens or
 # api_key_env, which name settings) or its value looks like a credential
@@ -102,13 +103,26 @@ def ensure_experiment(name: str | None = None, uri: str | None = None) -> str:
     import mlflow
 
     uri, name = uri or tracking_uri(), name or experiment_name()
+    db = _sqlite_path(uri)
+    if db is not None and db.is_file() and db.stat().st_size == 0:
+        raise SettingError(
+            f"the tracking store {db} is empty (0 bytes): the run history it held is gone. "
+            "MLflow would make a new store there without a word; move the file away to start "
+            "one, or restore it from a copy"
+        )
     mlflow.set_tracking_uri(uri)
     with _lock(uri):
-        client = mlflow.MlflowClient()
-        found = retry(client.get_experiment_by_name, name)
+        try:
+            client = mlflow.MlflowClient()
+            found = retry(client.get_experiment_by_name, name)
+        except Exception as err:  # sqlalchemy's and MLflow's errors alike: a damaged store
+            detail = next((line for line in str(err).splitlines() if line.strip()), repr(err))
+            raise SettingError(
+                f"the tracking store {db or uri} cannot be read ({detail[:300]}); restore it "
+                "from a copy, or move it away to start a new one"
+            ) from None
         if found is not None:
             return found.experiment_id
-        db = _sqlite_path(uri)
         artifacts = (db.parent / "mlartifacts").resolve().as_uri() if db else None
         return retry(
             client.create_experiment, name, artifact_location=artifacts, tags=EXPERIMENT_KIND
