@@ -88,3 +88,22 @@ def test_hf_source_reads_a_local_dataset_folder(tmp_path):
     corpus, _ = build_corpus([Source(str(folder), format="hf", column="sentence")])
     assert corpus["text"].to_list() == ["One sentence here.", "Another one here."]
     assert corpus["source"].to_list() == ["my-dataset"] * 2
+
+
+def test_a_source_that_gives_nothing_is_named_with_why(tmp_path):
+    """An empty file ended in a pandera 'got null'; a file whose every line the length filter
+    drops ended in an error naming the corpus stage's own output."""
+    from embedlab.corpus import Source, build_corpus
+    from embedlab.schemas import DataError
+
+    good = tmp_path / "good.txt"
+    good.write_text("A sentence long enough to keep.\nAnother sentence long enough.\n")
+    empty, short = tmp_path / "empty.txt", tmp_path / "short.txt"
+    empty.write_text("")
+    short.write_text("ab\ncd\nef\n")
+    with pytest.raises(DataError, match=r"corpus.sources\[1\] \(.*empty.txt\): no text was read"):
+        build_corpus([Source(path=str(good)), Source(path=str(empty))])
+    with pytest.raises(DataError) as refused:
+        build_corpus([Source(path=str(good)), Source(path=str(short))], min_chars=12)
+    assert "corpus.sources[1]" in str(refused.value) and "none of its 3 texts" in str(refused.value)
+    assert "corpus.min_chars = 12" in str(refused.value)

@@ -71,3 +71,45 @@ def test_a_damaged_teacher_cache_entry_is_recomputed(tmp_path, minilm):
     np.save(entry, np.where(np.arange(len(first))[:, None] == 3, np.nan, first))  # a NaN row
     again, _, hit = embed_pairs(minilm, pairs, cache_dir=cache, identity="m@1")
     assert not hit and np.array_equal(first, again)
+
+
+def test_a_full_disk_during_a_checkpoint_or_a_shard_names_the_folder_and_the_resume(
+    tmp_path, monkeypatch
+):
+    """torch said "[enforce fail at inline_container.cc:672]" and polars "No space left on
+    device": a traceback either way. Now one line: which folder, what, and that a rerun
+    resumes; the checkpoints and shards already written stay."""
+    import polars as pl
+    import torch
+
+    from embedlab import errors
+    from embedlab.errors import DiskFull
+    from embedlab.synth.shards import ShardStore
+    from embedlab.train import checkpoint
+
+    def torch_full(*args, **kwargs):
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", torch_full)
+    usage = errors.shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(errors.shutil, "disk_usage", lambda p: usage._replace(free=4096))
+    with pytest.raises(DiskFull) as full:
+        checkpoint.save(tmp_path / "ckpt", 40, {"model": {}})
+    assert str(full.value).startswith(f"{tmp_path / 'ckpt'}: no space left")
+    assert "checkpoint 40" in str(full.value) and "resumes from the last whole" in str(full.value)
+
+    store = ShardStore(tmp_path / "shards", "f1")
+    store.write(0, pl.DataFrame({"a": [1]}))
+
+    def polars_full(self, path, *args, **kwargs):
+        raise pl.exceptions.ComputeError("failed to write: No space left on device (os error 28)")
+
+    monkeypatch.setattr(pl.DataFrame, "write_parquet", polars_full)
+    with pytest.raises(DiskFull, match=r"shards: no space left .* shard part-000001.parquet"):
+        store.write(1, pl.DataFrame({"a": [2]}))
+    assert list(store.done) == [0]  # the shard written before is still recorded
+
+    monkeypatch.setattr(errors.shutil, "disk_usage", lambda p: usage)  # space enough
+    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
+    with pytest.raises(RuntimeError, match="bug"):  # any other failure keeps its traceback
+        checkpoint.save(tmp_path / "ckpt2", 1, {})

@@ -150,6 +150,12 @@ def build_corpus(
     Returns the corpus (``id``, ``text``, ``source``) and counts of what was dropped and why.
     """
     frames = [read_source(s, mirrors) for s in sources]
+    for i, (source, frame) in enumerate(zip(sources, frames, strict=True)):
+        if frame.height == 0:
+            raise DataError(
+                f"corpus.sources[{i}] ({source.path}): no text was read from it (an empty file,"
+                " or a column or format that finds none)"
+            )
     counts = {"read": sum(f.height for f in frames)}
     if any("complete" in f.columns for f in frames):  # snli premises without both hypotheses
         kept = [
@@ -161,6 +167,14 @@ def build_corpus(
     length = pl.col("text").str.len_chars()
     kept = df.filter((length >= min_chars) & (length <= max_chars))
     counts["dropped_length"] = df.height - kept.height
+    for i, (source, frame) in enumerate(zip(sources, frames, strict=True)):
+        name = frame["source"][0]  # what the reader named its rows
+        read = df.filter(pl.col("source") == name).height
+        if read and not kept.filter(pl.col("source") == name).height:
+            raise DataError(
+                f"corpus.sources[{i}] ({source.path}): none of its {read} texts is between "
+                f"corpus.min_chars = {min_chars} and corpus.max_chars = {max_chars} characters"
+            )
     deduped = kept.unique(subset="text", keep="first", maintain_order=True)
     counts["dropped_duplicate"] = kept.height - deduped.height
     if max_sentences is not None and deduped.height > max_sentences:

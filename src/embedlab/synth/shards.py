@@ -25,6 +25,7 @@ from pathlib import Path
 import polars as pl
 
 from embedlab.atomic import atomic_write
+from embedlab.errors import naming_a_full_disk
 
 
 class ShardStore:
@@ -70,7 +71,9 @@ class ShardStore:
     def write(self, chunk: int, rows: pl.DataFrame, **record) -> None:
         """Store one finished chunk durably, then record it in the manifest."""
         name = f"part-{chunk:06d}.parquet"
-        atomic_write(self.folder / name, rows.write_parquet)
+        resume = "synthesis resumes after the last recorded shard"
+        with naming_a_full_disk(self.folder, f"shard {name}", resume):
+            atomic_write(self.folder / name, rows.write_parquet)
         entry = {"chunk": chunk, "shard": name, "rows": rows.height, **record}
         self._append(entry)
         self.done[chunk] = entry

@@ -18,6 +18,7 @@ import torch
 import torch.distributed as dist
 
 from embedlab.atomic import fsync, fsync_entry
+from embedlab.errors import naming_a_full_disk
 from embedlab.train.distributed import world
 
 PREFIX = "step-"
@@ -63,9 +64,11 @@ def save(folder: Path, step: int, state: dict[str, Any]) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     _barrier()
-    torch.save(rng_states(), tmp / f"rng-{rank}.pt")
-    if rank == 0:
-        torch.save(state, tmp / "state.pt")
+    resume = "training resumes from the last whole checkpoint"
+    with naming_a_full_disk(folder, f"checkpoint {step}", resume):
+        torch.save(rng_states(), tmp / f"rng-{rank}.pt")
+        if rank == 0:
+            torch.save(state, tmp / "state.pt")
     _barrier()
     if rank == 0:
         fsync(tmp)  # a renamed but empty state.pt after a power cut would resume nothing
