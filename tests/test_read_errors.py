@@ -2,6 +2,7 @@
 found), not a raw polars or decode traceback; damaged cache entries are recomputed."""
 
 import numpy as np
+import polars as pl
 import pytest
 
 from embedlab import schemas
@@ -113,3 +114,33 @@ def test_a_full_disk_during_a_checkpoint_or_a_shard_names_the_folder_and_the_res
     monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
     with pytest.raises(RuntimeError, match="bug"):  # any other failure keeps its traceback
         checkpoint.save(tmp_path / "ckpt2", 1, {})
+
+
+def test_a_changed_or_non_finite_teacher_matrix_is_refused(tmp_path):
+    """A NaN row in the teacher matrix was mined with exit 0. The ids table carries the
+    matrix's sha256, checked when the matrix is loaded; non-finite rows are refused."""
+    from embedlab.mine.teacher import TeacherView, save
+
+    pairs = make_pairs(6)
+    rng = np.random.default_rng(0)
+    emb = rng.standard_normal((18, 4)).astype(np.float32)
+    ids = pl.DataFrame(
+        {
+            "id": pairs["id"].to_list() * 3,
+            "field": ["anchor"] * 6 + ["positive"] * 6 + ["hard_negative"] * 6,
+            "row": np.arange(18, dtype=np.int64),
+        }
+    )
+    out, ids_out = tmp_path / "t.npy", tmp_path / "t.ids.parquet"
+    save(emb, ids, out, ids_out)
+    assert TeacherView.load(out, ids_out, pairs).anchor.shape == (6, 4)
+    changed = emb.copy()
+    changed[3, 1] = np.nan
+    np.save(out, changed)  # rewritten behind the ids table's back
+    with pytest.raises(schemas.DataError, match=r"t\.npy: its bytes do not match the sha256"):
+        TeacherView.load(out, ids_out, pairs)
+    schemas.write(ids, ids_out, schemas.TeacherIds)  # an ids table without the checksum
+    with pytest.raises(schemas.DataError, match=r"the anchor embedding of id .* is not finite"):
+        TeacherView.load(out, ids_out, pairs)
+    with pytest.raises(schemas.DataError, match="row 3 is not finite"):
+        save(changed, ids, out, ids_out)

@@ -48,10 +48,32 @@ def test_damaged_batch_files_are_refused(tmp_path):
     schemas.write(batches([["a", "b"], ["a", "c"]]), tmp_path / "ok.parquet", schemas.Batches)
     with pytest.raises(schemas.DataError, match=r"row 2, .*an id occurs twice in one batch"):
         schemas.write(batches([["a", "b"], ["c", "c"]]), tmp_path / "x.parquet", schemas.Batches)
-    with pytest.raises(schemas.DataError, match=r"row 4, .*smaller than the file's batch size"):
+    with pytest.raises(schemas.DataError, match=r"row 4, .*batches differ in size"):
         schemas.write(
             batches([["a", "b"], ["c", "d"], ["e"]]), tmp_path / "x.parquet", schemas.Batches
         )
     moved = batches([["a", "b"], ["c", "d"]]).with_columns(position=pl.lit(0))
     with pytest.raises(schemas.DataError, match="x.parquet"):
         schemas.write(moved, tmp_path / "x.parquet", schemas.Batches)
+
+
+def test_bytes_changed_inside_a_stage_output_are_a_named_error(tmp_path):
+    """Overwritten bytes inside pairs.parquet (13 ids changed) were read with exit 0: every data
+    page carries a CRC checksum, checked on read."""
+    import pyarrow.parquet as pq
+
+    from .conftest import make_pairs
+
+    path = tmp_path / "pairs.parquet"
+    schemas.write(make_pairs(200), path, schemas.Pairs)
+    column = pq.ParquetFile(path).metadata.row_group(0).column(0)  # the ids
+    start = column.dictionary_page_offset or column.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start + column.total_compressed_size // 2] ^= 0x55
+    path.write_bytes(bytes(data))
+    with pytest.raises(schemas.DataError) as damaged:
+        schemas.read(path, schemas.Pairs)
+    message = str(damaged.value)
+    assert (
+        message.startswith(str(path)) and "delete it so that its stage writes it again" in message
+    )

@@ -35,6 +35,10 @@ WILDCARD = "wildcard."  # + a Snakemake wildcard's name (model, miner, bs, seed)
 # its input files, not whichever run of a model name is newest.
 TAG_SCORES_SHA256 = "scores_sha256"
 
+# The Parquet metadata key of the teacher's ids table that holds the sha256 of its .npy matrix,
+# checked by every stage that loads the matrix (the matrix has no room for a checksum itself).
+NPY_SHA256_KEY = "embedlab.npy_sha256"
+
 # The table a mine run logs (mlflow.log_table): per bin of HIST_EDGES (``low``, ``high``), the
 # in-batch teacher-similarity ``density`` of the mined batches and ``random_density`` of random
 # batches of the same size and seed.

@@ -199,7 +199,13 @@ def reading(path: str | Path, what: str) -> Iterator[None]:
         yield
     except DataError:
         raise
-    except (pl.exceptions.PolarsError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except (
+        pl.exceptions.PolarsError,
+        UnicodeDecodeError,
+        json.JSONDecodeError,
+        OSError,  # pyarrow: a page whose checksum fails, a truncated file
+        ValueError,  # pyarrow.ArrowInvalid
+    ) as err:
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise DataError(
             f"{path}{_first_bad_line(path)}: cannot be read as {what} ({detail})"
@@ -212,17 +218,31 @@ def read(path: str | Path, model: type[pa.DataFrameModel]) -> pl.DataFrame:
     if not path.exists():
         raise NotFound(f"{path}: no such file (expected a {model.__name__} table)")
     with reading(path, f"a {model.__name__} table; delete it so that its stage writes it again"):
-        frame = pl.read_parquet(path)
+        # the page checksums written with it (write) are checked: changed bytes are an error
+        frame = pl.read_parquet(path, use_pyarrow=True, pyarrow_options=VERIFY)
     frame = validate(frame, model, path)
     provenance.TRACKER.add(provenance.read_parquet_lineage(path))  # what made it, carried on
     return frame
 
 
-def write(df: pl.DataFrame, path: str | Path, model: type[pa.DataFrameModel]) -> Path:
+VERIFY = {"page_checksum_verification": True}  # pyarrow's read option
+
+
+def write(
+    df: pl.DataFrame,
+    path: str | Path,
+    model: type[pa.DataFrameModel],
+    metadata: dict[str, str] | None = None,
+) -> Path:
     """Validate, then write atomically (tmp file + rename) so a killed stage leaves no half
-    file. The file carries the lineage of the stage writing it (``embedlab.provenance``)."""
+    file. Every data page carries a CRC checksum, checked by :func:`read`, and the file the
+    lineage of the stage writing it (``embedlab.provenance``) and any other ``metadata``."""
+    import pyarrow.parquet as pq
+
     path = Path(path)
     df = validate(df, model, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = provenance.parquet_metadata()
-    return atomic_write(path, lambda tmp: df.write_parquet(tmp, metadata=metadata))
+    table = df.to_arrow()
+    stamp = {**(table.schema.metadata or {}), **provenance.parquet_metadata(), **(metadata or {})}
+    table = table.replace_schema_metadata(stamp)
+    return atomic_write(path, lambda tmp: pq.write_table(table, tmp, write_page_checksum=True))

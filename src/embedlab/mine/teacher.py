@@ -21,6 +21,7 @@ import polars as pl
 
 from embedlab import schemas
 from embedlab.atomic import atomic_write
+from embedlab.contracts import NPY_SHA256_KEY, file_sha256
 from embedlab.settings import setting
 
 log = logging.getLogger(__name__)
@@ -112,9 +113,13 @@ def embed_pairs(
 
 
 def save(emb: np.ndarray, ids: pl.DataFrame, out: str | Path, ids_out: str | Path) -> None:
-    """Write the ids table and the matrix, each atomically."""
-    schemas.write(ids, ids_out, schemas.TeacherIds)
+    """Write the matrix, then the ids table carrying the matrix's sha256, each atomically."""
+    if not np.isfinite(emb).all():
+        row = int(np.flatnonzero(~np.isfinite(emb).all(axis=1))[0])
+        raise schemas.DataError(f"teacher embedding row {row} is not finite (NaN or inf)")
     _save_npy(emb, out)
+    checksum = {NPY_SHA256_KEY: file_sha256(out)}
+    schemas.write(ids, ids_out, schemas.TeacherIds, metadata=checksum)
 
 
 def _save_npy(array: np.ndarray, path: str | Path) -> None:
@@ -139,6 +144,13 @@ class TeacherView:
         cls, embeddings: str | Path, ids_path: str | Path, pairs: pl.DataFrame
     ) -> "TeacherView":
         ids = schemas.read(ids_path, schemas.TeacherIds)
+        expected = pl.read_parquet_metadata(ids_path).get(NPY_SHA256_KEY)
+        if expected is not None and file_sha256(embeddings) != expected:
+            raise schemas.DataError(
+                f"{embeddings}: its bytes do not match the sha256 that {ids_path} carries (the "
+                "matrix is damaged or from another run); delete both so that the teacher stage "
+                "writes them again"
+            )
         emb = np.load(embeddings, mmap_mode="r")
         if emb.shape[0] != ids.height:
             raise schemas.DataError(
@@ -158,4 +170,12 @@ class TeacherView:
                 )
             idx = [rows[i] for i in pairs["id"].to_list()]
             aligned[field] = np.asarray(emb[idx], dtype=np.float32)
+            finite = np.isfinite(aligned[field]).all(axis=1)
+            if not finite.all():
+                bad = int(np.flatnonzero(~finite)[0])
+                raise schemas.DataError(
+                    f"{embeddings}: the {field} embedding of id {pairs['id'][bad]!r} (row "
+                    f"{idx[bad]}) is not finite (NaN or inf); delete it and {ids_path} so that "
+                    "the teacher stage writes them again"
+                )
         return cls(**aligned)
