@@ -148,8 +148,9 @@ def test_an_api_key_canary_appears_nowhere_the_pipeline_writes(tmp_path, monkeyp
     canary = "sk-canary-" + "5" * 24
     monkeypatch.setenv("OPENAI_API_KEY", canary)
 
-    def answer(messages: list[dict]) -> str:
-        return "A different sentence about " + messages[-1]["content"][-30:]
+    def answer(messages: list[dict]) -> str:  # one per role (the instruction) and anchor
+        content = messages[-1]["content"]
+        return f"Something on {content[:12].lower()} and {content[-30:]}"
 
     with ChatServer(answer) as server:
         config = tiny_config(

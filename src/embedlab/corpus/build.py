@@ -156,6 +156,7 @@ def build_corpus(
                 f"corpus.sources[{i}] ({source.path}): no text was read from it (an empty file,"
                 " or a column or format that finds none)"
             )
+    names = [f["source"][0] for f in frames]  # what each reader named its rows
     counts = {"read": sum(f.height for f in frames)}
     if any("complete" in f.columns for f in frames):  # snli premises without both hypotheses
         kept = [
@@ -167,8 +168,7 @@ def build_corpus(
     length = pl.col("text").str.len_chars()
     kept = df.filter((length >= min_chars) & (length <= max_chars))
     counts["dropped_length"] = df.height - kept.height
-    for i, (source, frame) in enumerate(zip(sources, frames, strict=True)):
-        name = frame["source"][0]  # what the reader named its rows
+    for i, (source, name) in enumerate(zip(sources, names, strict=True)):
         read = df.filter(pl.col("source") == name).height
         if read and not kept.filter(pl.col("source") == name).height:
             raise DataError(

@@ -131,9 +131,10 @@ def _check_yield(
     if pairs.height == 0:
         tracker.log_metrics(stats)
         raise schemas.DataError(
-            f"synthesize accepted none of {total} rows (rejected by reason: {reasons}; every "
-            f"rejected row is in {rejected_out}): see the filters' settings, the prompt or the "
-            "generator"
+            f"synthesize accepted none of {total} rows (rejected by reason: {reasons}): see the "
+            f"filters' settings, the prompt or the generator. The rejected rows are written to "
+            f"{rejected_out} (a workflow removes a failed job's outputs; what was generated is "
+            "kept for a rerun)"
         )
     log.warning(
         "synthesize accepted %d of %d rows (%.0f%%, below %.0f%%); rejected by reason: %s",
