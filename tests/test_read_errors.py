@@ -72,6 +72,12 @@ def test_a_damaged_teacher_cache_entry_is_recomputed(tmp_path, minilm):
     np.save(entry, np.where(np.arange(len(first))[:, None] == 3, np.nan, first))  # a NaN row
     again, _, hit = embed_pairs(minilm, pairs, cache_dir=cache, identity="m@1")
     assert not hit and np.array_equal(first, again)
+    changed = first.copy()
+    changed[5, 7] += 0.25  # a finite value changed: only the checksum written with it tells
+    np.save(entry, changed)
+    again, _, hit = embed_pairs(minilm, pairs, cache_dir=cache, identity="m@1")
+    assert not hit and np.array_equal(first, again)
+    assert embed_pairs(minilm, pairs, cache_dir=cache, identity="m@1")[2]
 
 
 def test_a_full_disk_during_a_checkpoint_or_a_shard_names_the_folder_and_the_resume(

@@ -86,7 +86,10 @@ def embed_pairs(
         cached = Path(cache_dir) / f"{name}-{key}.npy"
     emb, hit = None, False
     if cached is not None and cached.exists():
+        checksum = cached.with_name(cached.name + ".sha256")  # written with the entry
         try:
+            if not checksum.is_file() or checksum.read_text().strip() != file_sha256(cached):
+                raise ValueError("its bytes do not match the sha256 written with it")
             emb, hit = np.load(cached), True
             if emb.ndim != 2 or emb.shape[0] != len(texts):
                 raise ValueError(f"shape {emb.shape} for {len(texts)} texts")
@@ -96,12 +99,15 @@ def embed_pairs(
             emb = None
             log.warning("teacher cache %s is damaged (%s); recomputing it", cached, err)
             cached.unlink()
+            checksum.unlink(missing_ok=True)
     if emb is None:
         from embedlab.encode import encode
 
         emb, hit = encode(model, texts, batch_size, progress=True, desc="teacher"), False
-        if cached is not None:
+        if cached is not None:  # the entry, then its checksum: a cut between them is a miss
             _save_npy(emb, cached)
+            digest = file_sha256(cached)
+            atomic_write(cached.with_name(cached.name + ".sha256"), lambda t: t.write_text(digest))
     ids = pl.DataFrame(
         {
             "id": [i for i, _, _ in present],
