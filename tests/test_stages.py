@@ -71,7 +71,7 @@ def test_evaluate_scores_several_models_in_one_process_one_run_each(tmp_path, mi
     code = main(["evaluate", "--model", model, model, "--name", "a", "b", "--out", *outs, *flags])
     assert code == 0
     a, b = (schemas.read(o, schemas.Scores) for o in outs)
-    assert a.equals(b) and a.height == 2  # STS16: spearman and spearman_wmean
+    assert a.equals(b) and a.height == 4  # STS16 and Avg: spearman and spearman_wmean
     runs = [r for r in _runs() if r.data.tags["stage"] == "evaluate"]
     assert sorted(r.data.tags["wildcard.model"] for r in runs) == ["a", "b"]
     with pytest.raises(SystemExit, match="one value per model"):
