@@ -116,8 +116,10 @@ def stage_code_version(stage: str, root: Path = PACKAGE) -> str:
 
 @functools.cache
 def git_state() -> tuple[str, bool]:
-    """The commit of the checkout the package was loaded from and whether its tracked files
-    differ from it (``("unknown", False)`` outside a git checkout)."""
+    """The commit of the checkout the package was loaded from and whether the package's own
+    files (``src/embedlab``, untracked modules included) differ from it; ``("unknown", False)``
+    outside a git checkout. Other files (docs a study just published, configs) do not make
+    the code dirty: the config is recorded by its own hash."""
 
     def git(*args: str) -> str:
         done = subprocess.run(
@@ -131,7 +133,7 @@ def git_state() -> tuple[str, bool]:
 
     try:
         commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        dirty = bool(git("status", "--porcelain", "--untracked-files=normal", "--", "."))
     except (OSError, subprocess.SubprocessError):
         return "unknown", False
     return commit, dirty
