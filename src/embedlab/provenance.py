@@ -146,6 +146,16 @@ def entry(stage: str) -> str:
     return f"{stage_code_version(stage)}@{commit[:12]}{'+dirty' if dirty else ''}"
 
 
+def split_entry(entry: str) -> tuple[str, str]:
+    """A lineage entry's (code version, commit): the reverse of :func:`entry`.
+
+    >>> split_entry("3f1c9a0b2d4e6f81@abe56ce051e7+dirty")
+    ('3f1c9a0b2d4e6f81', 'abe56ce051e7+dirty')
+    """
+    version, _, commit = entry.partition("@")
+    return version, commit
+
+
 Lineage = dict[str, list[str]]  # stage -> its entries behind an artefact
 
 

@@ -10,6 +10,7 @@ Example::
     view.anchor.shape, view.positive.shape
 """
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
@@ -84,9 +85,9 @@ def embed_pairs(
         key = cache_key(identity, texts, batch_size, model.device.type)
         name = Path(identity.split("@", 1)[0]).name
         cached = Path(cache_dir) / f"{name}-{key}.npy"
+        checksum = cached.with_name(cached.name + ".sha256")  # written with the entry
     emb, hit = None, False
     if cached is not None and cached.exists():
-        checksum = cached.with_name(cached.name + ".sha256")  # written with the entry
         try:
             if not checksum.is_file() or checksum.read_text().strip() != file_sha256(cached):
                 raise ValueError("its bytes do not match the sha256 written with it")
@@ -107,7 +108,7 @@ def embed_pairs(
         if cached is not None:  # the entry, then its checksum: a cut between them is a miss
             _save_npy(emb, cached)
             digest = file_sha256(cached)
-            atomic_write(cached.with_name(cached.name + ".sha256"), lambda t: t.write_text(digest))
+            atomic_write(checksum, lambda tmp: tmp.write_text(digest))
     ids = pl.DataFrame(
         {
             "id": [i for i, _, _ in present],
@@ -138,6 +139,18 @@ def _save_npy(array: np.ndarray, path: str | Path) -> None:
     atomic_write(path, write)
 
 
+def _sha256_once(path: Path) -> str:
+    """``file_sha256`` of a file, computed once per content (size and modification time) in a
+    process: a mine job loads the same matrix for each of its seeds."""
+    stat = path.stat()
+    return _sha256_of(path.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.cache
+def _sha256_of(path: Path, mtime_ns: int, size: int) -> str:
+    return file_sha256(path)
+
+
 @dataclass(frozen=True)
 class TeacherView:
     """Teacher rows aligned with a pairs table (row i of each matrix is pairs row i)."""
@@ -151,7 +164,7 @@ class TeacherView:
     ) -> "TeacherView":
         ids = schemas.read(ids_path, schemas.TeacherIds)
         expected = pl.read_parquet_metadata(ids_path).get(NPY_SHA256_KEY)
-        if expected is not None and file_sha256(embeddings) != expected:
+        if expected is not None and _sha256_once(Path(embeddings)) != expected:
             raise schemas.DataError(
                 f"{embeddings}: its bytes do not match the sha256 that {ids_path} carries (the "
                 "matrix is damaged or from another run); delete both so that the teacher stage "

@@ -117,19 +117,15 @@ def _code_versions(scores, allow_mixed: bool, tracker: StageRun) -> list[dict]:
 
     from embedlab.tables.study import code_versions
 
-    lineages = [json.loads(x) for x in scores["lineage"]]
+    lineages = dict(zip(scores["model"], map(json.loads, scores["lineage"]), strict=True))
     versions = code_versions(lineages)
     tracker.log_metrics({"code_versions": len(versions)})
     mixed = [r for r in versions if r["mixed"]]
     if mixed and not allow_mixed:
-        lines = []
-        for r in mixed:
-            models = [
-                m
-                for m, lineage in zip(scores["model"], lineages, strict=True)
-                if any(e.startswith(r["version"] + "@") for e in lineage.get(r["stage"], []))
-            ]
-            lines.append(f"  {r['stage']} {r['version']}: {len(models)} run(s), e.g. {models[:3]}")
+        lines = [
+            f"  {r['stage']} {r['version']}: {r['runs']} run(s), e.g. {r['models'][:3]}"
+            for r in mixed
+        ]
         raise SettingError(
             "tables: the runs behind this page were made by different code versions\n"
             + "\n".join(lines)

@@ -37,33 +37,34 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores{memory_text}, {platform.system()} {platform.release()}"
 
 
-def code_versions(lineages: Sequence[Mapping[str, Sequence[str]]]) -> list[dict]:
+def code_versions(lineages: Mapping[str, Mapping[str, Sequence[str]]]) -> list[dict]:
     """Every code version behind a page's runs: one row per (stage, code version) with the
-    commits it ran at, whether any had uncommitted changes, and how many runs it is behind.
-    ``lineages`` are the runs' (``embedlab.provenance``); a stage with two rows is mixed."""
+    commits it ran at (``+dirty`` where the package had uncommitted changes), the models whose
+    runs it is behind and their count, in the stages' order. ``lineages`` maps a model to its
+    evaluate run's lineage (``embedlab.provenance``); a stage with two rows is mixed."""
+    from embedlab.provenance import split_entry
+    from embedlab.stages import STAGES
+
     found: dict[tuple[str, str], dict] = {}
-    for lineage in lineages:
-        seen = set()
+    for model, lineage in lineages.items():
         for stage, entries in lineage.items():
             for entry in entries:
-                version, _, commit = entry.partition("@")
+                version, commit = split_entry(entry)
                 row = found.setdefault(
                     (stage, version),
-                    {"stage": stage, "version": version, "commits": set(), "runs": 0},
+                    {"stage": stage, "version": version, "commits": set(), "models": []},
                 )
                 row["commits"].add(commit)
-                if (stage, version) not in seen:
-                    seen.add((stage, version))
-                    row["runs"] += 1
-    order = {stage: i for i, stage in enumerate(STAGE_ORDER)}
-    rows = sorted(found.values(), key=lambda r: (order.get(r["stage"], 99), r["stage"], -r["runs"]))
+                if model not in row["models"]:
+                    row["models"].append(model)
+    order = {stage: i for i, stage in enumerate(STAGES)}
+    rows = sorted(
+        found.values(), key=lambda r: (order.get(r["stage"], 99), r["stage"], -len(r["models"]))
+    )
     counts = Counter(r["stage"] for r in rows)
     for row in rows:
-        row["mixed"] = counts[row["stage"]] > 1
+        row["runs"], row["mixed"] = len(row["models"]), counts[row["stage"]] > 1
     return rows
-
-
-STAGE_ORDER = ("corpus", "synthesize", "teacher", "mine", "train", "evaluate")
 
 
 def code_versions_markdown(rows: Sequence[dict]) -> str:
