@@ -84,3 +84,40 @@ def test_ranking_metrics_equal_trec_evals_on_graded_qrels():
     ]:
         want = np.mean([m[theirs] for m in per_query.values()])
         assert got[ours] == pytest.approx(want), ours
+
+
+def test_coco_task_asks_for_the_other_captions_of_held_out_images(mirror, minilm):
+    from embedlab.coco import CAPTIONS, image_split, read_captions
+    from embedlab.evaluate.retrieval import retrieval_task
+    from embedlab.train import build_student
+
+    captions = read_captions(mirror / CAPTIONS)
+    parts = image_split(captions)
+    assert image_split(reversed(list(captions))) == parts  # fixed by the ids, not their order
+    counts = {p: sum(v == p for v in parts.values()) for p in ("train", "dev", "test")}
+    assert counts == {"train": 3500, "dev": 500, "test": 1000}
+    task = retrieval_task("coco", [mirror])
+    assert task.name == "COCO-retrieval-test" and len(task.queries) == 1000
+    for qid, relevant in task.qrels.items():  # the query: an image's first caption
+        image = int(qid[1:])
+        assert parts[image] == "test" and task.queries[qid] == captions[image][0]
+        assert [task.corpus[d] for d in relevant] == captions[image][1:]  # the others, all
+    assert sum(map(len, task.qrels.values())) == len(task.corpus)  # every doc is someone's
+    scores = evaluate_retrieval(minilm, task)
+    got = dict(zip(scores["metric"], scores["value"], strict=True))
+    assert got["ndcg_at_10"] > 40  # chance: about 4 of 4,000 documents
+    static = build_student("static", "sentence-transformers/all-MiniLM-L6-v2")
+    weak = evaluate_retrieval(static, task)
+    assert weak.filter(weak["metric"] == "ndcg_at_10")["value"][0] < got["ndcg_at_10"]
+
+
+def test_a_caption_file_without_annotations_is_named(tmp_path):
+    from embedlab.coco import read_captions
+
+    path = tmp_path / "captions.json"
+    path.write_text(json.dumps({"images": []}))
+    with pytest.raises(DataError, match="captions.json: no 'annotations' list"):
+        read_captions(path)
+    path.write_text(json.dumps({"annotations": [{"image_id": 1, "caption": "a"}, {"id": 2}]}))
+    with pytest.raises(DataError, match="annotation 1 lacks image_id or caption"):
+        read_captions(path)

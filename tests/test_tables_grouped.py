@@ -145,3 +145,27 @@ def test_tables_and_figures_draw_what_exists_when_tasks_are_partial(tmp_path):
     assert grouped.filter(pl.col("method") == "teacher")["Avg"].to_list() == [None]
     made = figures.avg_vs_batch(grouped, tmp_path / "avg")
     assert [p.name for p in made] == ["avg.png", "avg.pdf"]
+
+
+def test_tasks_beyond_sts_are_grouped_and_compared_with_the_same_paired_protocol():
+    from embedlab.tables.grouped import beyond_comparisons_markdown, beyond_markdown
+
+    scores = _scores(shift=1.0)
+    # SICK-E AP: b3 ahead by 2 points in every seed; COCO scored by no run
+    sick = [70.0 + (2.0 if m.startswith("b3") else 0.0) + i for i, m in enumerate(scores["model"])]
+    scores = scores.with_columns(
+        pl.Series("SICK-E AP", sick), pl.lit(None, pl.Float64).alias("COCO nDCG@10")
+    )
+    results = comparisons(scores, columns=["Avg", "SICK-E AP", "COCO nDCG@10"])
+    assert [r["score"] for r in results] == ["Avg", "SICK-E AP"]  # a task no run scored: none
+    sick_row = results[1]
+    # pairs by seed: rows alternate random, b3 per seed, so b3's AP is 2 + 1 (its row) ahead
+    assert (sick_row["a"], sick_row["b"], sick_row["seeds"]) == ("b3", "random", 3)
+    assert sick_row["diff"] == pytest.approx(3.0) and sick_row["wins"] == 3
+    assert "SICK-E" not in comparisons_markdown(results)  # the STS table: the Avg only
+    md = beyond_comparisons_markdown(results)
+    assert md.splitlines()[0] == "| A − B | batch sizes | seeds | SICK-E AP |"
+    assert "| b3 − random | 32 | 3 | +3.00 [+3.00, +3.00] 3/3 |" in md
+    grouped = group(scores)
+    assert "| b3, B=32 (3 seeds) | **76.00** ± 2.00 |" in beyond_markdown(grouped)  # 74, 76, 78
+    assert beyond_markdown(group(_scores())) == ""  # STS only: no section

@@ -182,7 +182,8 @@ def tiny_config(tmp_path: Path, **overrides: dict) -> Path:
             "prompt": str(REPO / "config/prompts/partial.yaml"),
         },
         "mine": {"epochs": 2, "b3": {"p": 1, "m": 6, "cluster_size": 4}},
-        "evaluate": {"tasks": ["STS16", "STSBenchmark"]},
+        # the tasks beyond STS that cost most (COCO, SICK-E) only in the whole-DAG run
+        "evaluate": {"tasks": ["STS16", "STSBenchmark"], "retrieval": ["stsb"], "pairs": []},
         "grid": {"miners": ["random", "b3"], "batch_sizes": [8], "seeds": [0]},
         "tables": {"reference": str(REPO / "config/reference/sts.yaml")},
     }
@@ -202,7 +203,8 @@ TINY_RESULTS = "it's results"
 def tiny_run(tmp_path_factory) -> Path:
     """The whole DAG of the tiny config, run once for the tests that read what it made."""
     tmp_path = tmp_path_factory.mktemp("tiny")
-    config = tiny_config(tmp_path, results=str(tmp_path / TINY_RESULTS))
+    every_task = {"retrieval": ["stsb", "coco"], "pairs": ["sick"]}
+    config = tiny_config(tmp_path, results=str(tmp_path / TINY_RESULTS), evaluate=every_task)
     first = snakemake("--cores", "2", "--configfile", str(config), cwd=tmp_path)
     assert first.returncode == 0, first.stderr[-5000:]
     return tmp_path
@@ -233,15 +235,20 @@ def test_whole_dag_on_a_tiny_config(tiny_run, monkeypatch):
         pooled = scores.filter(pl.col("metric") == "spearman")
         assert pooled["task"].to_list() == ["STS16", "STSBenchmark", "Avg"]
         assert {"spearman_wmean", "alignment", "uniformity", "ndcg_at_10"} <= set(scores["metric"])
+        assert {"STSB-retrieval-test", "COCO-retrieval-test", "SICK-E-test"} <= set(scores["task"])
     table = (out / "tables/sts.md").read_text()
     assert "| teacher |" in table and "b3-bs8-seed0" in table
     assert r"\toprule" in (out / "tables/sts.tex").read_text()
     assert pl.read_csv(out / "tables/sts_grouped.csv")["group"].to_list()[-1] == "b3, B=8"
     grouped = (out / "tables/sts_grouped.md").read_text()
     assert "| b3, B=8 |" in grouped and "sup-SimCSE-BERT-base (reported" in grouped
-    assert "| b3 − random | 8 | 1 | " in (out / "tables/paired.md").read_text()
+    paired = (out / "tables/paired.md").read_text()
+    assert "| b3 − random | 8 | 1 | " in paired and "| SICK-E AP |" in paired
+    per_seed = pl.read_csv(out / "tables/sts.csv")  # the page's scores.csv: every task's
+    assert per_seed["COCO nDCG@10"].null_count() == 0 and per_seed["SICK-E AP"].min() > 0
     study = (out / "study.md").read_text()  # the study page: tables, provenance, figures
     assert "## Training data" in study and "commit `" in study
+    assert "## Beyond STS" in study and "## Paired comparisons beyond STS" in study
     assert "figures/avg_vs_batch.png" in study
     for name in ("avg_vs_batch", "alignment_uniformity", "in_batch_similarity"):
         assert (out / f"figures/{name}.png").read_bytes()[:4] == b"\x89PNG"

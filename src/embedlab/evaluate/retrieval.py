@@ -2,13 +2,19 @@
 
 A task is three things: queries {id: text}, a corpus {id: text} and relevance
 {query id: {doc id: grade}}. ``load_retrieval`` reads them from local files in the BEIR layout
-(``queries.jsonl``, ``corpus.jsonl``, ``qrels/test.tsv``); ``stsb_retrieval`` builds a small task
-from the STS-B mirror, offline: each pair with gold score 5 gives a query (its first sentence)
-whose one relevant document is its second sentence, among every sentence of the split.
+(``queries.jsonl``, ``corpus.jsonl``, ``qrels/test.tsv``). Two tasks are built from the mirror,
+offline:
+
+- ``stsb``: each STS-B pair with gold score 5 gives a query (its first sentence) whose one
+  relevant document is its second sentence, among every sentence of the split;
+- ``coco``: caption-to-caption retrieval over the test images of ``coco.image_split`` (never
+  trained on): each image's first caption is a query, its other captions (about 4) are the
+  relevant documents, among the other captions of every test image. Captions of similar
+  scenes are near-duplicates, so the task punishes an encoder that cannot tell them apart.
 
 Example::
 
-    task = stsb_retrieval(["../shared/data"])
+    task = RETRIEVAL_TASKS["coco"](["../shared/data"])
     scores = evaluate_retrieval(model, task)   # rows of the Scores schema
 """
 
@@ -25,6 +31,7 @@ from sentence_transformers import SentenceTransformer
 from embedlab.encode import encode
 from embedlab.schemas import DataError, Scores, polars_schema
 from embedlab.sts_data import load_sts
+from embedlab.tasks import COCO_RETRIEVAL, STSB_RETRIEVAL, task_name
 
 
 @dataclass(frozen=True)
@@ -48,7 +55,37 @@ def stsb_retrieval(mirrors: Sequence[str | Path] = (), split: str = "test") -> R
         queries[qid] = pairs.s1[i]
         qrels[qid] = {doc_id[pairs.s2[i]]: 1}
     corpus = {d: s for s, d in doc_id.items()}
-    return RetrievalTask(f"STSB-retrieval-{split}", queries, corpus, qrels)
+    return RetrievalTask(task_name(STSB_RETRIEVAL, split), queries, corpus, qrels)
+
+
+def coco_retrieval(mirrors: Sequence[str | Path] = (), split: str = "test") -> RetrievalTask:
+    """Caption-to-caption retrieval over the images of one part of ``coco.image_split``: the
+    first caption of each image asks for the image's other captions."""
+    from embedlab.coco import CAPTIONS, image_split, read_captions
+    from embedlab.resolve import resolve_file
+
+    captions = read_captions(resolve_file(CAPTIONS, mirrors))
+    parts = image_split(captions)
+    queries, corpus, qrels = {}, {}, {}
+    for image, texts in captions.items():
+        if parts[image] != split or len(texts) < 2:
+            continue  # an image with one caption has nothing to retrieve
+        queries[f"q{image}"] = texts[0]
+        docs = {f"d{image}-{k}": t for k, t in enumerate(texts[1:], start=1)}
+        corpus |= docs
+        qrels[f"q{image}"] = dict.fromkeys(docs, 1)
+    return RetrievalTask(task_name(COCO_RETRIEVAL, split), queries, corpus, qrels)
+
+
+# the tasks ``evaluate.retrieval`` builds from the mirror by name; any other name is a folder
+RETRIEVAL_TASKS = {"stsb": stsb_retrieval, "coco": coco_retrieval}
+
+
+def retrieval_task(name: str, mirrors: Sequence[str | Path] = ()) -> RetrievalTask:
+    """A task by its ``evaluate.retrieval`` name: one of ``RETRIEVAL_TASKS``, else a folder in
+    the BEIR layout."""
+    build = RETRIEVAL_TASKS.get(name)
+    return build(mirrors) if build else load_retrieval(name)
 
 
 def _jsonl(path: Path) -> dict[str, str]:

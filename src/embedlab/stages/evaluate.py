@@ -1,4 +1,5 @@
-"""``embedlab evaluate``: STS12-16, STS-B, SICK-R (SentEval "all"), geometry, retrieval, MTEB.
+"""``embedlab evaluate``: STS12-16, STS-B, SICK-R (SentEval "all"), geometry, retrieval, pair
+classification, MTEB.
 
 Config section ``evaluate``. Scores are cached by content (the model's files, the settings, the
 mirror and the evaluation code), so an unchanged model is not scored twice.
@@ -31,8 +32,10 @@ class EvaluateSettings:
     batch_size: int = setting(64, "texts per forward pass")
     geometry: bool = setting(True, "alignment and uniformity on STS-B dev (SimCSE's)")
     retrieval: list[str] = setting(
-        ["stsb"], "retrieval tasks: 'stsb' (built from the STS-B mirror) or BEIR-layout folders"
+        ["stsb", "coco"],
+        "retrieval tasks: 'stsb', 'coco' (built from the mirror) or BEIR-layout folders",
     )
+    pairs: list[str] = setting(["sick"], "pair classification: 'sick' (SICK-E test, AP)")
     mteb: list[str] = setting(
         [], "MTEB task names (needs mteb; data from the hub) or mirror:<STS task> (offline)"
     )
@@ -59,9 +62,12 @@ def units(args: argparse.Namespace) -> list[argparse.Namespace]:
 
 def run(args: argparse.Namespace, tracker: StageRun) -> None:
     s: EvaluateSettings = from_args(EvaluateSettings, args)
-    unknown = [t for t in s.tasks if t not in STS_TASKS]
-    if unknown:
-        raise SettingError(f"unknown STS task {unknown[0]!r}; known: {sorted(STS_TASKS)}")
+    from embedlab.evaluate.pairs import PAIR_TASKS
+
+    for what, names, known in [("STS", s.tasks, STS_TASKS), ("pair", s.pairs, PAIR_TASKS)]:
+        unknown = [t for t in names if t not in known]
+        if unknown:
+            raise SettingError(f"unknown {what} task {unknown[0]!r}; known: {sorted(known)}")
     if Path(args.model).is_dir():  # a trained student: the code behind it, carried on
         provenance.TRACKER.add(provenance.read_folder_lineage(args.model))
     cached = _cache_entry(s, args.model, args.mirror) if s.cache_dir else None
@@ -97,10 +103,14 @@ def score(model_name: str, s: EvaluateSettings, mirrors: list[str]) -> pl.DataFr
         dev = load_sts("STSBenchmark", mirrors, split="dev")
         scores = scores.vstack(geometry_scores(model, dev, s.batch_size))
     for name in s.retrieval:
-        from embedlab.evaluate.retrieval import evaluate_retrieval, load_retrieval, stsb_retrieval
+        from embedlab.evaluate.retrieval import evaluate_retrieval, retrieval_task
 
-        task = stsb_retrieval(mirrors) if name == "stsb" else load_retrieval(name)
+        task = retrieval_task(name, mirrors)
         scores = scores.vstack(evaluate_retrieval(model, task, s.batch_size))
+    for name in s.pairs:
+        from embedlab.evaluate.pairs import PAIR_TASKS, evaluate_pairs
+
+        scores = scores.vstack(evaluate_pairs(model, PAIR_TASKS[name](mirrors), s.batch_size))
     if s.mteb:
         from embedlab.evaluate.mteb_adapter import evaluate_mteb
 
@@ -114,7 +124,7 @@ def _cache_entry(s: EvaluateSettings, model: str, mirrors: list[str]) -> Path:
     from embedlab.provenance import stage_code_version
     from embedlab.resolve import model_identity
 
-    setting = [s.tasks, s.geometry, s.retrieval, s.mteb, s.batch_size]
+    setting = [s.tasks, s.geometry, s.retrieval, s.pairs, s.mteb, s.batch_size]
     setting.append([str(Path(m).resolve()) for m in mirrors])  # where the data came from
     key = content_key(model_identity(model, mirrors), setting, stage_code_version("evaluate"))
     return Path(s.cache_dir) / f"{key}.parquet"

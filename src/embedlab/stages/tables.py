@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, tracker: StageRun) -> None:
     from embedlab.tables import fetch_scores, to_latex, to_markdown
     from embedlab.tables.grouped import (
+        BEYOND,
+        beyond_comparisons_markdown,
+        beyond_markdown,
         comparisons,
         comparisons_markdown,
         group,
@@ -70,14 +73,19 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     scores = fetch_scores(list(made), s.experiments, made)
     versions = _code_versions(scores, s.allow_mixed_versions, tracker)
     grouped = group(scores)
-    paired = comparisons(scores, extra=list(s.compare))
+    paired = comparisons(scores, extra=list(s.compare), columns=["Avg", *BEYOND])
+    parts = {  # the page's sections beyond the STS table
+        "paired": comparisons_markdown(paired),
+        "beyond": beyond_markdown(grouped),
+        "beyond paired": beyond_comparisons_markdown(paired),
+    }
     outputs = {
         args.md: to_markdown(scores),
         args.tex: to_latex(scores),
         args.grouped_md: grouped_markdown(grouped, reference),
         args.grouped_tex: grouped_latex(grouped, reference),
         args.grouped_html: grouped_html(grouped, reference),
-        args.paired_md: comparisons_markdown(paired),
+        args.paired_md: "\n".join(filter(None, [parts["paired"], parts["beyond paired"]])),
     }
     for path, text in outputs.items():
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -89,11 +97,12 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     if args.figures:
         _figures(scores, grouped, list(made), Path(args.figures), tracker)
     for r in paired:
-        key = f"paired.{r['a']}-{r['b']}.bs{r['batch_size']}-{r['b_batch_size']}"
+        score = "" if r["score"] == "Avg" else f".{r['score']}"  # the STS Avg: no suffix
+        key = f"paired.{r['a']}-{r['b']}.bs{r['batch_size']}-{r['b_batch_size']}{score}"
         key = re.sub(r"[^\w\-. :/]", "/", key)  # MLflow's metric-name alphabet ("·" is not)
         tracker.log_metrics({f"{key}.{k}": r[k] for k in ("diff", "low", "high", "p")})
     if args.study:
-        _study(args, s, list(made), outputs, versions, tracker)
+        _study(args, s, list(made), outputs, parts, versions, tracker)
     print(to_markdown(scores), outputs[args.grouped_md], outputs[args.paired_md], sep="\n")
 
 
@@ -137,7 +146,13 @@ def _code_versions(scores, allow_mixed: bool, tracker: StageRun) -> list[dict]:
 
 
 def _study(
-    args, s: TablesSettings, models: list[str], outputs: dict, versions: list, tracker: StageRun
+    args,
+    s: TablesSettings,
+    models: list[str],
+    outputs: dict,
+    parts: dict,
+    versions: list,
+    tracker: StageRun,
 ) -> None:
     from embedlab.contracts import RUN
     from embedlab.tables.mining import fetch_mining, mining_markdown
@@ -145,8 +160,16 @@ def _study(
 
     sections = {
         "STS (Spearman × 100, test sets; mean ± std over seeds)": outputs[args.grouped_md],
-        "Paired comparisons (the seed is the unit: paired t over seeds)": outputs[args.paired_md],
+        "Paired comparisons (the seed is the unit: paired t over seeds)": parts["paired"],
     }
+    if parts["beyond"]:
+        heading = (
+            "Beyond STS (× 100, test sets; mean ± std over seeds): retrieval nDCG@10 and "
+            "Recall@10, pair classification AP"
+        )
+        sections[heading] = parts["beyond"]
+        heading = "Paired comparisons beyond STS (difference [paired t 95% interval] seeds A ahead)"
+        sections[heading] = parts["beyond paired"]
     experiments = s.experiments or [experiment_name()]
     sections["Training data (from the synthesize runs)"] = synthesis_markdown(experiments)
     mining = fetch_mining(experiments)

@@ -22,8 +22,11 @@ from embedlab.contracts import RUN
 from embedlab.errors import SettingError
 from embedlab.schemas import DataError
 from embedlab.tables.sts import COLUMNS, latex_escape, latex_tabular
+from embedlab.tasks import BEYOND_STS
 
 TASKS = [c for c in COLUMNS.values() if c != "Avg"]
+STS = list(COLUMNS.values())
+BEYOND = list(BEYOND_STS.values())
 
 
 def _parse(scores: pl.DataFrame) -> pl.DataFrame:
@@ -37,9 +40,16 @@ def _parse(scores: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def scored(scores: pl.DataFrame, columns: Sequence[str]) -> list[str]:
+    """The ``columns`` that ``scores`` has, with at least one value (a task no run scored is
+    left out of tables and comparisons)."""
+    return [c for c in columns if c in scores.columns and scores[c].drop_nulls().len()]
+
+
 def group(scores: pl.DataFrame) -> pl.DataFrame:
-    """One row per (method, batch size): ``n`` seeds, each column's mean and ``<col> std``
-    (sample std, 0 with one seed), in the order methods first appear.
+    """One row per (method, batch size): ``n`` seeds, each score column's mean and ``<col>
+    std`` (sample std, 0 with one seed), in the order methods first appear. Columns: STS, then
+    the tasks beyond STS that ``scores`` has.
 
     >>> values = {c: [1.0, 3.0] for c in COLUMNS.values()}
     >>> g = group(pl.DataFrame({"model": ["b3-bs8-seed0", "b3-bs8-seed1"], **values}))
@@ -48,7 +58,7 @@ def group(scores: pl.DataFrame) -> pl.DataFrame:
     """
     parsed = _parse(scores).with_row_index("order")
     aggregations = [pl.col("order").min(), pl.len().alias("n")]
-    for c in COLUMNS.values():
+    for c in [*STS, *(c for c in BEYOND if c in scores.columns)]:
         aggregations += [pl.col(c).mean(), pl.col(c).std(ddof=1).fill_null(0.0).alias(f"{c} std")]
     out = parsed.group_by("method", "bs").agg(aggregations).sort("order")
     label = [
@@ -84,12 +94,14 @@ def _reference_cells(reference: Sequence[dict]) -> list[list[str]]:
     ]
 
 
-def _cells(grouped: pl.DataFrame, bold: str, pm: str) -> list[list[str]]:
-    best = {c: grouped[c].max() for c in COLUMNS.values()}
+def _cells(
+    grouped: pl.DataFrame, bold: str, pm: str, columns: Sequence[str] = STS
+) -> list[list[str]]:
+    best = {c: grouped[c].max() for c in columns}
     rows = []
     for row in grouped.iter_rows(named=True):
         cells = [row["group"] + (f" ({row['n']} seeds)" if row["n"] > 1 else "")]
-        for c in COLUMNS.values():
+        for c in columns:
             mean = row[c]
             if mean is None:
                 cells.append("–")
@@ -108,6 +120,22 @@ def grouped_markdown(grouped: pl.DataFrame, reference: Sequence[dict] = ()) -> s
     if reference:
         rows += [["*reported in papers*", *[""] * len(COLUMNS)], *_reference_cells(reference)]
     return markdown.table(["Method", *COLUMNS.values()], rows)
+
+
+def beyond_markdown(grouped: pl.DataFrame) -> str:
+    """Markdown of the tasks beyond STS (``tasks.BEYOND_STS``: retrieval nDCG@10 and
+    Recall@10, pair-classification AP, x 100): mean ± std over seeds, the best mean of each
+    column in bold; empty when no run scored any of them.
+
+    >>> sts = {c: [50.0] for c in STS}
+    >>> g = group(pl.DataFrame({"model": ["a"], **sts, "SICK-E AP": [70.0]}))
+    >>> print(beyond_markdown(g).splitlines()[2])
+    | a | **70.00** |
+    """
+    columns = scored(grouped, BEYOND)
+    if not columns:
+        return ""
+    return markdown.table(["Method", *columns], _cells(grouped, "**{}**", " ± ", columns))
 
 
 def grouped_html(grouped: pl.DataFrame, reference: Sequence[dict] = ()) -> str:
@@ -154,12 +182,18 @@ def _bold_pm(cell: str) -> str:
 
 
 def paired_seeds(
-    scores: pl.DataFrame, a: str, b: str, batch_size: int, b_batch_size: int | None = None
+    scores: pl.DataFrame,
+    a: str,
+    b: str,
+    batch_size: int,
+    b_batch_size: int | None = None,
+    column: str = "Avg",
 ) -> dict[str, float | int | str]:
     """Method ``a`` at ``batch_size`` minus method ``b`` at ``b_batch_size`` (default the same),
     paired by seed: the seed is the unit of evidence, never a (seed, task) cell.
 
-    Per seed the difference of the STS Avg; reported: its mean, the paired t 95% interval
+    Per seed the difference of ``column`` (the STS Avg, or a task beyond STS); reported as
+    ``score``: its mean, the paired t 95% interval
     (Student's t with seeds − 1 degrees of freedom), the two-sided p-value of a paired t-test,
     and in how many seeds ``a`` came out ahead. With one seed there is no interval (NaN).
     """
@@ -169,13 +203,13 @@ def paired_seeds(
     b_batch_size = batch_size if b_batch_size is None else b_batch_size
     left = parsed.filter((pl.col("method") == a) & (pl.col("bs") == batch_size))
     right = parsed.filter((pl.col("method") == b) & (pl.col("bs") == b_batch_size))
-    joined = left.select("seed", "Avg").join(right.select("seed", "Avg"), on="seed", suffix="_b")
+    joined = left.select("seed", column).join(right.select("seed", column), on="seed", suffix="_b")
     joined = joined.drop_nulls()
     if joined.height == 0:
         raise SettingError(
-            f"no seed has runs of both {a!r} at B={batch_size} and {b!r} at B={b_batch_size}"
+            f"no seed has {column} of both {a!r} at B={batch_size} and {b!r} at B={b_batch_size}"
         )
-    diffs = (joined["Avg"] - joined["Avg_b"]).to_numpy()
+    diffs = (joined[column] - joined[f"{column}_b"]).to_numpy()
     n, mean = diffs.size, float(diffs.mean())
     if n > 1:
         sd = float(diffs.std(ddof=1))
@@ -185,6 +219,7 @@ def paired_seeds(
     else:
         sd, half, p = float("nan"), float("nan"), float("nan")
     return {
+        "score": column,
         "a": a,
         "b": b,
         "batch_size": batch_size,
@@ -200,9 +235,13 @@ def paired_seeds(
 
 
 def comparisons(
-    scores: pl.DataFrame, baseline: str = "random", extra: Sequence[dict] = ()
+    scores: pl.DataFrame,
+    baseline: str = "random",
+    extra: Sequence[dict] = (),
+    columns: Sequence[str] = ("Avg",),
 ) -> list[dict]:
-    """The comparisons a study reports, each paired by seed (``paired_seeds``):
+    """The comparisons a study reports, each paired by seed (``paired_seeds``) on each of
+    ``columns`` that the runs scored (one result per comparison and column):
 
     - every miner against ``baseline`` (random) of its own source at each batch size;
     - with several sources (methods named ``<source> · <miner>``, one experiment each), every
@@ -213,37 +252,77 @@ def comparisons(
     parsed = _parse(scores).filter(pl.col("bs").is_not_null())
     methods = parsed["method"].unique(maintain_order=True).to_list()
     sources = list(dict.fromkeys(m.rpartition(" · ")[0] for m in methods))
-    out = []
+    pairs = []  # (a, b, a's batch size, b's)
     for bs in sorted(set(parsed["bs"])):
         present = set(parsed.filter(pl.col("bs") == bs)["method"])
         for m in methods:
             source, _, miner = m.rpartition(" · ")
             base = f"{source} · {baseline}" if source else baseline
             if m in present and miner != baseline and base in present:
-                out.append(paired_seeds(scores, m, base, bs))
+                pairs.append((m, base, bs, bs))
         for m in methods:
             source, _, miner = m.rpartition(" · ")
             first = f"{sources[0]} · {miner}"
             if source and source != sources[0] and m in present and first in present:
-                out.append(paired_seeds(scores, m, first, bs))
-    for pair in extra:
-        out.append(paired_seeds(scores, pair["a"], pair["b"], pair["a_bs"], pair["b_bs"]))
-    return out
+                pairs.append((m, first, bs, bs))
+    pairs += [(p["a"], p["b"], p["a_bs"], p["b_bs"]) for p in extra]
+    return [
+        paired_seeds(scores, a, b, a_bs, b_bs, column)
+        for column in scored(parsed, columns)
+        for a, b, a_bs, b_bs in pairs
+    ]
 
 
-def comparisons_markdown(results: Sequence[dict]) -> str:
-    """One line per comparison: the mean difference in STS Avg points over paired seeds, its
-    paired t 95% interval, the p-value and the seeds in which A was ahead."""
+def _sizes(r: dict) -> str:
+    same = r["b_batch_size"] == r["batch_size"]
+    return f"{r['batch_size']}" + ("" if same else f" vs {r['b_batch_size']}")
+
+
+def _interval(r: dict) -> str:
+    return "–" if np.isnan(r["low"]) else f"[{r['low']:+.2f}, {r['high']:+.2f}]"
+
+
+def comparisons_markdown(results: Sequence[dict], column: str = "Avg") -> str:
+    """One line per comparison on ``column`` (the STS Avg): the mean difference in points over
+    paired seeds, its paired t 95% interval, the p-value and the seeds in which A was ahead."""
     rows = []
-    for r in results:
-        sizes = f"{r['batch_size']}" + (
-            f" vs {r['b_batch_size']}" if r["b_batch_size"] != r["batch_size"] else ""
-        )
-        interval = "–" if np.isnan(r["low"]) else f"[{r['low']:+.2f}, {r['high']:+.2f}]"
+    for r in (r for r in results if r["score"] == column):
         p = "–" if np.isnan(r["p"]) else f"{r['p']:.3f}"
         wins = f"{r['wins']}/{r['seeds']}"
         rows.append(
-            [f"{r['a']} − {r['b']}", sizes, r["seeds"], f"{r['diff']:+.2f}", interval, p, wins]
+            [
+                f"{r['a']} − {r['b']}",
+                _sizes(r),
+                r["seeds"],
+                f"{r['diff']:+.2f}",
+                _interval(r),
+                p,
+                wins,
+            ]
         )
     header = ["A − B", "batch sizes", "seeds", "difference", "95% interval (paired t)", "p"]
     return markdown.table([*header, "A ahead"], rows, align="lrrrlrr")
+
+
+def beyond_comparisons_markdown(results: Sequence[dict]) -> str:
+    """The same comparisons on the tasks beyond STS, one column per task: in each cell the
+    mean difference over paired seeds, its paired t 95% interval and the seeds in which A was
+    ahead; empty when no run scored a task beyond STS.
+
+    >>> r = {"score": "SICK-E AP", "a": "b3", "b": "random", "batch_size": 8,
+    ...      "b_batch_size": 8, "seeds": 2, "diff": 1.0, "low": 0.5, "high": 1.5, "wins": 2}
+    >>> print(beyond_comparisons_markdown([r]).splitlines()[2])
+    | b3 − random | 8 | 2 | +1.00 [+0.50, +1.50] 2/2 |
+    """
+    columns = [c for c in BEYOND if any(r["score"] == c for r in results)]
+    if not columns:
+        return ""
+    cells: dict[tuple, dict[str, str]] = {}
+    for r in results:
+        if r["score"] in columns:
+            key = (f"{r['a']} − {r['b']}", _sizes(r), r["seeds"])
+            text = f"{r['diff']:+.2f} {_interval(r)} {r['wins']}/{r['seeds']}"
+            cells.setdefault(key, {})[r["score"]] = text
+    rows = [[*key, *(row.get(c, "–") for c in columns)] for key, row in cells.items()]
+    header = ["A − B", "batch sizes", "seeds", *columns]
+    return markdown.table(header, rows, align="lrr" + "l" * len(columns))

@@ -28,6 +28,7 @@ from embedlab.contracts import (
 )
 from embedlab.errors import NotFound
 from embedlab.provenance import from_run_tags
+from embedlab.tasks import BEYOND_STS
 from embedlab.tracking import ensure_experiment, experiment_name, retry
 
 # metric key in MLflow -> column header
@@ -78,8 +79,9 @@ def fetch_scores(
     experiments: Sequence[str] = (),
     made: Mapping[str, str | Path] | None = None,
 ) -> pl.DataFrame:
-    """The newest finished evaluate run of each model, as a table (one row per model, with
-    the run's ``lineage``: every code version behind it, as JSON).
+    """The newest finished evaluate run of each model, as a table (one row per model: STS
+    columns, geometry, the tasks beyond STS (``tasks.BEYOND_STS``, null where a run did not
+    score them), and the run's ``lineage``: every code version behind it, as JSON).
 
     With ``made`` (model -> the scores file the tables rule takes as input), a model of the
     current experiment is read from the run that wrote that very file (its ``scores_sha256``
@@ -122,12 +124,14 @@ def fetch_scores(
                 row[COLUMNS[key]] = run.data.metrics.get(score_metric(key, "spearman"))
             for key in GEOMETRY:  # SimCSE's alignment / uniformity on STS-B dev, when measured
                 row[key] = run.data.metrics.get(score_metric("STSBenchmark", key))
+            for (task, metric), column in BEYOND_STS.items():  # null where not scored
+                row[column] = run.data.metrics.get(score_metric(task, metric))
             rows.append(row)
     if absent:
         how = " that wrote its scores file (rerun: --forcerun evaluate)" if made else ""
         raise NotFound(f"no finished evaluate run in MLflow{how} for model(s) {absent}")
     schema = {"model": pl.String, "run_id": pl.String, "source": pl.String, "lineage": pl.String}
-    schema |= {c: pl.Float64 for c in [*COLUMNS.values(), *GEOMETRY]}
+    schema |= {c: pl.Float64 for c in [*COLUMNS.values(), *GEOMETRY, *BEYOND_STS.values()]}
     return pl.DataFrame(rows, schema=schema)
 
 
