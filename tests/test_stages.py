@@ -67,7 +67,7 @@ def test_evaluate_scores_several_models_in_one_process_one_run_each(tmp_path, mi
     model = str(tmp_path / "student-init")  # the untrained static student: quick to score
     assert main(["train", "--out", model, "--mirror", str(mirror)]) == 0
     outs = [str(tmp_path / f"{n}.parquet") for n in ("a", "b")]
-    flags = ["--mirror", str(mirror), "--tasks", "STS16", "--no-geometry", "--retrieval"]
+    flags = ["--mirror", str(mirror), "--tasks", "STS16", "--no-geometry", "--retrieval", "--pairs"]
     code = main(["evaluate", "--model", model, model, "--name", "a", "b", "--out", *outs, *flags])
     assert code == 0
     a, b = (schemas.read(o, schemas.Scores) for o in outs)
