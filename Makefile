@@ -110,6 +110,10 @@ studies: study-syncse study-b3 study-b3-resample
 verify-studies: env
 	$(SNAKEMAKE) $(THREADS) --configfile config/studies/b3.yaml config/studies/verify/b3.yaml
 	$(PY) -m embedlab.verify results/verify-b3/tables/sts.csv docs/studies/b3/scores.csv
+	$(SNAKEMAKE) $(THREADS) --configfile config/studies/b3.yaml config/studies/b3-resample.yaml \
+		config/studies/verify/b3-resample.yaml
+	$(PY) -m embedlab.verify results/verify-b3-resample/tables/sts.csv \
+		docs/studies/b3-resample/scores.csv
 	$(SNAKEMAKE) $(THREADS) --configfile config/studies/syncse/base.yaml \
 		config/studies/syncse/gold.yaml config/studies/verify/syncse.yaml
 	$(PY) -m embedlab.verify results/verify-syncse-gold/tables/sts.csv \

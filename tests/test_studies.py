@@ -167,6 +167,11 @@ def _dry_run(*configfiles: str, target: str = "all") -> str:
         # the slices `make verify-studies` reruns
         ["config/studies/b3.yaml", "config/studies/verify/b3.yaml"],
         [
+            "config/studies/b3.yaml",
+            "config/studies/b3-resample.yaml",
+            "config/studies/verify/b3-resample.yaml",
+        ],
+        [
             "config/studies/syncse/base.yaml",
             "config/studies/syncse/gold.yaml",
             "config/studies/verify/syncse.yaml",
