@@ -107,14 +107,16 @@ studies: study-syncse study-b3 study-b3-resample
 # A stated slice of each study rerun in its own experiment (config/studies/verify/), every
 # per-seed score compared with the committed scores.csv (embedlab.verify): run it in a fresh
 # clone; it fails naming each cell that differs.
+# a slice rerun in its own experiment $(1) from configs $(3), compared with study $(2)'s scores
+define verify
+	$(SNAKEMAKE) $(THREADS) --configfile $(3)
+	$(PY) -m embedlab.verify results/$(1)/tables/sts.csv docs/studies/$(2)/scores.csv $(4)
+endef
+
 verify-studies: env
-	$(SNAKEMAKE) $(THREADS) --configfile config/studies/b3.yaml config/studies/verify/b3.yaml
-	$(PY) -m embedlab.verify results/verify-b3/tables/sts.csv docs/studies/b3/scores.csv
-	$(SNAKEMAKE) $(THREADS) --configfile config/studies/b3.yaml config/studies/b3-resample.yaml \
-		config/studies/verify/b3-resample.yaml
-	$(PY) -m embedlab.verify results/verify-b3-resample/tables/sts.csv \
-		docs/studies/b3-resample/scores.csv
-	$(SNAKEMAKE) $(THREADS) --configfile config/studies/syncse/base.yaml \
-		config/studies/syncse/gold.yaml config/studies/verify/syncse.yaml
-	$(PY) -m embedlab.verify results/verify-syncse-gold/tables/sts.csv \
-		docs/studies/syncse/scores.csv --published-prefix "syncse-gold · "
+	$(call verify,verify-b3,b3,config/studies/b3.yaml config/studies/verify/b3.yaml)
+	$(call verify,verify-b3-resample,b3-resample,config/studies/b3.yaml \
+		config/studies/b3-resample.yaml config/studies/verify/b3-resample.yaml)
+	$(call verify,verify-syncse-gold,syncse,config/studies/syncse/base.yaml \
+		config/studies/syncse/gold.yaml config/studies/verify/syncse.yaml, \
+		--published-prefix "syncse-gold · ")
