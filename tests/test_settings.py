@@ -11,16 +11,16 @@ import pytest
 import yaml
 
 from embedlab.contracts import RUN, RUN_NAME
-from embedlab.corpus import CorpusSettings
 from embedlab.mine import MINERS
-from embedlab.mine.teacher import TeacherSettings
 from embedlab.settings import add_arguments, as_flags, defaults, from_args, setting
-from embedlab.stages.evaluate import EvaluateSettings
-from embedlab.stages.mine import MineSettings
-from embedlab.stages.synthesize import SynthesizeSettings
-from embedlab.stages.tables import TablesSettings
-from embedlab.stages.train import TrainSettings
-from embedlab.sweep import SweepGrid
+from embedlab.settings.corpus import CorpusSettings
+from embedlab.settings.evaluate import EvaluateSettings
+from embedlab.settings.mine import MineSettings
+from embedlab.settings.sweep import SweepGrid
+from embedlab.settings.synthesize import SynthesizeSettings
+from embedlab.settings.tables import TablesSettings
+from embedlab.settings.teacher import TeacherSettings
+from embedlab.settings.train import TrainSettings
 
 from .conftest import REPO
 
@@ -178,3 +178,30 @@ def test_a_stage_run_by_hand_tracks_where_the_default_config_does():
 def test_the_grid_run_name_and_its_pattern_agree():
     name = RUN_NAME.format(miner="hard-neg", bs=64, seed=3)
     assert RUN.match(name).groupdict() == {"method": "hard-neg", "bs": "64", "seed": "3"}
+
+
+def test_the_default_config_repeats_only_defaults():
+    """config/config.yaml shows the keys a user changes first; each value it holds is the
+    schema's default (held equal to the settings' by the test above), so a stage run by hand
+    with no flags is the stage the default config runs."""
+    config = flatten(yaml.safe_load((REPO / "config/config.yaml").read_text()))
+    schema = flatten(schema_defaults(SCHEMA))
+    differ = {k: (v, schema.get(k)) for k, v in config.items() if v != schema.get(k)}
+    assert not differ, f"config/config.yaml: (value, default) differ: {differ}"
+
+
+def test_a_rule_passes_exactly_the_settings_of_its_stage():
+    """``config_flags`` takes the settings' keys from the sections (the first that has a key)
+    and leaves out a rule's own keys; a mapping that is one setting is one JSON value."""
+    from embedlab.settings import config_flags
+    from embedlab.settings.sweep import SweepSettings
+
+    train = {"pooling": "cls", "lr": 0.1, "gpus": 2, "runtime": 60}
+    flags = config_flags(SweepSettings, {"lr": [0.5], "seeds": [1]}, train)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, SweepSettings)
+    got = from_args(SweepSettings, parser.parse_args(flags))
+    assert (got.pooling, got.lr, got.seeds) == ("cls", [0.5], [1])
+    assert "--gpus" not in flags and "--runtime" not in flags
+    mine = config_flags(MineSettings, {"epochs": 2, "b3": {"p": 1}}, options={"p": 1})
+    assert mine == ["--epochs", "2", "--options", '{"p": 1}']

@@ -16,9 +16,11 @@ from .conftest import REPO
 
 def test_sweep_chooses_on_dev_and_tries_b3_options_at_the_best_setting(pairs, minilm, mirror):
     from embedlab.evaluate import dev_scorer
-    from embedlab.sweep import SweepGrid, best_setting, sweep, sweep_page
+    from embedlab.settings.sweep import SweepGrid
+    from embedlab.sweep import best_setting, sweep, sweep_page
     from embedlab.train import build_student
 
+    minilm_id = "sentence-transformers/all-MiniLM-L6-v2"
     texts = [*pairs["anchor"], *pairs["positive"]]
     emb = minilm.encode(texts, normalize_embeddings=True)
     view = TeacherView(anchor=emb[: pairs.height], positive=emb[pairs.height :])
@@ -36,7 +38,7 @@ def test_sweep_chooses_on_dev_and_tries_b3_options_at_the_best_setting(pairs, mi
         pairs,
         view,
         grid,
-        lambda seed: build_student("static", "sentence-transformers/all-MiniLM-L6-v2", seed=seed),
+        lambda seed: (build_student("static", minilm_id, seed=seed), None),
         dev,
     )
     assert table.height == 3 and set(table["miner"]) == {"random", "b3"}
@@ -210,6 +212,32 @@ def test_paper_configs_resolve_offline(config):
     out = _dry_run(f"config/studies/paper/{config}")
     assert "rule train:" in out and "--student transformer" in out
     assert "--reference config/reference/" in out
+
+
+def test_the_sweep_tunes_the_student_that_is_then_trained(tmp_path, mirror):
+    """The sweep rule passes the train section's student keys (a paper config's pooling, say),
+    and every trial builds the student and head the train stage builds from them."""
+    import shlex
+
+    import yaml
+    from torch import nn
+
+    from embedlab.cli import parser
+    from embedlab.settings import from_args
+    from embedlab.settings.sweep import SweepSettings
+    from embedlab.train.student import student_from, train_head
+
+    student = {"student": "transformer", "pooling": "cls_mlp", "max_length": 24}
+    config = tmp_path / "student.yaml"
+    config.write_text(yaml.safe_dump({"train": student}))
+    out = _dry_run(str(config), target="sweep")
+    (line,) = [x for x in out.splitlines() if " sweep --pairs " in x]
+    words = shlex.split(line.split("embedlab", 1)[1])
+    settings = from_args(SweepSettings, parser(["sweep"]).parse_args(words[: words.index(">")]))
+    assert {k: getattr(settings, k) for k in student} == student
+    model = student_from(settings, [mirror], seed=0)
+    assert model.max_seq_length == 24 and model[1].pooling_mode == "cls"
+    assert isinstance(train_head(model, settings.pooling), nn.Sequential)
 
 
 def test_unlabeled_mode_trains_on_the_corpus_itself():

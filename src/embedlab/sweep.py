@@ -16,7 +16,6 @@ Example::
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import polars as pl
 
@@ -24,29 +23,16 @@ from embedlab import markdown
 from embedlab.mine import MINERS
 from embedlab.mine.batches import batch_table
 from embedlab.mine.teacher import TeacherView
-from embedlab.settings import setting
+from embedlab.settings.sweep import SweepGrid
 from embedlab.train import TrainConfig, train
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SweepGrid:
-    """The ``sweep`` config section: the grid tried on STS-B dev."""
-
-    batch_size: int = setting(64, "batch size of every trial")
-    seeds: list[int] = setting([0, 1], "seeds per trial (its score is the mean)")
-    epochs: list[int] = setting([2], "epochs tried")
-    lr: list[float] = setting([0.003, 0.01, 0.03, 0.1], "learning rates tried")
-    temperature: list[float] = setting([0.05, 0.1, 0.2], "temperatures tried")
-    b3: list[dict] = setting([], "b3 option sets tried at the best optimiser setting (JSON)")
-    eval_every: int = setting(10, "steps between dev scores")
-
-
 def _trial(
     pairs: pl.DataFrame,
     view: TeacherView,
-    student: Callable[[int], object],
+    student: Callable[[int], tuple],
     dev,
     miner: str,
     options: dict,
@@ -63,7 +49,8 @@ def _trial(
     )
     batches = batch_table(mined, pairs["id"].to_list(), negatives)
     config = TrainConfig(lr=lr, temperature=temperature, eval_every=eval_every, seed=seed)
-    result = train(student(seed), pairs, batches, config, score_dev=dev)
+    model, head = student(seed)
+    result = train(model, pairs, batches, config, head=head, score_dev=dev)
     return {
         "round": "optimiser" if miner == "random" else miner,
         "miner": miner,
@@ -83,13 +70,14 @@ def sweep(
     pairs: pl.DataFrame,
     view: TeacherView,
     grid: SweepGrid,
-    student: Callable[[int], object],
+    student: Callable[[int], tuple],
     dev,
     on_trial: Callable[[dict], None] | None = None,
 ) -> pl.DataFrame:
     """All trials of both rounds, one row per (trial, seed), with ``dev_spearman``.
 
-    ``student(seed)`` builds a fresh student; ``dev`` scores a model on STS-B dev
+    ``student(seed)`` builds a fresh student and its train-time head (None: none), as the
+    train stage does; ``dev`` scores a model on STS-B dev
     (``embedlab.evaluate.dev_scorer``); ``on_trial(row)`` is called after each (the stage logs
     it to MLflow).
     """

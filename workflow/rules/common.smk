@@ -10,7 +10,15 @@ from pathlib import Path
 from embedlab.contracts import RUN_NAME
 from embedlab.preflight import check_env_name, uses_corpus
 from embedlab.provenance import stage_code_version
-from embedlab.settings import as_flags
+from embedlab.settings import config_flags
+from embedlab.settings.corpus import CorpusSettings
+from embedlab.settings.evaluate import EvaluateSettings
+from embedlab.settings.mine import MineSettings
+from embedlab.settings.sweep import SweepSettings
+from embedlab.settings.synthesize import SynthesizeSettings
+from embedlab.settings.tables import TablesSettings
+from embedlab.settings.teacher import TeacherSettings
+from embedlab.settings.train import TrainSettings
 
 # a key pasted where its variable's name belongs stops here, unprinted, before any command
 check_env_name(
@@ -78,14 +86,14 @@ def track(name, **fixed):
     return args
 
 
-def cli_args(section, skip=(), cache=None):
-    """A config section as the stage's flags (`n_anchors: 3` is `--n-anchors 3`, see
-    embedlab.settings.as_flags), after the mirrors, as a list of arguments. A `cache_dir`
-    left null is <results>/cache/<cache>."""
-    values = dict(section)
-    if cache and values.get("cache_dir") is None:
+def cli_args(settings, *sections, cache=None, **values):
+    """The flags of a stage's settings dataclass that the config sections hold (`n_anchors: 3`
+    is `--n-anchors 3`, see embedlab.settings.config_flags), after the mirrors, as a list of
+    arguments. Keys that are not settings of the stage (`gpus`, `runtime`) are not passed. A
+    `cache_dir` left null is <results>/cache/<cache>."""
+    if cache and sections[0].get("cache_dir") is None:
         values["cache_dir"] = f"{config['results']}/cache/{cache}"
-    return [f"--mirror={m}" for m in MIRRORS] + as_flags(values, skip)
+    return [f"--mirror={m}" for m in MIRRORS] + config_flags(settings, *sections, **values)
 
 
 def conda_env(gpus):
@@ -113,6 +121,12 @@ def launcher(gpus):
 
 
 SYNTH = config["synthesize"]
+# the prompt pool of a generating mode (an input of the synthesize rule)
+PROMPT = (
+    SYNTH["prompt"] or f"config/prompts/{SYNTH['mode']}.yaml"
+    if SYNTH["mode"] not in ("import", "unlabeled")
+    else None
+)
 
 
 IMPORTED = SYNTH["import"]["path"]
@@ -141,15 +155,10 @@ def synth_inputs(wildcards):
         if SYNTH["import"]["match_pairs"]:
             inputs["match_pairs"] = SYNTH["import"]["match_pairs"]
     elif SYNTH["mode"] != "unlabeled":
-        inputs["prompt"] = SYNTH["prompt"] or f"config/prompts/{SYNTH['mode']}.yaml"
+        inputs["prompt"] = PROMPT
     return inputs
 
 
 def synth_args(wildcards, input):
-    """The corpus and the prompt pool as CLI options, when the mode reads them."""
-    return [
-        arg
-        for k in ("corpus", "prompt")
-        if k in input.keys()
-        for arg in (f"--{k}", input[k])
-    ]
+    """The corpus as a CLI option, when the mode reads it."""
+    return ["--corpus", input.corpus] if "corpus" in input.keys() else []

@@ -16,7 +16,7 @@ rule corpus:
     params:
         code=stage_code_version("corpus"),
         track=track("corpus"),
-        args=cli_args(config["corpus"]),
+        args=cli_args(CorpusSettings, config["corpus"]),
         seed=config["seed"],
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track:q} corpus --out {output:q}"

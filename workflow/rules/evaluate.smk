@@ -5,7 +5,7 @@ ruleorder: evaluate_teacher > evaluate_seeds > evaluate
 EVALUATE_RESOURCES = dict(
     gpu=config["evaluate"]["gpus"], cpus_per_gpu=4, mem_mb=4000, runtime=60
 )
-EVALUATE_ARGS = cli_args(config["evaluate"], skip=["gpus"], cache="eval")
+EVALUATE_ARGS = cli_args(EvaluateSettings, config["evaluate"], cache="eval")
 
 
 rule evaluate_teacher:

@@ -18,7 +18,7 @@ rule teacher:
     params:
         code=stage_code_version("teacher"),
         track=track("teacher"),
-        args=cli_args(config["teacher"], cache="teacher"),
+        args=cli_args(TeacherSettings, config["teacher"], cache="teacher"),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track:q} teacher --pairs {input.pairs:q}"
         " --out {output.emb:q} --ids-out {output.ids:q} {params.args:q} > {log:q} 2>&1"
@@ -53,13 +53,11 @@ rule mine:
     params:
         code=stage_code_version("mine"),
         track=track("mine"),
-        epochs=config["mine"]["epochs"],
-        subsample=config["mine"]["subsample"],
+        args=cli_args(MineSettings, config["mine"]),
         seeds=GRID["seeds"],
         options=lambda w: json.dumps(config["mine"].get(w.miner, {})),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track:q} mine --miner {wildcards.miner:q}"
         " --pairs {input.pairs:q} --embeddings {input.emb:q} --ids {input.ids:q}"
-        " --out {output.batches:q} --batch-size {wildcards.bs:q} --epochs {params.epochs:q}"
-        " --subsample {params.subsample:q}"
+        " --out {output.batches:q} --batch-size {wildcards.bs:q} {params.args:q}"
         " --seed {params.seeds:q} --options {params.options:q} --plot {output.plots:q} > {log:q} 2>&1"

@@ -23,16 +23,8 @@ rule sweep:
     params:
         code=stage_code_version("sweep"),
         track=track("sweep"),
-        args=cli_args(
-            {
-                **config["sweep"],
-                **{
-                    k: config["train"][k]
-                    for k in ("student", "init", "static_init", "dim")
-                    if k in config["train"]
-                },
-            }
-        ),
+        # the student is the train section's, so the sweep tunes the student then trained
+        args=cli_args(SweepSettings, config["sweep"], config["train"]),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track:q} sweep --pairs {input.pairs:q}"
         " --embeddings {input.emb:q} --ids {input.ids:q}"

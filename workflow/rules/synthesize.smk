@@ -22,9 +22,11 @@ rule synthesize:
         track=track("synthesize"),
         inputs=synth_args,
         options=cli_args(
-            {**SYNTH, "teacher": config["teacher"]["model"]},
-            skip=["prompt", "gpus"],
+            SynthesizeSettings,
+            SYNTH,
             cache="synth",
+            prompt=PROMPT,
+            teacher=config["teacher"]["model"],
         ),
         seed=config["seed"],
     shell:

@@ -47,7 +47,7 @@ rule tables:
         code=stage_code_version("tables"),
         track=track("tables"),
         figures=lambda wildcards, output: os.path.dirname(output.avg_png),
-        args=cli_args(config["tables"]),
+        args=cli_args(TablesSettings, config["tables"]),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track:q} tables --evals {input.evals:q}"
         " --md {output.md:q} --tex {output.tex:q} --csv {output.csv:q}"

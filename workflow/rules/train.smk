@@ -1,10 +1,3 @@
-TRAIN_OPTIONS = [
-    "gpus",
-    "accelerate",
-    "runtime",
-]  # rule settings, not `embedlab train` options
-
-
 rule student_init:
     input:
         staged=STAGED,
@@ -23,7 +16,7 @@ rule student_init:
     params:
         code=stage_code_version("train"),
         track=track("student_init"),
-        args=cli_args(config["train"], skip=TRAIN_OPTIONS),
+        args=cli_args(TrainSettings, config["train"]),
     shell:
         "OMP_NUM_THREADS={threads} embedlab {params.track:q} train --out {output:q}"
         " {params.args:q} > {log:q} 2>&1"
@@ -55,7 +48,7 @@ rule train:
         code=stage_code_version("train"),
         launch=lambda wildcards, resources: launcher(resources.gpu),
         track=track("train"),
-        args=cli_args(config["train"], skip=TRAIN_OPTIONS),
+        args=cli_args(TrainSettings, config["train"]),
         checkpoints=f"{R}/checkpoints/{RUN_NAME}",
     shell:
         "OMP_NUM_THREADS={threads} {params.launch} {params.track:q} train"

@@ -15,7 +15,7 @@ import polars as pl
 from embedlab.ids import stable_id
 from embedlab.resolve import resolve_file, split_revision
 from embedlab.schemas import DataError, Pairs, polars_schema, reading
-from embedlab.settings import setting
+from embedlab.settings.corpus import CorpusSettings
 
 
 @dataclass(frozen=True)
@@ -121,20 +121,6 @@ def _read_hf(source: Source, mirrors: Sequence[str | Path]) -> pl.DataFrame:
     clean = [" ".join(str(t).split()) for t in texts]
     name = source.name or Path(source.path).name
     return pl.DataFrame({"text": clean, "source": [name] * len(clean)})
-
-
-@dataclass(frozen=True)
-class CorpusSettings:
-    """The ``corpus`` config section (and ``seed``): what ``embedlab corpus`` reads and keeps."""
-
-    sources: list[dict] = setting(
-        [{"path": "corpus/wordnet-examples.txt", "name": "wordnet"}],
-        'one JSON object per source: {"path": ..., "format": ..., "column": ...} (Source)',
-    )
-    max_sentences: int | None = setting(5000, "sample at most this many (none: all)")
-    min_chars: int = setting(12, "shorter texts are dropped")
-    max_chars: int = setting(300, "longer texts are dropped")
-    seed: int = setting(0, "seed of the sample")
 
 
 def build_corpus(

@@ -15,7 +15,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -23,7 +23,6 @@ import polars as pl
 from embedlab import schemas
 from embedlab.atomic import atomic_write
 from embedlab.contracts import NPY_SHA256_KEY, file_sha256
-from embedlab.settings import setting
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +30,6 @@ if TYPE_CHECKING:  # the mine stage reads stored embeddings: it need not import 
     from sentence_transformers import SentenceTransformer
 
 FIELDS = ("anchor", "positive", "hard_negative")
-
-
-@dataclass(frozen=True)
-class TeacherSettings:
-    """The ``teacher`` config section: the model that ranks examples for mining."""
-
-    model: str = setting("sentence-transformers/all-MiniLM-L6-v2", "teacher encoder")
-    batch_size: int = setting(64, "texts per forward pass")
-    dtype: Literal["float16", "float32"] = setting("float32", "dtype of the stored embeddings")
-    cache_dir: str | None = setting(None, "embeddings of identical texts stored and reused here")
 
 
 def cache_key(identity: str, texts: list[str], batch_size: int, device: str) -> str:

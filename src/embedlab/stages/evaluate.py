@@ -7,7 +7,6 @@ mirror and the evaluation code), so an unchanged model is not scored twice.
 
 import argparse
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -16,7 +15,8 @@ from embedlab import provenance, schemas
 from embedlab.contracts import TAG_SCORES_SHA256, file_sha256, score_metric
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
-from embedlab.settings import from_args, setting
+from embedlab.settings import from_args
+from embedlab.settings.evaluate import EvaluateSettings
 from embedlab.stages import split_units
 from embedlab.sts_data import STS_TASKS
 from embedlab.tracking import StageRun
@@ -24,22 +24,6 @@ from embedlab.tracking import StageRun
 HELP = "STS12-16, STS-B, SICK-R (SentEval 'all')"
 # the code a score depends on: a change of any of it scores again
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class EvaluateSettings:
-    tasks: list[str] = setting(list(STS_TASKS), "STS tasks (test splits)")
-    batch_size: int = setting(64, "texts per forward pass")
-    geometry: bool = setting(True, "alignment and uniformity on STS-B dev (SimCSE's)")
-    retrieval: list[str] = setting(
-        ["stsb", "coco"],
-        "retrieval tasks: 'stsb', 'coco' (built from the mirror) or BEIR-layout folders",
-    )
-    pairs: list[str] = setting(["sick"], "pair classification: 'sick' (SICK-E test, AP)")
-    mteb: list[str] = setting(
-        [], "MTEB task names (needs mteb; data from the hub) or mirror:<STS task> (offline)"
-    )
-    cache_dir: str | None = setting(None, "scores by content, reused")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

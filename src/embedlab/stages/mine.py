@@ -7,7 +7,6 @@ Config section ``mine``: ``epochs``, and one section of options per miner, passe
 
 import argparse
 import logging
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -15,24 +14,13 @@ from embedlab import schemas
 from embedlab.contracts import HIST_EDGES, IN_BATCH_SIM_TABLE
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
-from embedlab.settings import from_args, setting
+from embedlab.settings import from_args
+from embedlab.settings.mine import MineSettings
 from embedlab.stages import split_units
 from embedlab.tracking import StageRun
 
 HELP = "build the batch file (training order)"
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class MineSettings:
-    miner: str = setting(help="random, b3, kmeans or hardneg")
-    batch_size: int = setting(help="examples per batch")
-    epochs: int = setting(4, "passes over the pairs, each mined afresh")
-    seed: list[int] = setting([0], "seeds of the miner: one batch file (and plot) each")
-    options: dict = setting({}, "JSON object of the miner's options (b3: p, m, cluster_size)")
-    subsample: float = setting(
-        1.0, "share of the pairs a seed's batches draw from; the draw depends on the seed only"
-    )
 
 
 # the random stream of the per-seed subsample, apart from every miner's own stream of the seed

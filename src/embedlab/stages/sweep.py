@@ -6,23 +6,16 @@ MLflow run.
 
 import argparse
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from embedlab import schemas
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args
-from embedlab.sweep import SweepGrid
+from embedlab.settings.sweep import SweepSettings
 from embedlab.tracking import StageRun, experiment_name
-from embedlab.train.student import StudentSettings
 
 HELP = "choose lr, temperature, epochs and b3 options on STS-B dev"
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SweepSettings(StudentSettings, SweepGrid):
-    """The grid (``SweepGrid``) and the student every trial starts from."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,17 +34,15 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     from embedlab.mine.teacher import TeacherView
     from embedlab.sweep import best_setting, summary, sweep, sweep_page
     from embedlab.tracking import retry
-    from embedlab.train import build_student
+    from embedlab.train.student import student_from, train_head
 
     s: SweepSettings = from_args(SweepSettings, args)
-    grid = from_args(SweepGrid, args)
     pairs = schemas.read(args.pairs, schemas.Pairs)
     view = TeacherView.load(args.embeddings, args.ids, pairs)
 
-    def student(seed: int):
-        return build_student(
-            s.student, s.init, args.mirror, s.max_length, s.pooling, s.static_init, s.dim, seed
-        )
+    def student(seed: int):  # the train stage's student and head, from the same settings
+        model = student_from(s, args.mirror, seed)
+        return model, train_head(model, s.pooling)
 
     def log_trial(row: dict) -> None:
         name = f"{row['miner']}-lr{row['lr']:g}-t{row['temperature']:g}-e{row['epochs']}"
@@ -63,10 +54,10 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
                 {"dev_spearman": row["dev_spearman"], "best_step": row["best_step"]},
             )
 
-    table = sweep(pairs, view, grid, student, dev_scorer(args.mirror), on_trial=log_trial)
+    table = sweep(pairs, view, s, student, dev_scorer(args.mirror), on_trial=log_trial)
     table.write_csv(args.csv)
     Path(args.md).write_text(sweep_page(table, experiment_name()))
-    chosen = {"train": best_setting(table), "b3": best_setting(table, "b3") if grid.b3 else None}
+    chosen = {"train": best_setting(table), "b3": best_setting(table, "b3") if s.b3 else None}
     tracker.log_metrics(
         {"trials": float(summary(table).height), "best_dev": chosen["train"]["dev_mean"]}
     )

@@ -7,73 +7,21 @@ Config section ``synthesize``; the nested ``openai`` and ``import`` sections are
 import argparse
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import polars as pl
 
 from embedlab import schemas
 from embedlab.errors import SettingError
-from embedlab.mine.teacher import TeacherSettings
 from embedlab.settings import add_arguments as add_settings
-from embedlab.settings import from_args, setting
-from embedlab.synth.backends import OpenAIOptions
+from embedlab.settings import from_args
+from embedlab.settings.synthesize import SynthesizeSettings
 from embedlab.synth.filters import Filters
 from embedlab.synth.generate import SynthSettings
 from embedlab.tracking import StageRun
 
 HELP = "LLM-written pairs, or an imported set"
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    """Mode ``import``: a published set instead of generated pairs (``synthesize.import``)."""
-
-    path: list[str] | None = setting(
-        None, "the set's file(s), csv/tsv/txt/jsonl/json/parquet, local, in a mirror or hf://"
-    )
-    layout: Literal["auto", "syncse", "nli", "triplet", "snli", "coco"] = setting(
-        "auto", "the file's columns (auto: from the header)"
-    )
-    match_corpus: bool = setting(False, "only the rows whose anchor is in the corpus sample")
-    match_pairs: str | None = setting(
-        None, "a pairs.parquet (another experiment's): only the rows with its anchors"
-    )
-
-
-@dataclass(frozen=True)
-class SynthesizeSettings:
-    """Everything ``embedlab synthesize`` does, by config key."""
-
-    mode: Literal["partial", "scratch", "query", "import", "unlabeled"] = setting(
-        "partial", "what is written (README: Synthesis)"
-    )
-    prompt: str | None = setting(None, "prompt pool YAML (none: config/prompts/<mode>.yaml)")
-    backend: Literal["transformers", "llama.cpp", "openai", "vllm"] = setting(
-        "transformers", "generator (README: Synthesis)"
-    )
-    model: str = setting("HuggingFaceTB/SmolLM2-135M-Instruct", "generator model")
-    device: str | None = setting(None, "transformers backend: cpu, cuda, ... (none: cuda if any)")
-    openai: OpenAIOptions = setting(OpenAIOptions(), "")
-    import_: ImportOptions = setting(ImportOptions(), "")
-    n_anchors: int = setting(SynthSettings.n_anchors, "anchors (partial, query) or sentences")
-    batch_size: int = setting(SynthSettings.batch_size, "prompts per generate call (one chunk)")
-    max_new_tokens: int = setting(SynthSettings.max_new_tokens, "per answer")
-    copy_threshold: float = setting(Filters.copy_threshold, "a positive this close is a copy")
-    min_chars: int = setting(Filters.min_chars, "shorter generated texts are rejected")
-    max_chars: int = setting(Filters.max_chars, "longer generated texts are rejected")
-    teacher_margin: float | None = setting(
-        SynthSettings.teacher_margin,
-        "teacher cos(anchor, positive) - cos(anchor, negative) must reach it (none: no filter)",
-    )
-    teacher: str = setting(TeacherSettings.model, "model of the teacher-agreement filter")
-    feedback: bool = setting(
-        SynthSettings.feedback, "CLAIF-style 0-5 similarity of anchor and positive (score)"
-    )
-    cache_dir: str | None = setting(None, "finished tables by content, reused by reruns")
-    seed: int = setting(SynthSettings.seed, "seed of sampling and of the generator")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,32 +6,15 @@ their stem); each is read from the MLflow run that wrote that file.
 
 import argparse
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
-from embedlab.settings import from_args, setting
+from embedlab.settings import from_args
+from embedlab.settings.tables import TablesSettings
 from embedlab.tracking import StageRun, experiment_name
 
 HELP = "paper tables from MLflow evaluate runs"
-
-
-@dataclass(frozen=True)
-class TablesSettings:
-    reference: str | None = setting(
-        "config/reference/sts.yaml", "YAML of published rows, shown apart as reported"
-    )
-    experiments: list[str] = setting(
-        [], "MLflow experiments to gather (default: the current one); rows named by source"
-    )
-    compare: list[dict] = setting(
-        [], 'extra comparisons across batch sizes: {"a": "b3", "a_bs": 64, "b": ..., "b_bs": ...}'
-    )
-    title: str | None = setting(None, "title of the study page (none: the experiment)")
-    allow_mixed_versions: bool = setting(
-        False, "write a page whose runs were made by different code (marked in bold)"
-    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,31 +6,18 @@ Without ``--batches`` the untrained student is exported (the ``student-init`` ro
 import argparse
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 from embedlab import schemas
 from embedlab.atomic import atomic_write
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
-from embedlab.settings import from_args, setting
+from embedlab.settings import from_args
+from embedlab.settings.train import TrainSettings
 from embedlab.tracking import StageRun
-from embedlab.train.loop import TrainConfig
-from embedlab.train.student import StudentSettings
 
 HELP = "train a student with InfoNCE over mined batches"
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainSettings(StudentSettings, TrainConfig):
-    """The student (``StudentSettings``), how it is trained (``TrainConfig``) and what its
-    exported model card says."""
-
-    language: list[str] = setting(["en"], "language(s) named on the exported model's card")
-    license: str = setting(
-        "apache-2.0", "licence named on the card (set it to what the base model and data allow)"
-    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,14 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, tracker: StageRun) -> None:
-    from embedlab.train import build_student, train, train_head
+    from embedlab.train import train, train_head
     from embedlab.train.distributed import world
     from embedlab.train.loop import check_batches
+    from embedlab.train.student import student_from
 
     s: TrainSettings = from_args(TrainSettings, args)
-    student = build_student(
-        s.student, s.init, args.mirror, s.max_length, s.pooling, s.static_init, s.dim, s.seed
-    )
+    student = student_from(s, args.mirror, s.seed)
     if args.batches:
         if not args.pairs:
             raise SettingError("train: --batches needs --pairs (the table the batches index)")

@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from embedlab.encode import default_device
 from embedlab.errors import EmbedlabError, SettingError
 from embedlab.resolve import model_identity, resolve_model
-from embedlab.settings import setting
+from embedlab.settings.synthesize import OpenAIOptions
 
 log = logging.getLogger(__name__)
 
@@ -296,17 +296,6 @@ def _completion(payload: bytes) -> Completion:
     except (KeyError, IndexError, TypeError, ValueError) as err:
         return Completion(None, 0, f"parse: malformed response ({type(err).__name__})")
     return Completion(choice if isinstance(choice, str) else None, tokens)
-
-
-@dataclass(frozen=True)
-class OpenAIOptions:
-    """How the ``openai`` backend reaches its server (config ``synthesize.openai``)."""
-
-    base_url: str = setting("https://api.openai.com/v1", "OpenAI-compatible server")
-    api_key_env: str | None = setting("OPENAI_API_KEY", "variable holding the API key")
-    concurrency: int = setting(8, "requests in flight")
-    timeout_s: float = setting(60.0, "deadline of one request, answer included (seconds)")
-    max_attempts: int = setting(6, "attempts per request (timeouts, 429, 5xx, cut answers)")
 
 
 class OpenAIBackend:

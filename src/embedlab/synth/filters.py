@@ -19,6 +19,8 @@ import json
 import re
 from dataclasses import dataclass
 
+from embedlab.settings.synthesize import SynthesizeSettings
+
 LABEL = re.compile(
     r"^[\s*#>-]*(paraphrase|contradiction|sentence|answer|output|positive|negative|"
     r"hard[ _]negative|question|claim|keywords?|query)[\s*]*:",
@@ -97,9 +99,9 @@ def normalised(text: str) -> str:
 class Filters:
     """Thresholds of the cheap filters (the teacher filter lives in ``synth.generate``)."""
 
-    copy_threshold: float = 0.9
-    min_chars: int = 3
-    max_chars: int = 400
+    copy_threshold: float = SynthesizeSettings.copy_threshold
+    min_chars: int = SynthesizeSettings.min_chars
+    max_chars: int = SynthesizeSettings.max_chars
     min_letter_ratio: float = 0.5
 
 

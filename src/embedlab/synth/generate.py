@@ -45,6 +45,7 @@ from embedlab.atomic import atomic_write
 from embedlab.ids import stable_id
 from embedlab.provenance import stage_code_version
 from embedlab.schemas import Pairs, polars_schema
+from embedlab.settings.synthesize import SynthesizeSettings
 from embedlab.synth.backends import Backend, BackendError, Completion
 from embedlab.synth.filters import (
     Filters,
@@ -78,13 +79,13 @@ ROW_SCHEMA = {
 class SynthSettings:
     """What the synthesize stage does; all of it goes into the shards' fingerprint."""
 
-    n_anchors: int = 320  # anchors (partial, query) or sentences to write (scratch)
-    batch_size: int = 32
-    max_new_tokens: int = 48
-    seed: int = 0
+    n_anchors: int = SynthesizeSettings.n_anchors  # anchors (partial, query) or sentences
+    batch_size: int = SynthesizeSettings.batch_size
+    max_new_tokens: int = SynthesizeSettings.max_new_tokens
+    seed: int = SynthesizeSettings.seed
     filters: Filters = field(default_factory=Filters)
-    teacher_margin: float | None = 0.0  # None: no teacher-agreement filter
-    feedback: bool = False  # CLAIF-style 0-5 similarity of anchor and positive, column `score`
+    teacher_margin: float | None = SynthesizeSettings.teacher_margin  # None: no teacher filter
+    feedback: bool = SynthesizeSettings.feedback  # CLAIF-style 0-5 similarity, column `score`
 
 
 @dataclass

@@ -25,9 +25,8 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import polars as pl
 import torch
@@ -42,35 +41,13 @@ from transformers import get_linear_schedule_with_warmup
 
 from embedlab.errors import SettingError
 from embedlab.schemas import DataError
-from embedlab.settings import setting
+from embedlab.settings.train import TrainConfig
 from embedlab.train import checkpoint
 from embedlab.train.distributed import all_reduce_grads, gather_with_grad, shard, world
 from embedlab.train.gradcache import cached_backward
 from embedlab.train.loss import info_nce
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    lr: float = setting(3e-3, "peak learning rate (static student: chosen on STS-B dev)")
-    weight_decay: float = setting(0.0, "AdamW weight decay")
-    warmup_ratio: float = setting(0.1, "linear warm-up over this share of the steps, then decay")
-    temperature: float = setting(0.2, "InfoNCE temperature")
-    symmetric: bool = setting(False, "add the positive->anchor InfoNCE term")
-    pair_weights: str | None = setting(None, "a Pairs column weighing each row's loss (score)")
-    use_hard_negative: bool = setting(True, "each row's own hard negative enters the loss")
-    max_grad_norm: float = setting(1.0, "gradient clipping norm")
-    mixed_precision: Literal["no", "bf16", "fp16"] | None = setting(
-        None, "None: as the accelerate config says (no on a CPU)"
-    )
-    chunk_size: int = setting(0, "GradCache: embed at most this many texts at once (0: off)")
-    checkpoint_every: int = setting(50, "steps between checkpoints (with a checkpoint folder)")
-    eval_every: int = setting(10, "steps between dev scores (with a scorer), keeping the best")
-    seed: int = setting(0, "seed of the initial weights and dropout")
-
-    def as_params(self) -> dict[str, object]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,7 @@ Example::
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import torch
 from sentence_transformers import SentenceTransformer
@@ -31,25 +29,7 @@ from torch import nn
 
 from embedlab.errors import SettingError
 from embedlab.resolve import resolve_model
-from embedlab.settings import setting
-
-POOLINGS = ("mean", "cls", "cls_mlp")
-
-
-@dataclass(frozen=True)
-class StudentSettings:
-    """Which student is trained (the ``train`` config keys that ``build_student`` reads)."""
-
-    student: Literal["static", "transformer"] = setting("static", "student kind")
-    init: str = setting("sentence-transformers/all-MiniLM-L6-v2", "model the student starts from")
-    pooling: Literal["mean", "cls", "cls_mlp"] | None = setting(
-        None, "transformer students: None keeps a sentence-transformers model's own pooling"
-    )
-    static_init: Literal["teacher", "random"] = setting(
-        "teacher", "static students: token table of the init model, or random"
-    )
-    dim: int = setting(256, "width of a random static student")
-    max_length: int | None = setting(None, "transformer students: tokens per text")
+from embedlab.settings.train import POOLINGS, StudentSettings
 
 
 def build_student(
@@ -96,6 +76,26 @@ def build_student(
         static = StaticEmbedding(tokenizer, embedding_weights=weights)
         return SentenceTransformer(modules=[static], device="cpu")
     raise SettingError(f"unknown student kind {kind!r}; expected 'static' or 'transformer'")
+
+
+def student_from(
+    settings: StudentSettings, mirrors: Sequence[str], seed: int
+) -> SentenceTransformer:
+    """The untrained student that ``settings`` (the ``train`` section's student keys) describe:
+    the one place a stage turns its settings into a student (train and sweep both call it).
+
+    Example: ``student_from(TrainSettings(student="transformer"), ["../shared/data"], seed=0)``
+    """
+    return build_student(
+        settings.student,
+        settings.init,
+        mirrors,
+        max_length=settings.max_length,
+        pooling=settings.pooling,
+        static_init=settings.static_init,
+        dim=settings.dim,
+        seed=seed,
+    )
 
 
 def train_head(model: SentenceTransformer, pooling: str | None) -> nn.Module:

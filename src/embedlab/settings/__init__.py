@@ -1,8 +1,11 @@
-"""Stage settings: one frozen dataclass per stage is the only home of its defaults.
+"""Stage settings: one frozen dataclass per stage, in this package's module of the stage
+(``embedlab.settings.train``, ...), is the only home of its defaults.
 
 A stage's command-line flags are generated from its dataclass (name, type, default, help), and
-the Snakemake rules turn their config section into the same flags with :func:`as_flags`, so
-``embedlab train`` typed by hand and the ``train`` rule run the same experiment. The config
+the Snakemake rules turn their config sections into the same flags with :func:`config_flags`
+(exactly the dataclass's keys: no rule keeps a list of keys), so ``embedlab train`` typed by
+hand and the ``train`` rule run the same experiment. The settings modules import nothing heavy:
+the Snakefile reads them at every start. The config
 schema repeats the defaults (Snakemake fills them in), and ``tests/test_settings.py`` holds the
 two equal and checks that ``config/README.md`` documents every key.
 
@@ -167,6 +170,32 @@ def as_flags(section: Mapping[str, Any], skip: typing.Collection[str] = (), pref
         else:
             out += [flag(prefix + name), _value(value)]
     return out
+
+
+def config_flags(cls: type, *sections: Mapping[str, Any], **values: Any) -> list[str]:
+    """The flags of ``cls``'s settings whose keys the config ``sections`` hold (``values``
+    first, then the first section that has the key): what a Snakemake rule passes to its stage.
+    A key that is not a setting of ``cls`` (a rule's own, such as ``gpus``) is not passed, so
+    no rule keeps a list of keys to pass or to skip.
+
+    Example (the mine rule: ``b3`` is a miner's section, not a setting)::
+
+        config_flags(MineSettings, {"epochs": 2, "b3": {"p": 2}})   # ['--epochs', '2']
+    """
+    found: dict[str, Any] = {}
+    for field in dataclasses.fields(cls):
+        name = key(field)
+        for section in (values, *sections):
+            if name in section:
+                found[name] = section[name]
+                break
+    hints = typing.get_type_hints(cls)
+    nested = [key(f) for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])]
+    one_value = [k for k, v in found.items() if isinstance(v, Mapping) and k not in nested]
+    flags = as_flags(found, skip=one_value)
+    for name in one_value:  # a mapping that is one setting (a miner's options): one JSON value
+        flags += [flag(name), _value(found[name])]
+    return flags
 
 
 def _value(value: Any) -> str:
