@@ -19,8 +19,9 @@ import numpy as np
 from embedlab.errors import SettingError
 from embedlab.resolve import NotFound, resolve_file
 from embedlab.schemas import DataError
+from embedlab.tasks import STS
 
-# task name -> (mirror folder, hub id, subsets of the folder or None for a fixed split file)
+# task name -> (mirror folder, hub id); the names are ``tasks.STS``'s (checked below)
 STS_TASKS: dict[str, tuple[str, str]] = {
     "STS12": ("sts/STS12-en-test", "mteb/sts12-sts"),
     "STS13": ("sts/STS13-en-test", "mteb/sts13-sts"),
@@ -30,6 +31,8 @@ STS_TASKS: dict[str, tuple[str, str]] = {
     "STSBenchmark": ("sts/STSBenchmark", "mteb/stsbenchmark-sts"),
     "SICKRelatedness": ("sts/SICK", "mteb/sickr-sts"),
 }
+if tuple(STS_TASKS) != STS:
+    raise ImportError(f"sts_data.STS_TASKS {list(STS_TASKS)} != tasks.STS {list(STS)}")
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,9 @@ def cli_args(settings, *sections, cache=None, **values):
     `cache_dir` left null is <results>/cache/<cache>."""
     if cache and sections[0].get("cache_dir") is None:
         values["cache_dir"] = f"{config['results']}/cache/{cache}"
-    return [f"--mirror={m}" for m in MIRRORS] + config_flags(settings, *sections, **values)
+    return [f"--mirror={m}" for m in MIRRORS] + config_flags(
+        settings, *sections, **values
+    )
 
 
 def conda_env(gpus):

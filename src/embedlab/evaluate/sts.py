@@ -21,6 +21,7 @@ from sentence_transformers import SentenceTransformer
 from embedlab.encode import Tokenized, encode, tokenize
 from embedlab.schemas import Scores, polars_schema
 from embedlab.sts_data import StsPairs, load_sts
+from embedlab.tasks import AVERAGE
 
 
 def dev_scorer(mirrors: Sequence[str | Path] = ()) -> Callable[[SentenceTransformer], float]:
@@ -95,7 +96,7 @@ def evaluate_sts(
         chosen = [r for r in rows if r["metric"] == metric]
         rows.append(
             {
-                "task": "Avg",
+                "task": AVERAGE,
                 "split": split,
                 "metric": metric,
                 "value": float(np.mean([r["value"] for r in chosen])),

@@ -22,9 +22,9 @@ from embedlab.contracts import RUN
 from embedlab.errors import SettingError
 from embedlab.schemas import DataError
 from embedlab.tables.sts import COLUMNS, latex_escape, latex_tabular
-from embedlab.tasks import BEYOND_STS
+from embedlab.tasks import BEYOND_STS, STS_COLUMNS
 
-TASKS = [c for c in COLUMNS.values() if c != "Avg"]
+TASKS = list(STS_COLUMNS.values())
 STS = list(COLUMNS.values())
 BEYOND = list(BEYOND_STS.values())
 

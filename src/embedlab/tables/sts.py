@@ -28,20 +28,11 @@ from embedlab.contracts import (
 )
 from embedlab.errors import NotFound
 from embedlab.provenance import from_run_tags
-from embedlab.tasks import BEYOND_STS
+from embedlab.tasks import AVERAGE, BEYOND_STS, STS_COLUMNS
 from embedlab.tracking import ensure_experiment, experiment_name, retry
 
 # metric key in MLflow -> column header
-COLUMNS: dict[str, str] = {
-    "STS12": "STS12",
-    "STS13": "STS13",
-    "STS14": "STS14",
-    "STS15": "STS15",
-    "STS16": "STS16",
-    "STSBenchmark": "STS-B",
-    "SICKRelatedness": "SICK-R",
-    "Avg": "Avg",
-}
+COLUMNS: dict[str, str] = {**STS_COLUMNS, AVERAGE: AVERAGE}
 
 
 GEOMETRY = ("alignment", "uniformity")
