@@ -3,8 +3,10 @@ import multiprocessing
 import mlflow
 import pytest
 
-from embedlab.contracts import TAG_SCORES_SHA256, file_sha256
+from embedlab.contracts import TAG_SCORES_SHA256, TAG_SYNTH_SOURCE, file_sha256
 from embedlab.errors import NotFound
+from embedlab.settings.synthesize import SynthesizeSettings
+from embedlab.stages.synthesize import synthesis_source
 from embedlab.tables import fetch_scores, to_latex, to_markdown
 from embedlab.tracking import ensure_experiment, stage_run
 
@@ -74,8 +76,9 @@ def test_tables_across_experiments_group_by_synthesis_source(monkeypatch):
 
     for experiment, mode, base in (("syn-partial", "partial", 50.0), ("syn-query", "query", 40.0)):
         monkeypatch.setenv("EMBEDLAB_EXPERIMENT", experiment)
-        with stage_run("synthesize", {"mode": mode, "model": "HF/SmolLM2-135M-Instruct"}):
-            pass
+        with stage_run("synthesize", {}) as run:  # the tag the synthesize stage sets
+            settings = SynthesizeSettings(mode=mode, model="HF/SmolLM2-135M-Instruct")
+            run.set_tag(TAG_SYNTH_SOURCE, synthesis_source(settings))
         for seed, noise in ((0, 0.0), (1, 0.5)):
             _log_eval(f"random-bs32-seed{seed}", base + noise)
             _log_eval(f"b3-bs32-seed{seed}", base + 2 + noise)

@@ -1,9 +1,12 @@
 """The names that one stage writes and another reads, each written once.
 
-``schemas.py`` holds the tables that pass between stages as files; this module holds what passes
-through MLflow and file names: the grid's run name, the tags every stage run carries, the metric
-names that ``tables`` reads back, and the bins of the in-batch similarity histogram. Writer and
-reader import them from here, so renaming one is one edit.
+``schemas.py`` holds the tables that pass between stages as files; ``tasks.py`` the evaluation
+tasks and their columns; this module holds the rest of what passes through MLflow and file
+names: the grid's run name, the tags every stage run carries, the metric names that ``tables``
+reads back (mining, geometry, synthesis counts), the label of a row gathered from several
+experiments, and the bins of the in-batch similarity histogram. Writer and reader import them
+from here, so renaming one is one edit (``tests/test_contracts.py`` writes with each writer and
+reads with its reader).
 
 Example::
 
@@ -44,6 +47,61 @@ NPY_SHA256_KEY = "embedlab.npy_sha256"
 # batches of the same size and seed.
 IN_BATCH_SIM_TABLE = "in_batch_similarity.json"
 HIST_EDGES = np.linspace(-0.3, 1.0, 53)
+
+
+# Tags of a synthesize run, read by the tables: its mode and where its pairs came from
+# (``partial/SmolLM2-135M-Instruct``, ``import/snli_1.0_test.txt``), which names the rows of a
+# table that gathers several experiments.
+TAG_SYNTH_MODE = "synthesis.mode"
+TAG_SYNTH_SOURCE = "synthesis.source"
+
+# Counts a synthesize run logs (metrics), read by the study page's synthesis table: rows read
+# or generated, rows accepted, and per rejection reason ``rejected_<reason>``.
+SYNTH_ROWS = "rows"
+SYNTH_ACCEPTED = "accepted"
+REJECTED_PREFIX = "rejected_"
+
+# Metrics a mine run logs for its batches and for random batches of the same size and seed
+# (``mine.diagnostics``), read by the mining table: hardness (mean teacher cosine of in-batch
+# anchor pairs) and the estimated false-negative rate.
+HARDNESS = "in_batch_sim_mean"
+RANDOM_HARDNESS = "random_in_batch_sim_mean"
+FALSE_NEGATIVES = "false_negative_rate"
+RANDOM_FALSE_NEGATIVES = "random_false_negative_rate"
+
+# Score rows (metric) of the geometry on STS-B dev (``evaluate.geometry``), and their columns in
+# the tables
+ALIGNMENT = "alignment"
+UNIFORMITY = "uniformity"
+GEOMETRY = (ALIGNMENT, UNIFORMITY)
+
+# A table row gathered from one of several experiments: ``<source> · <model>``
+SOURCE_SEPARATOR = " · "
+
+
+def source_label(source: str, name: str) -> str:
+    """The row name of ``name`` (a model, a method) from the experiment ``source`` names.
+
+    >>> source_label("partial/SmolLM2", "b3-bs32-seed0")
+    'partial/SmolLM2 · b3-bs32-seed0'
+    """
+    return f"{source}{SOURCE_SEPARATOR}{name}"
+
+
+def split_source(label: str) -> tuple[str, str]:
+    """``(source, name)`` of a row label; the source is ``""`` for a row of one experiment.
+
+    >>> split_source("partial/SmolLM2 · b3"), split_source("b3")
+    (('partial/SmolLM2', 'b3'), ('', 'b3'))
+    """
+    source, _, name = label.rpartition(SOURCE_SEPARATOR)
+    return source, name
+
+
+def rejected_metric(reason: str) -> str:
+    """The synthesize run's count metric of a rejection reason (``backend_error: HTTP 400``
+    counts as ``rejected_backend_error``)."""
+    return REJECTED_PREFIX + reason.split(":")[0]
 
 
 def wildcard_tag(name: str) -> str:

@@ -16,6 +16,7 @@ import polars as pl
 import torch
 from sentence_transformers import SentenceTransformer
 
+from embedlab.contracts import ALIGNMENT, UNIFORMITY
 from embedlab.encode import encode
 from embedlab.schemas import DataError, Scores, polars_schema
 from embedlab.sts_data import StsPairs
@@ -47,7 +48,7 @@ def alignment_uniformity(
         raise DataError(f"{pairs.task} {pairs.split}: no pair scores above {threshold}")
     a = emb[[index[pairs.s1[i]] for i in positive]]
     b = emb[[index[pairs.s2[i]] for i in positive]]
-    return {"alignment": alignment(a, b), "uniformity": uniformity(emb)}
+    return {ALIGNMENT: alignment(a, b), UNIFORMITY: uniformity(emb)}
 
 
 def geometry_scores(

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from embedlab.contracts import HIST_EDGES
-
-# Fixed bins of the in-batch similarity histograms, so that runs can be drawn on one axis.
+from embedlab.contracts import (
+    FALSE_NEGATIVES,
+    HARDNESS,
+    HIST_EDGES,
+    RANDOM_FALSE_NEGATIVES,
+    RANDOM_HARDNESS,
+)
 
 
 def similarity_histogram(sim: np.ndarray) -> np.ndarray:
@@ -59,14 +63,14 @@ def summarize(
     """Hardness and false-negative figures of ``epochs`` and of the random ``baseline``;
     ``sim`` and ``base`` are their ``in_batch_similarity`` (computed once by the caller)."""
     return {
-        "in_batch_sim_mean": float(sim.mean()),
+        HARDNESS: float(sim.mean()),
         "in_batch_sim_p50": float(np.quantile(sim, 0.5)),
         "in_batch_sim_p90": float(np.quantile(sim, 0.9)),
         "in_batch_sim_p99": float(np.quantile(sim, 0.99)),
-        "random_in_batch_sim_mean": float(base.mean()),
+        RANDOM_HARDNESS: float(base.mean()),
         "random_in_batch_sim_p90": float(np.quantile(base, 0.9)),
-        "false_negative_rate": false_negative_rate(anchor, positive, epochs),
-        "random_false_negative_rate": false_negative_rate(anchor, positive, baseline),
+        FALSE_NEGATIVES: false_negative_rate(anchor, positive, epochs),
+        RANDOM_FALSE_NEGATIVES: false_negative_rate(anchor, positive, baseline),
         "batches_with_duplicate_text": float(duplicate_texts(texts, epochs)),
     }
 

@@ -12,6 +12,8 @@ from pathlib import Path
 import polars as pl
 
 from embedlab import schemas
+from embedlab.atomic import atomic_write
+from embedlab.contracts import SYNTH_ACCEPTED, SYNTH_ROWS, TAG_SYNTH_MODE, TAG_SYNTH_SOURCE
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args
@@ -35,13 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, tracker: StageRun) -> None:
     s: SynthesizeSettings = from_args(SynthesizeSettings, args)
+    tracker.set_tag(TAG_SYNTH_MODE, s.mode)
+    tracker.set_tag(TAG_SYNTH_SOURCE, synthesis_source(s))
     filters = Filters(s.copy_threshold, s.min_chars, s.max_chars)
     if s.mode == "unlabeled":  # unsupervised SimCSE: the corpus itself, no generator
         from embedlab.corpus.build import unlabeled_pairs
 
         pairs = unlabeled_pairs(schemas.read(_needed(args.corpus, s.mode), schemas.Corpus))
         rejected = pl.DataFrame(schema=schemas.polars_schema(schemas.Rejected))
-        stats = {"rows": float(pairs.height), "accepted": float(pairs.height)}
+        stats = {SYNTH_ROWS: float(pairs.height), SYNTH_ACCEPTED: float(pairs.height)}
     elif s.mode == "import":
         pairs, rejected, stats = _imported(s, filters, args.corpus, args.mirror)
     else:
@@ -52,13 +56,23 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     from embedlab.synth.generate import samples_markdown
 
     samples = Path(args.samples_out or Path(args.pairs_out).with_name("samples.md"))
-    samples.write_text(samples_markdown(pairs, rejected, seed=s.seed))
+    text = samples_markdown(pairs, rejected, seed=s.seed)
+    atomic_write(samples, lambda tmp: tmp.write_text(text))
     tracker.log_metrics(stats)
     for path in (args.rejected_out, samples):
         tracker.log_artifact(path, "synth")
     if s.mode not in ("import", "unlabeled"):
         shutil.rmtree(_shards(args), ignore_errors=True)  # every row is in the two tables now
     log.info("synthesize: %s", stats)
+
+
+def synthesis_source(s: SynthesizeSettings) -> str:
+    """Where the pairs come from, as the tables name an experiment's rows: the mode and the
+    generator (``partial/SmolLM2-135M-Instruct``), or the imported file(s)
+    (``import/snli_1.0_test.txt``)."""
+    if s.mode == "import":
+        return "import/" + "+".join(Path(p).name for p in s.import_.path or ["?"])
+    return f"{s.mode}/{Path(s.model).name}"
 
 
 # below this share of accepted rows the stage warns: the filters rejected most of the input

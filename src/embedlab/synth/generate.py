@@ -42,6 +42,7 @@ from tqdm.auto import tqdm
 
 from embedlab import markdown
 from embedlab.atomic import atomic_write
+from embedlab.contracts import SYNTH_ACCEPTED, SYNTH_ROWS, rejected_metric
 from embedlab.ids import stable_id
 from embedlab.provenance import stage_code_version
 from embedlab.schemas import Pairs, polars_schema
@@ -395,8 +396,8 @@ def _stats(table: pl.DataFrame, store: ShardStore) -> dict[str, float]:
     accepted = int(table["reason"].is_null().sum())
     stats = {
         "units": float(sum(e["units"] for e in entries)),
-        "rows": float(table.height),
-        "accepted": float(accepted),
+        SYNTH_ROWS: float(table.height),
+        SYNTH_ACCEPTED: float(accepted),
         "rejected": float(table.height - accepted),
         "acceptance_rate": accepted / max(table.height, 1),
         "rows_per_s": table.height / max(seconds, 1e-9),
@@ -407,7 +408,7 @@ def _stats(table: pl.DataFrame, store: ShardStore) -> dict[str, float]:
     for (mode,), part in table.group_by("mode"):
         stats[f"acceptance_rate_{mode}"] = float(part["reason"].is_null().mean())
     for (reason,), part in table.filter(pl.col("reason").is_not_null()).group_by("reason"):
-        key = f"rejected_{reason.split(':')[0]}"  # "backend_error: HTTP 400" -> backend_error
+        key = rejected_metric(reason)
         stats[key] = stats.get(key, 0.0) + part.height
     return stats
 

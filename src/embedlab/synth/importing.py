@@ -34,6 +34,7 @@ from pathlib import Path
 
 import polars as pl
 
+from embedlab.contracts import SYNTH_ACCEPTED, SYNTH_ROWS, rejected_metric
 from embedlab.errors import SettingError
 from embedlab.ids import stable_id
 from embedlab.resolve import resolve_file
@@ -259,12 +260,12 @@ def import_pairs(
     pairs = pl.DataFrame(accepted, schema=polars_schema(Pairs))
     rej = pl.DataFrame(rejected, schema=polars_schema(Rejected))
     stats |= {
-        "rows": float(df.height),
-        "accepted": float(pairs.height),
+        SYNTH_ROWS: float(df.height),
+        SYNTH_ACCEPTED: float(pairs.height),
         "rejected": float(rej.height),
         "acceptance_rate": pairs.height / max(df.height, 1),
         "acceptance_rate_imported": pairs.height / max(df.height, 1),
     }
     for (reason,), part in rej.group_by("reason"):
-        stats[f"rejected_{reason}"] = float(part.height)
+        stats[rejected_metric(reason)] = float(part.height)
     return pairs.sort("id"), rej.sort("id"), stats

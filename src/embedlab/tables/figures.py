@@ -59,9 +59,9 @@ def avg_vs_batch(grouped: pl.DataFrame, stem: str | Path) -> list[Path]:
 
 def alignment_uniformity(scores: pl.DataFrame, stem: str | Path) -> list[Path]:
     """Alignment (x) against uniformity (y), one labelled point per run; lower-left is better."""
-    from embedlab.contracts import RUN
+    from embedlab.contracts import ALIGNMENT, GEOMETRY, RUN, UNIFORMITY
 
-    rows = scores.drop_nulls(["alignment", "uniformity"])
+    rows = scores.drop_nulls(list(GEOMETRY))
     rows = rows.with_columns(
         method=pl.Series(
             [(m := RUN.match(x)) and m["method"] for x in rows["model"]], dtype=pl.String
@@ -71,10 +71,10 @@ def alignment_uniformity(scores: pl.DataFrame, stem: str | Path) -> list[Path]:
     grid = rows.filter(pl.col("method").is_not_null())
     for method in grid["method"].unique(maintain_order=True):  # one colour per method
         part = grid.filter(pl.col("method") == method)
-        ax.scatter(part["alignment"], part["uniformity"], s=12, label=method)
+        ax.scatter(part[ALIGNMENT], part[UNIFORMITY], s=12, label=method)
     for row in rows.filter(pl.col("method").is_null()).iter_rows(named=True):
-        ax.scatter(row["alignment"], row["uniformity"], marker="x", color="grey")
-        ax.annotate(row["model"], (row["alignment"], row["uniformity"]), fontsize=7)
+        ax.scatter(row[ALIGNMENT], row[UNIFORMITY], marker="x", color="grey")
+        ax.annotate(row["model"], (row[ALIGNMENT], row[UNIFORMITY]), fontsize=7)
     if grid.height:
         ax.legend(fontsize=7)
     ax.set_xlabel("alignment (lower is better)")

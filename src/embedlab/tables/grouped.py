@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from embedlab import markdown
-from embedlab.contracts import RUN
+from embedlab.contracts import RUN, source_label, split_source
 from embedlab.errors import SettingError
 from embedlab.schemas import DataError
 from embedlab.tables.sts import COLUMNS, latex_escape, latex_tabular
@@ -251,18 +251,18 @@ def comparisons(
     """
     parsed = _parse(scores).filter(pl.col("bs").is_not_null())
     methods = parsed["method"].unique(maintain_order=True).to_list()
-    sources = list(dict.fromkeys(m.rpartition(" · ")[0] for m in methods))
+    sources = list(dict.fromkeys(split_source(m)[0] for m in methods))
     pairs = []  # (a, b, a's batch size, b's)
     for bs in sorted(set(parsed["bs"])):
         present = set(parsed.filter(pl.col("bs") == bs)["method"])
         for m in methods:
-            source, _, miner = m.rpartition(" · ")
-            base = f"{source} · {baseline}" if source else baseline
+            source, miner = split_source(m)
+            base = source_label(source, baseline) if source else baseline
             if m in present and miner != baseline and base in present:
                 pairs.append((m, base, bs, bs))
         for m in methods:
-            source, _, miner = m.rpartition(" · ")
-            first = f"{sources[0]} · {miner}"
+            source, miner = split_source(m)
+            first = source_label(sources[0], miner)
             if source and source != sources[0] and m in present and first in present:
                 pairs.append((m, first, bs, bs))
     pairs += [(p["a"], p["b"], p["a_bs"], p["b_bs"]) for p in extra]

@@ -13,15 +13,23 @@ from collections.abc import Sequence
 import polars as pl
 
 from embedlab import markdown
-from embedlab.contracts import GRID_WILDCARDS, wildcard_tag
+from embedlab.contracts import (
+    FALSE_NEGATIVES,
+    GRID_WILDCARDS,
+    HARDNESS,
+    RANDOM_FALSE_NEGATIVES,
+    RANDOM_HARDNESS,
+    wildcard_tag,
+)
 from embedlab.tables.sts import finished_runs
 from embedlab.tracking import ensure_experiment
 
+# the mine run's metric -> its column here
 FIGURES = {
-    "in_batch_sim_mean": "hardness",
-    "random_in_batch_sim_mean": "random hardness",
-    "false_negative_rate": "false negatives",
-    "random_false_negative_rate": "random false negatives",
+    HARDNESS: "hardness",
+    RANDOM_HARDNESS: "random hardness",
+    FALSE_NEGATIVES: "false negatives",
+    RANDOM_FALSE_NEGATIVES: "random false negatives",
 }
 
 

@@ -17,13 +17,16 @@ import polars as pl
 
 from embedlab import markdown
 from embedlab.contracts import (
+    GEOMETRY,
     GRID_WILDCARDS,
     IN_BATCH_SIM_TABLE,
     RUN,
     TAG_SCORES_SHA256,
     TAG_STAGE,
+    TAG_SYNTH_SOURCE,
     file_sha256,
     score_metric,
+    source_label,
     wildcard_tag,
 )
 from embedlab.errors import NotFound
@@ -33,9 +36,6 @@ from embedlab.tracking import ensure_experiment, experiment_name, retry
 
 # metric key in MLflow -> column header
 COLUMNS: dict[str, str] = {**STS_COLUMNS, AVERAGE: AVERAGE}
-
-
-GEOMETRY = ("alignment", "uniformity")
 
 
 def finished_runs(experiment_id: str, stage: str, max_results: int | None = None) -> list:
@@ -58,11 +58,7 @@ def synthesis_source(experiment_id: str) -> str | None:
     runs = finished_runs(experiment_id, "synthesize", max_results=1)
     if not runs:
         return None
-    params = runs[0].data.params
-    mode = params.get("mode", "partial")
-    if mode == "import":
-        return f"import/{Path(params.get('import_path', '?')).name}"
-    return f"{mode}/{Path(params.get('model', '?')).name}"
+    return runs[0].data.tags.get(TAG_SYNTH_SOURCE, "?")
 
 
 def fetch_scores(
@@ -108,7 +104,7 @@ def fetch_scores(
             if model not in newest:
                 continue
             run = newest[model]
-            label = f"{source} · {model}" if len(names) > 1 else model
+            label = source_label(source, model) if len(names) > 1 else model
             lineage = json.dumps(from_run_tags(run.data.tags), sort_keys=True)
             row = {"model": label, "run_id": run.info.run_id, "source": source, "lineage": lineage}
             for key in COLUMNS:

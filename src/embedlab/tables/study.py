@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from embedlab import markdown
+from embedlab.contracts import REJECTED_PREFIX, SYNTH_ACCEPTED, SYNTH_ROWS, TAG_SYNTH_MODE
 from embedlab.provenance import git_state
 
 
@@ -140,21 +141,21 @@ def synthesis_markdown(experiments: Sequence[str]) -> str:
         runs = finished_runs(ensure_experiment(name), "synthesize", max_results=1)
         if not runs:
             continue
-        metrics, params = runs[0].data.metrics, runs[0].data.params
+        metrics, tags = runs[0].data.metrics, runs[0].data.tags
         reasons = sorted(
             (
-                (k.removeprefix("rejected_"), int(v))
+                (k.removeprefix(REJECTED_PREFIX), int(v))
                 for k, v in metrics.items()
-                if k.startswith("rejected_") and v
+                if k.startswith(REJECTED_PREFIX) and v
             ),
-            key=lambda kv: -kv[1],
+            key=lambda kv: (-kv[1], kv[0]),  # most frequent first, ties by name
         )
         rows.append(
             [
                 name,
-                params.get("mode", "?"),
-                f"{metrics.get('rows', 0):.0f}",
-                f"{metrics.get('accepted', 0):.0f}",
+                tags.get(TAG_SYNTH_MODE, "?"),
+                f"{metrics.get(SYNTH_ROWS, 0):.0f}",
+                f"{metrics.get(SYNTH_ACCEPTED, 0):.0f}",
                 ", ".join(f"{k} {v}" for k, v in reasons) or "–",
             ]
         )
