@@ -6,9 +6,9 @@ MLflow run.
 
 import argparse
 import logging
-from pathlib import Path
 
 from embedlab import schemas
+from embedlab.atomic import atomic_write, write_text
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args
 from embedlab.settings.sweep import SweepSettings
@@ -55,8 +55,8 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
             )
 
     table = sweep(pairs, view, s, student, dev_scorer(args.mirror), on_trial=log_trial)
-    table.write_csv(args.csv)
-    Path(args.md).write_text(sweep_page(table, experiment_name()))
+    atomic_write(args.csv, table.write_csv)
+    write_text(args.md, sweep_page(table, experiment_name()))
     chosen = {"train": best_setting(table), "b3": best_setting(table, "b3") if s.b3 else None}
     tracker.log_metrics(
         {"trials": float(summary(table).height), "best_dev": chosen["train"]["dev_mean"]}

@@ -8,6 +8,7 @@ import argparse
 import re
 from pathlib import Path
 
+from embedlab.atomic import atomic_write, write_text
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args
@@ -71,10 +72,9 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
         args.paired_md: "\n".join(filter(None, [parts["paired"], parts["beyond paired"]])),
     }
     for path, text in outputs.items():
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(text)
-    scores.write_csv(args.csv)
-    grouped.write_csv(args.grouped_csv)
+        write_text(path, text)
+    atomic_write(args.csv, scores.write_csv)
+    atomic_write(args.grouped_csv, grouped.write_csv)
     for path in [*outputs, args.csv, args.grouped_csv]:
         tracker.log_artifact(path, "tables")
     if args.figures:
@@ -164,5 +164,5 @@ def _study(
     pngs = sorted(Path(args.figures).glob("*.png")) if args.figures else []
     figures = [str(p.relative_to(study.parent)) for p in pngs if study.parent in p.parents]
     title = s.title or experiments[0]
-    study.write_text(study_markdown(title, sections, figures, experiments, versions=versions))
+    write_text(study, study_markdown(title, sections, figures, experiments, versions=versions))
     tracker.log_artifact(study, "tables")

@@ -19,13 +19,18 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
+from embedlab.atomic import atomic_write  # noqa: E402
+
 
 def _save(fig, stem: str | Path) -> list[Path]:
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     for path in paths:
-        fig.savefig(path, dpi=150, bbox_inches="tight")
+        atomic_write(
+            path,
+            lambda tmp, f=path.suffix[1:]: fig.savefig(tmp, format=f, dpi=150, bbox_inches="tight"),
+        )
     plt.close(fig)
     return paths
 
