@@ -3,7 +3,8 @@ import multiprocessing
 import mlflow
 import pytest
 
-from embedlab.contracts import TAG_SCORES_SHA256, TAG_SYNTH_SOURCE, file_sha256
+from embedlab.cache import file_sha256
+from embedlab.contracts import TAG_SCORES_SHA256, TAG_SYNTH_SOURCE
 from embedlab.errors import NotFound
 from embedlab.settings.synthesize import SynthesizeSettings
 from embedlab.stages.synthesize import synthesis_source

@@ -13,10 +13,18 @@ import hashlib
 from pathlib import Path
 
 
-def _update_with_file(h, path: Path) -> None:
-    with path.open("rb") as f:
+def update_with_file(h, path: str | Path) -> None:
+    """Feed a file's bytes to the hash ``h``, a MiB at a time (files of any size)."""
+    with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+
+
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file's bytes (hex)."""
+    h = hashlib.sha256()
+    update_with_file(h, path)
+    return h.hexdigest()
 
 
 def folder_hash(path: str | Path) -> str:
@@ -26,7 +34,7 @@ def folder_hash(path: str | Path) -> str:
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
     for file in files:
         h.update(str(file.relative_to(path) if file != path else file.name).encode())
-        _update_with_file(h, file)
+        update_with_file(h, file)
     return h.hexdigest()[:16]
 
 

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from embedlab.schemas import DataError
+from embedlab.text import squash
 
 # the mirror's caption file (COCO 2017 val: about 5 captions for each of 5,000 images)
 CAPTIONS = "train/coco-captions/captions_val2017.json"
@@ -43,10 +44,7 @@ def read_captions(path: str | Path) -> dict[int, list[str]]:
         if not isinstance(ann, dict) or not {"image_id", "caption"} <= set(ann):
             raise DataError(f"{path}: annotation {i} lacks image_id or caption")
         captions.setdefault(ann["image_id"], []).append((ann.get("id", i), ann["caption"]))
-    return {
-        image: [" ".join(c.split()) for _, c in sorted(caps)]
-        for image, caps in sorted(captions.items())
-    }
+    return {image: [squash(c) for _, c in sorted(caps)] for image, caps in sorted(captions.items())}
 
 
 def image_split(images: Iterable[int], seed: int = SPLIT_SEED) -> dict[int, str]:

@@ -15,9 +15,7 @@ Example::
     score_metric("STS12", "spearman")                 # 'STS12.spearman'
 """
 
-import hashlib
 import re
-from pathlib import Path
 
 import numpy as np
 
@@ -107,15 +105,6 @@ def rejected_metric(reason: str) -> str:
 def wildcard_tag(name: str) -> str:
     """The tag that records a Snakemake wildcard (``wildcard.model``)."""
     return WILDCARD + name
-
-
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes (hex)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def score_metric(task: str, metric: str) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from embedlab.errors import SettingError
-from embedlab.resolve import NotFound, resolve_file, resolve_model
+from embedlab.resolve import NotFound, is_remote, resolve_file, resolve_model
 
 GENERATED = ("partial", "scratch", "query")  # modes that run a generator
 
@@ -75,7 +75,7 @@ def _model(key: str, name: str, mirrors: Sequence[str]) -> list[str]:
 
 
 def _file(key: str, name: str, mirrors: Sequence[str]) -> list[str]:
-    if "://" in name:  # remote (hf://, s3://): read by the job itself
+    if is_remote(name):  # read by the job itself
         return []
     return _missing(key, name, lambda: resolve_file(name, mirrors))
 

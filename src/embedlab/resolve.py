@@ -38,6 +38,16 @@ MODEL_FILES = ["*.json", "*.txt", "*.model", "*.tiktoken", "*.py", "*.safetensor
 RESOLVED: dict[str, str] = {}  # name -> "<where>:<path or commit>", for the run's tags
 
 
+def is_remote(name: str | Path) -> bool:
+    """A remote file or folder (``hf://datasets/...``, ``s3://...``): read by the job through
+    fsspec, never looked up in a mirror nor declared to Snakemake as a local input.
+
+    >>> is_remote("hf://datasets/sentence-transformers/all-nli/pair/train.parquet")
+    True
+    """
+    return "://" in str(name)
+
+
 def split_revision(name: str) -> tuple[str, str | None]:
     """``org/model@rev`` -> (``org/model``, ``rev``); a name without ``@`` has no revision."""
     base, at, revision = name.rpartition("@")

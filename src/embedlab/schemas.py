@@ -17,6 +17,7 @@ import polars as pl
 from embedlab import provenance
 from embedlab.atomic import atomic_write
 from embedlab.errors import EmbedlabError, NotFound
+from embedlab.resolve import is_remote
 
 
 class DataError(EmbedlabError, ValueError):
@@ -152,7 +153,7 @@ def validate(df: pl.DataFrame, model: type[pa.DataFrameModel], where: str | Path
 def _first_bad_line(path: str | Path) -> str:
     """Where in a local text file reading went wrong ("", if it cannot be found)."""
     path = Path(str(path))
-    if "://" in str(path) or not path.is_file() or path.suffix == ".parquet":
+    if is_remote(path) or not path.is_file() or path.suffix == ".parquet":
         return ""
     data = path.read_bytes()
     for number, line in enumerate(data.splitlines(), 1):

@@ -20,6 +20,7 @@ from embedlab.errors import SettingError
 from embedlab.resolve import NotFound, resolve_file
 from embedlab.schemas import DataError
 from embedlab.tasks import STS
+from embedlab.text import squash
 
 # task name -> (mirror folder, hub id); the names are ``tasks.STS``'s (checked below)
 STS_TASKS: dict[str, tuple[str, str]] = {
@@ -47,10 +48,6 @@ class StsPairs:
     )
 
 
-def _ws(text: str) -> str:
-    return " ".join(text.split())  # SentEval splits on whitespace and rejoins
-
-
 def _read_year(folder: Path, task: str) -> StsPairs:
     s1, s2, gold, subset = [], [], [], []
     inputs = sorted(folder.glob("STS*.input.*.txt"))
@@ -70,8 +67,8 @@ def _read_year(folder: Path, task: str) -> StsPairs:
             fields = line.split("\t")
             if len(fields) < 2:
                 raise DataError(f"{inp}: line {lineno} has no tab-separated sentence pair")
-            s1.append(_ws(fields[0]))
-            s2.append(_ws(fields[1]))
+            s1.append(squash(fields[0]))
+            s2.append(squash(fields[1]))
             gold.append(float(score))
             subset.append(inp.name.split(".input.")[1].removesuffix(".txt"))
     return StsPairs(task, "test", s1, s2, np.asarray(gold), subset)
@@ -101,8 +98,8 @@ def read_pair_file(path: Path, layout: str) -> tuple[list[str], list[str], np.nd
             raise DataError(
                 f"{path}: line {lineno}: score {fields[score]!r} is no number"
             ) from None
-        s1.append(_ws(fields[a]))
-        s2.append(_ws(fields[b]))
+        s1.append(squash(fields[a]))
+        s2.append(squash(fields[b]))
     return s1, s2, np.asarray(gold)
 
 
@@ -113,8 +110,8 @@ def _read_hub(task: str, hub_id: str, split: str) -> StsPairs:
     return StsPairs(
         task,
         split,
-        [_ws(t) for t in data["sentence1"]],
-        [_ws(t) for t in data["sentence2"]],
+        [squash(t) for t in data["sentence1"]],
+        [squash(t) for t in data["sentence2"]],
         np.asarray(data["score"], dtype=float),
     )
 

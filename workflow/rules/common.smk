@@ -10,6 +10,7 @@ from pathlib import Path
 from embedlab.contracts import RUN_NAME
 from embedlab.preflight import check_env_name, uses_corpus
 from embedlab.provenance import stage_code_version
+from embedlab.resolve import is_remote
 from embedlab.settings import config_flags
 from embedlab.settings.corpus import CorpusSettings
 from embedlab.settings.evaluate import EvaluateSettings
@@ -138,7 +139,7 @@ IMPORTED = [IMPORTED] if isinstance(IMPORTED, str) else IMPORTED or []
 def local_file(name):
     """A data file named in the config as Snakemake sees it: the local path or its copy in a
     mirror; a remote one (hf://) is not a file input and is read by the job."""
-    if "://" in name:
+    if is_remote(name):
         return None
     for folder in ["", *MIRRORS]:
         if os.path.exists(os.path.join(folder, name)):

@@ -13,9 +13,10 @@ from pathlib import Path
 import polars as pl
 
 from embedlab.ids import stable_id
-from embedlab.resolve import resolve_file, split_revision
+from embedlab.resolve import is_remote, resolve_file, split_revision
 from embedlab.schemas import DataError, Pairs, polars_schema, reading
 from embedlab.settings.corpus import CorpusSettings
+from embedlab.text import squash
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFr
     if source.format == "hf":
         return _read_hf(source, mirrors)
     # a remote file (hf://datasets/..., s3://...) is read as it is, through fsspec or polars
-    where = source.path if "://" in source.path else str(resolve_file(source.path, mirrors))
+    where = source.path if is_remote(source.path) else str(resolve_file(source.path, mirrors))
     path = Path(where)  # for the suffix, the stem and messages
     fmt = _format(source, path)
     if fmt == "snli":
@@ -100,7 +101,7 @@ def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFr
         texts = frame[source.column].cast(pl.String).to_list()
         _check_texts(texts, path, 1, "row")  # 1-based data rows, header not counted
     name = source.name or path.stem
-    clean = [" ".join(str(t).split()) for t in texts]
+    clean = [squash(str(t)) for t in texts]
     return pl.DataFrame({"text": clean, "source": [name] * len(clean)})
 
 
@@ -118,7 +119,7 @@ def _read_hf(source: Source, mirrors: Sequence[str | Path]) -> pl.DataFrame:
         raise DataError(f"{where}: no column {source.column!r}; columns are {data.column_names}")
     texts = data[source.column]
     _check_texts(texts, Path(where), 1, f"{source.split} row")
-    clean = [" ".join(str(t).split()) for t in texts]
+    clean = [squash(str(t)) for t in texts]
     name = source.name or Path(source.path).name
     return pl.DataFrame({"text": clean, "source": [name] * len(clean)})
 

@@ -25,6 +25,7 @@ from sentence_transformers import SentenceTransformer
 from embedlab.encode import encode
 from embedlab.schemas import DataError, Scores, polars_schema
 from embedlab.tasks import SICK_ENTAILMENT, task_name
+from embedlab.text import squash
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ def sick_entailment(mirrors: Sequence[str | Path] = (), split: str = "test") -> 
                 f"{path}: line {lineno}: entailment judgment {got!r}, expected one of "
                 f"{sorted(SICK_LABELS)}"
             )
-        s1.append(" ".join(fields[1].split()))
-        s2.append(" ".join(fields[2].split()))
+        s1.append(squash(fields[1]))
+        s2.append(squash(fields[2]))
         labels.append(SICK_LABELS[fields[4]])
     return PairTask(task_name(SICK_ENTAILMENT, split), s1, s2, np.asarray(labels))
 

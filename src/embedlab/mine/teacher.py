@@ -22,7 +22,8 @@ import polars as pl
 
 from embedlab import schemas
 from embedlab.atomic import atomic_write
-from embedlab.contracts import NPY_SHA256_KEY, file_sha256
+from embedlab.cache import file_sha256
+from embedlab.contracts import NPY_SHA256_KEY
 
 log = logging.getLogger(__name__)
 

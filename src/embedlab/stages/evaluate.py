@@ -12,7 +12,8 @@ from pathlib import Path
 import polars as pl
 
 from embedlab import provenance, schemas
-from embedlab.contracts import TAG_SCORES_SHA256, file_sha256, score_metric
+from embedlab.cache import file_sha256
+from embedlab.contracts import TAG_SCORES_SHA256, score_metric
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args

@@ -20,6 +20,7 @@ import re
 from dataclasses import dataclass
 
 from embedlab.settings.synthesize import SynthesizeSettings
+from embedlab.text import squash
 
 LABEL = re.compile(
     r"^[\s*#>-]*(paraphrase|contradiction|sentence|answer|output|positive|negative|"
@@ -29,7 +30,7 @@ LABEL = re.compile(
 
 
 def _clean(text: str) -> str:
-    return " ".join(text.strip().strip('"').strip("'").split())
+    return squash(text.strip().strip('"').strip("'"))
 
 
 def first_sentence(raw: str) -> str | None:
@@ -81,18 +82,14 @@ def parse_answer(raw: str | None, key: str) -> str | None:
     return first_sentence(raw)
 
 
-def _norm(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+def normalised(text: str) -> str:
+    """The form copies and duplicates are judged in: lower case, no punctuation, single spaces."""
+    return squash(re.sub(r"[^\w\s]", " ", text.lower()))
 
 
 def copy_similarity(a: str, b: str) -> float:
     """Normalised edit similarity in [0, 1] (case and punctuation ignored); 1.0 means a copy."""
-    return difflib.SequenceMatcher(None, _norm(a), _norm(b), autojunk=False).ratio()
-
-
-def normalised(text: str) -> str:
-    """The form used for duplicate checks: lower case, no punctuation, single spaces."""
-    return _norm(text)
+    return difflib.SequenceMatcher(None, normalised(a), normalised(b), autojunk=False).ratio()
 
 
 @dataclass(frozen=True)
@@ -144,6 +141,6 @@ def reject_reason(
         return "positive_copies_anchor"
     if with_negative and copy_similarity(anchor, hard_negative) >= copy_threshold:
         return "negative_copies_anchor"
-    if with_negative and _norm(positive) == _norm(hard_negative):
+    if with_negative and normalised(positive) == normalised(hard_negative):
         return "positive_equals_negative"
     return None

@@ -37,9 +37,10 @@ import polars as pl
 from embedlab.contracts import SYNTH_ACCEPTED, SYNTH_ROWS, rejected_metric
 from embedlab.errors import SettingError
 from embedlab.ids import stable_id
-from embedlab.resolve import resolve_file
+from embedlab.resolve import is_remote, resolve_file
 from embedlab.schemas import DataError, Pairs, Rejected, polars_schema, reading
 from embedlab.synth.filters import Filters, copy_similarity, reject_reason
+from embedlab.text import squash
 
 LAYOUTS = {
     "syncse": ("sent0", "sent1", "hard_neg"),
@@ -53,7 +54,7 @@ SNLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
 
 def locate(name: str, mirrors: Sequence[str | Path] = ()) -> str:
     """A local file (as given, or under a mirror) or a remote URL (``hf://...``) as it is."""
-    if "://" in name:
+    if is_remote(name):
         return name
     return str(resolve_file(name, mirrors))
 
@@ -126,8 +127,8 @@ def snli_triplets(df: pl.DataFrame, path: str) -> tuple[pl.DataFrame, int]:
             continue
         if premise is None or hypothesis is None:
             raise DataError(f"{path}: row {row}: an empty premise or hypothesis")
-        seen = by_premise.setdefault(" ".join(premise.split()), {})
-        seen.setdefault(SNLI_LABELS[value], " ".join(hypothesis.split()))
+        seen = by_premise.setdefault(squash(premise), {})
+        seen.setdefault(SNLI_LABELS[value], squash(hypothesis))
     rows = [
         {"anchor": p, "positive": h.get("entailment"), "negative": h.get("contradiction")}
         for p, h in by_premise.items()
@@ -151,7 +152,7 @@ def coco_pairs(path: str) -> pl.DataFrame:
         captions.setdefault(ann["image_id"], []).append((ann.get("id", i), ann["caption"]))
     rows = []
     for _, caps in sorted(captions.items()):
-        texts = [" ".join(c.split()) for _, c in sorted(caps)]
+        texts = [squash(c) for _, c in sorted(caps)]
         rows.append({"anchor": texts[0], "positive": texts[1] if len(texts) > 1 else None})
     return pl.DataFrame(rows, schema={"anchor": pl.String, "positive": pl.String}).with_columns(
         negative=pl.lit(None, pl.String)
@@ -219,9 +220,9 @@ def import_pairs(
     df = pl.concat(frames)
     read = df.height
     if anchors is not None:
-        wanted = {" ".join(a.split()) for a in anchors}
+        wanted = {squash(a) for a in anchors}
         df = df.filter(
-            pl.col("anchor").map_elements(lambda a: " ".join(str(a).split()) in wanted, pl.Boolean)
+            pl.col("anchor").map_elements(lambda a: squash(str(a)) in wanted, pl.Boolean)
         )
         stats["not_in_anchors"] = float(read - df.height)
     if limit:
@@ -230,8 +231,7 @@ def import_pairs(
     accepted, rejected, seen = [], [], set()
     for anchor, positive, negative, file, row in df.iter_rows():
         anchor, positive, negative = (
-            " ".join(str(t).split()) if t is not None else None
-            for t in (anchor, positive, negative)
+            squash(str(t)) if t is not None else None for t in (anchor, positive, negative)
         )
         base = {
             "id": stable_id(f"{anchor}\x1f{positive}\x1f{negative}", generator),

@@ -16,6 +16,7 @@ from pathlib import Path
 import polars as pl
 
 from embedlab import markdown
+from embedlab.cache import file_sha256
 from embedlab.contracts import (
     GEOMETRY,
     GRID_WILDCARDS,
@@ -24,7 +25,6 @@ from embedlab.contracts import (
     TAG_SCORES_SHA256,
     TAG_STAGE,
     TAG_SYNTH_SOURCE,
-    file_sha256,
     score_metric,
     source_label,
     wildcard_tag,
