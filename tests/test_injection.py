@@ -1,5 +1,6 @@
 """Config values are data, never code: a hostile value in any string key of the config reaches
-its rule's command as one argument and runs nothing (DESIGN.md, "Security habits").
+its rule's command as one argument and runs nothing (workflow/rules/common.smk, "Config values
+are data").
 
 Every job's command comes from a forced dry run (`snakemake -n -p`, what Snakemake would run)
 and is then run by bash for real, with `embedlab` and `accelerate` replaced by a stub that

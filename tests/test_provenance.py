@@ -52,8 +52,17 @@ def test_a_shared_module_changes_every_stage_that_imports_it(package):
     assert changed_by(package, "schemas.py", "\n\nX = 2\n") == set(STAGES)
 
 
-def test_comments_and_formatting_do_not_change_a_version(package):
+def test_comments_docstrings_and_formatting_do_not_change_a_version(package):
     assert changed_by(package, "mine/b3.py", "\n# a comment\n\n\n") == set()
+    before = versions(package)
+    b3 = package / "mine/b3.py"
+    text = b3.read_text()
+    reworded = text.replace('"""B3 batches', '"""Reworded. B3 batches')  # module and function
+    assert reworded.count("Reworded") == 2
+    b3.write_text(reworded)
+    assert versions(package) == before
+    b3.write_text(reworded + '\nLABEL = "a string, not a docstring"\n')
+    assert versions(package) != before
 
 
 def test_a_parquet_file_carries_its_lineage_and_the_next_stage_adds_its_own(tmp_path):

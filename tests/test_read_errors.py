@@ -150,3 +150,12 @@ def test_a_changed_or_non_finite_teacher_matrix_is_refused(tmp_path):
         TeacherView.load(out, ids_out, pairs)
     with pytest.raises(schemas.DataError, match="row 3 is not finite"):
         save(changed, ids, out, ids_out)
+
+
+def test_a_split_that_an_sts_task_lacks_is_refused_not_ignored(mirror):
+    from embedlab.errors import SettingError
+    from embedlab.sts_data import load_sts
+
+    with pytest.raises(SettingError, match="STS12 has only a test split, not 'dev'"):
+        load_sts("STS12", [mirror], split="dev")
+    assert load_sts("STSBenchmark", [mirror], split="dev").split == "dev"

@@ -1,4 +1,4 @@
-from embedlab.synth.filters import copy_similarity, first_sentence, reject_reason
+from embedlab.synth.filters import Filters, copy_similarity, first_sentence, reject_reason
 
 
 def test_first_sentence_strips_labels_quotes_and_markup():
@@ -14,18 +14,17 @@ def test_copy_similarity_ignores_case_and_punctuation():
 
 def test_reject_reasons():
     anchor = "The committee approved the budget."
-    assert reject_reason(anchor, None, "x y z", 0.9) == "parse"
-    assert reject_reason(anchor, "ok", "The budget was rejected.", 0.9) == "too_short"
-    assert reject_reason(anchor, "the committee approved the budget", "No.", 0.9, 2) == (
+    f, short = Filters(copy_threshold=0.9), Filters(copy_threshold=0.9, min_chars=2)
+    assert reject_reason(anchor, None, "x y z", f) == "parse"
+    assert reject_reason(anchor, "ok", "The budget was rejected.", f) == "too_short"
+    assert reject_reason(anchor, "the committee approved the budget", "No.", short) == (
         "positive_copies_anchor"
     )
-    assert (
-        reject_reason(anchor, "The budget got approved.", anchor, 0.9) == "negative_copies_anchor"
-    )
+    assert reject_reason(anchor, "The budget got approved.", anchor, f) == "negative_copies_anchor"
     same = "The budget passed."
-    assert reject_reason(anchor, same, same + "!", 0.9) == "positive_equals_negative"
+    assert reject_reason(anchor, same, same + "!", f) == "positive_equals_negative"
     assert (
-        reject_reason(anchor, "The budget was accepted.", "The budget was voted down.", 0.9) is None
+        reject_reason(anchor, "The budget was accepted.", "The budget was voted down.", f) is None
     )
 
 

@@ -257,7 +257,7 @@ def test_whole_dag_on_a_tiny_config(tiny_run, monkeypatch):
         assert (out / f"figures/{name}.png").read_bytes()[:4] == b"\x89PNG"
         assert (out / f"figures/{name}.pdf").read_bytes()[:4] == b"%PDF"
 
-    # one MLflow run per executed rule, tagged as DESIGN.md says
+    # one MLflow run per executed rule, tagged as README.md's "Tracking" says
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     every = mlflow.search_runs(experiment_names=["tiny"], output_format="list")
     (parent,) = [r for r in every if r.data.tags["stage"] == "pipeline"]

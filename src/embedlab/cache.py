@@ -5,8 +5,9 @@ Example::
 
     key = content_key(folder_hash("results/x/models/m"), stage_code_version("evaluate"), "STS12")
 
-The code part of a key is ``embedlab.provenance``'s code version: the source of every module
-a stage imports, so a change anywhere in what computes a result misses the cache.
+The code part of a key is ``embedlab.provenance``'s code version: the parsed source of every
+module a stage imports, so a change anywhere in what computes a result misses the cache, and
+an edit to a comment, a docstring or the formatting does not.
 """
 
 import hashlib

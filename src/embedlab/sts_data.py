@@ -117,9 +117,12 @@ def _read_hub(task: str, hub_id: str, split: str) -> StsPairs:
 
 
 def load_sts(task: str, mirrors: Sequence[str | Path] = (), split: str = "test") -> StsPairs:
-    """Load one STS task's scored pairs from the first mirror that has it, else from the hub."""
+    """Load one STS task's scored pairs from the first mirror that has it, else from the hub.
+    STS-B and SICK-R have train, dev and test splits; STS12-16 only test (SentEval's)."""
     if task not in STS_TASKS:
         raise SettingError(f"unknown STS task {task!r}; known: {sorted(STS_TASKS)}")
+    if split != "test" and task not in ("STSBenchmark", "SICKRelatedness"):
+        raise SettingError(f"{task} has only a test split, not {split!r}")
     folder_name, hub_id = STS_TASKS[task]
     try:
         folder = resolve_file(folder_name, mirrors)

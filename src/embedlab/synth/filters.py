@@ -120,16 +120,12 @@ def reject_reason(
     anchor: str,
     positive: str | None,
     hard_negative: str | None,
-    copy_threshold: float,
-    min_chars: int = 3,
-    max_chars: int = 400,
+    filters: Filters,
     with_negative: bool = True,
 ) -> str | None:
-    """The reason code for rejecting a generated pair, or None if it is accepted.
-
-    ``with_negative=False`` (query mode) checks the positive only.
+    """The reason code for rejecting a generated pair under ``filters``, or None if it is
+    accepted. ``with_negative=False`` (query mode) checks the positive only.
     """
-    filters = Filters(copy_threshold, min_chars, max_chars)
     texts = [positive, hard_negative] if with_negative else [positive]
     if any(t is None for t in texts):
         return "parse"
@@ -137,9 +133,9 @@ def reject_reason(
         reason = text_reason(text, filters)
         if reason:
             return reason
-    if copy_similarity(anchor, positive) >= copy_threshold:
+    if copy_similarity(anchor, positive) >= filters.copy_threshold:
         return "positive_copies_anchor"
-    if with_negative and copy_similarity(anchor, hard_negative) >= copy_threshold:
+    if with_negative and copy_similarity(anchor, hard_negative) >= filters.copy_threshold:
         return "negative_copies_anchor"
     if with_negative and normalised(positive) == normalised(hard_negative):
         return "positive_equals_negative"

@@ -1,6 +1,7 @@
-"""The synthesize stage: LLM-written training pairs in four modes, kill-safe and exact.
+"""LLM-written training pairs, kill-safe and exact: the synthesize stage's generating modes.
 
-Modes (SynCSE, CLAIF and synthetic-query retrieval fine-tuning):
+Of the stage's five modes, three generate (SynCSE, CLAIF and synthetic-query retrieval
+fine-tuning); ``import`` reads a published set and ``unlabeled`` uses the corpus itself:
 
 - ``partial``: for each unlabeled sentence, a positive (same meaning, other words) and a hard
   negative (close wording, changed meaning);
@@ -8,8 +9,9 @@ Modes (SynCSE, CLAIF and synthetic-query retrieval fine-tuning):
   negative as in partial;
 - ``query``: for each passage, one query per type (question, claim, keywords); the passage is
   the positive, there is no hard negative;
-- ``import``: a published set (``sent0,sent1,hard_neg`` CSV as SynCSE releases it, or NLI
-  ``premise,entailment,contradiction`` triplets), see ``synth.importing``.
+- ``import`` (``synth.importing``): a published set (``sent0,sent1,hard_neg`` CSV as SynCSE
+  releases it, NLI triplets, SNLI, COCO captions);
+- ``unlabeled`` (``corpus.build.unlabeled_pairs``): each sentence its own positive (SimCSE).
 
 Work is cut into chunks of ``batch_size`` units (anchors sorted by length, so a batch pads
 little); every chunk is generated, parsed, filtered (cheap filters, then teacher agreement,
@@ -229,7 +231,7 @@ class _Chunk:
                     rid = stable_id(f"{unit.id}:{role}", "query")
                     query = parsed[role]
                     reason = answers[role][i].error or reject_reason(
-                        unit.text, query, None, **self._limits(), with_negative=False
+                        unit.text, query, None, self.settings.filters, with_negative=False
                     )
                     role_prompt = asks[role][i][1]
                     rows.append(self._row(rid, query or unit.text, unit.text, None, role_prompt))
@@ -239,7 +241,7 @@ class _Chunk:
             reason = (
                 errors[0]
                 if errors
-                else reject_reason(unit.text, positive, negative, **self._limits())
+                else reject_reason(unit.text, positive, negative, self.settings.filters)
             )
             rows.append(self._row(unit.id, unit.text, positive, negative, prompt_id))
             rows[-1] |= {"raw": json.dumps(raw), "reason": reason}
@@ -251,14 +253,6 @@ class _Chunk:
             if row["reason"] is None:
                 row["raw"] = None
         return rows
-
-    def _limits(self) -> dict:
-        f = self.settings.filters
-        return {
-            "copy_threshold": f.copy_threshold,
-            "min_chars": f.min_chars,
-            "max_chars": f.max_chars,
-        }
 
     def _row(self, rid, anchor, positive, negative, prompt_id) -> dict:
         pos_copy = copy_similarity(anchor, positive) if anchor and positive else 0.0

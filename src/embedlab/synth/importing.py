@@ -184,15 +184,7 @@ def _reason(anchor, positive, negative, layout: str, filters: Filters) -> str | 
         return "no_contradiction"
     if layout == "coco" and positive is None:
         return "single_caption"
-    return reject_reason(
-        anchor,
-        positive,
-        negative,
-        filters.copy_threshold,
-        filters.min_chars,
-        filters.max_chars,
-        with_negative=layout != "coco",
-    )
+    return reject_reason(anchor, positive, negative, filters, with_negative=layout != "coco")
 
 
 def import_pairs(

@@ -82,7 +82,3 @@ class ShardStore:
         """All recorded shards in chunk order (None if there are none)."""
         paths = [self.folder / e["shard"] for _, e in sorted(self.done.items())]
         return pl.concat([pl.read_parquet(p) for p in paths], how="vertical") if paths else None
-
-    def remove(self) -> None:
-        """Delete the shards once their rows are in the final tables."""
-        shutil.rmtree(self.folder, ignore_errors=True)

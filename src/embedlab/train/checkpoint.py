@@ -3,7 +3,9 @@
 A checkpoint is a folder ``step-000120/`` holding the model, train-head, optimiser and scheduler
 states, the best dev model so far, every rank's RNG states, and a fingerprint of the inputs and
 config. It is written under a temporary name and renamed, so a kill leaves either the previous
-checkpoint or the new one, never half of one. Only the newest checkpoint is kept.
+checkpoint or the new one, never half of one. Only the newest checkpoint of the run is kept; one
+made by other inputs or config is set aside as ``<name>.stale`` (the newest such per step) for a
+look, never resumed.
 """
 
 import logging
