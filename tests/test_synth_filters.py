@@ -42,7 +42,7 @@ def test_parse_answer_reads_json_tagged_lines_and_plain_text():
 
 
 def test_text_reasons_and_query_mode():
-    from embedlab.synth.filters import Filters, text_reason
+    from embedlab.synth.filters import text_reason
 
     f = Filters(max_chars=20)
     assert text_reason("12345 678 90 !!", f) == "not_text"
@@ -50,7 +50,7 @@ def test_text_reasons_and_query_mode():
     assert text_reason("   ", f) == "parse"
     assert text_reason("A fine sentence.", f) is None
     passage = "The Eiffel Tower was completed in 1889."
-    assert reject_reason(passage, "When was it built?", None, 0.9, with_negative=False) is None
-    assert reject_reason(passage, passage, None, 0.9, with_negative=False) == (
+    assert reject_reason(passage, "When was it built?", None, f, with_negative=False) is None
+    assert reject_reason(passage, passage, None, f, with_negative=False) == (
         "positive_copies_anchor"
     )
