@@ -50,7 +50,9 @@ def test_text_reasons_and_query_mode():
     assert text_reason("   ", f) == "parse"
     assert text_reason("A fine sentence.", f) is None
     passage = "The Eiffel Tower was completed in 1889."
-    assert reject_reason(passage, "When was it built?", None, f, with_negative=False) is None
-    assert reject_reason(passage, passage, None, f, with_negative=False) == (
+    assert (
+        reject_reason(passage, "When was it built?", None, Filters(), with_negative=False) is None
+    )
+    assert reject_reason(passage, passage, None, Filters(), with_negative=False) == (
         "positive_copies_anchor"
     )
