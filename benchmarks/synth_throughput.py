@@ -196,7 +196,7 @@ def main() -> None:
                 few, pool, llama, args.max_new_tokens, 1
             )
     if found.gguf_file and args.llama_server:
-        from embedlab.synth.backends import OpenAIBackend
+        from embedlab.synth.openai_http import OpenAIBackend
 
         def served() -> dict:
             """A fresh server per run, started before synthesize() times anything: its slots'

@@ -228,7 +228,7 @@ def test_the_openai_backend_refuses_a_key_as_a_variable_name_and_warns_without_o
     monkeypatch, caplog
 ):
     from embedlab.preflight import ConfigError
-    from embedlab.synth.backends import OpenAIBackend
+    from embedlab.synth.openai_http import OpenAIBackend
 
     with pytest.raises(ConfigError) as refused:
         OpenAIBackend("m", "http://localhost:9", api_key_env="sk-" + "8" * 30)

@@ -7,7 +7,7 @@ import mlflow
 import pytest
 
 from embedlab import stages
-from embedlab.cli import main
+from embedlab.cli import main, parser
 from embedlab.tracking import ensure_experiment
 
 
@@ -58,7 +58,14 @@ def test_every_stage_has_help_and_documented_flags(name, capsys):
         main([name, "--help"])
     assert done.value.code == 0
     text = capsys.readouterr().out
-    assert "--mirror" in text and "(default:" in text or name == "prefetch"
+    (sub,) = [a for a in parser([name])._actions if a.dest == "stage"]
+    flags = [a for a in sub.choices[name]._actions if a.option_strings and a.dest != "help"]
+    assert "--mirror" in text
+    for action in flags:  # every flag is listed with what it means
+        assert action.option_strings[0] in text and action.help, (name, action.dest)
+    settings = [a for a in flags if a.default is not None and a.dest != "mirror"]
+    for action in settings:  # and a flag with a default shows it
+        assert "(default:" in (action.help or ""), (name, action.dest)
 
 
 def test_evaluate_scores_several_models_in_one_process_one_run_each(tmp_path, mirror):

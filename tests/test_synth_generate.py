@@ -17,8 +17,9 @@ import yaml
 from embedlab import schemas
 from embedlab.ids import stable_id
 from embedlab.synth import Filters, PromptPool, SynthSettings, import_pairs, synthesize
-from embedlab.synth.backends import BackendError, OpenAIBackend
+from embedlab.synth.backends import BackendError
 from embedlab.synth.generate import Teacher
+from embedlab.synth.openai_http import OpenAIBackend
 
 from .chat_server import ChatServer
 from .conftest import REPO, TIMEOUT_S
@@ -175,14 +176,9 @@ def test_ai_feedback_scores_accepted_rows(tmp_path, teacher):
     assert "score" not in rejected.columns  # only accepted rows are rated
 
 
-def test_vllm_backend_says_how_to_get_it():
+def test_an_unknown_backend_is_named():
     from embedlab.synth.backends import make_backend
 
-    try:
-        import vllm  # noqa: F401
-    except ImportError:
-        with pytest.raises(ImportError, match="pip install vllm"):
-            make_backend("vllm", "HuggingFaceTB/SmolLM2-135M-Instruct")
     with pytest.raises(ValueError, match="unknown synthesize backend 'nope'"):
         make_backend("nope", "x")
 
@@ -566,7 +562,7 @@ def test_llama_cpp_backend_keeps_the_input_order_and_runs_shared_prefixes_togeth
 def test_an_answer_over_the_cap_is_rejected_unread():
     """A faulty server's 300 MB answer took the stage to 2.5 GB; an answer is read up to
     MAX_ANSWER_BYTES and a larger one becomes a rejected row with its reason."""
-    from embedlab.synth.backends import MAX_ANSWER_BYTES, OpenAIBackend
+    from embedlab.synth.openai_http import MAX_ANSWER_BYTES, OpenAIBackend
 
     from .chat_server import ChatServer
 
@@ -617,3 +613,60 @@ def test_doubled_braces_are_literal_in_the_prompt(tmp_path):
     path.write_text(yaml.safe_dump(pool))
     turns, _ = PromptPool.load(path).messages("positive", "A cat.", "u1", 0)
     assert turns[-1]["content"] == 'Answer {"positive": ...}: A cat.'
+
+
+def test_the_vllm_backend_asks_for_greedy_answers_and_reads_them_in_order(monkeypatch, mirror):
+    """vLLM replaced by a recorder (it needs a GPU): the model path, seed and sampling
+    parameters embedlab passes, and the completions it reads back."""
+    import types
+
+    from embedlab.synth.backends import VLLMBackend, make_backend
+
+    seen = {}
+
+    class SamplingParams:
+        def __init__(self, **params):
+            seen["params"] = params
+
+    class LLM:
+        def __init__(self, model, seed):
+            seen.update(model=model, seed=seed)
+
+        def chat(self, conversations, params, use_tqdm):
+            seen["conversations"] = conversations
+            return [
+                types.SimpleNamespace(
+                    outputs=[types.SimpleNamespace(text=f"to {c[-1]['content']}", token_ids=[1, 2])]
+                )
+                for c in conversations
+            ]
+
+    vllm = types.SimpleNamespace(LLM=LLM, SamplingParams=SamplingParams)
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    backend = make_backend("vllm", "HuggingFaceTB/SmolLM2-135M-Instruct", [str(mirror)], seed=3)
+    assert isinstance(backend, VLLMBackend) and seen["seed"] == 3
+    conversations = [[{"role": "user", "content": q}] for q in ("a", "b")]
+    done = backend.chat(conversations, 16)
+    assert [(c.text, c.tokens) for c in done] == [("to a", 2), ("to b", 2)]
+    assert seen["params"] == {"temperature": 0.0, "max_tokens": 16, "seed": 3}
+    assert seen["conversations"] == conversations
+
+
+@pytest.mark.parametrize(
+    "backend, package", [("vllm", "pip install vllm"), ("llama.cpp", "pip install llama-cpp")]
+)
+def test_a_missing_optional_backend_is_one_line_naming_what_to_install(
+    backend, package, monkeypatch, capsys, tmp_path
+):
+    from embedlab.cli import main
+
+    module = {"vllm": "vllm", "llama.cpp": "llama_cpp"}[backend]
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    out = tmp_path / "synth"
+    args = ["synthesize", "--mode", "scratch", "--backend", backend, "--n-anchors", "2"]
+    args += ["--pairs-out", str(out / "p.parquet"), "--rejected-out", str(out / "r.parquet")]
+    args += ["--prompt", str(REPO / "config/prompts/scratch.yaml"), "--teacher-margin", "none"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if x.startswith("embedlab synthesize: error:")]
+    assert package in line and "Traceback" not in err, err

@@ -4,9 +4,10 @@ import argparse
 import logging
 
 from embedlab import schemas
-from embedlab.corpus import CorpusSettings, Source, build_corpus
+from embedlab.corpus import Source, build_corpus
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args
+from embedlab.settings.corpus import CorpusSettings
 from embedlab.tracking import StageRun
 
 HELP = "collect, check and deduplicate sentences"

@@ -46,7 +46,7 @@ def subsample_rows(n: int, share: float, seed: int) -> np.ndarray:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pairs", required=True)
+    parser.add_argument("--pairs", required=True, help="the synthesize stage's pairs.parquet")
     parser.add_argument("--embeddings", required=True, help="the teacher's .npy")
     parser.add_argument("--ids", required=True, help="the teacher's ids parquet")
     parser.add_argument("--out", required=True, nargs="+", help="batches.parquet, per seed")

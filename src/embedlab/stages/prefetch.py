@@ -13,9 +13,13 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="folder to stage into (then a mirror)")
-    parser.add_argument("--models", nargs="*", default=[], help="model ids or paths")
-    parser.add_argument("--sts-tasks", nargs="*", default=[], help="STS task names")
-    parser.add_argument("--data", nargs="*", default=[], help="data paths relative to a mirror")
+    parser.add_argument(
+        "--models", nargs="*", default=[], help="model ids or paths (default: none)"
+    )
+    parser.add_argument("--sts-tasks", nargs="*", default=[], help="STS task names (default: none)")
+    parser.add_argument(
+        "--data", nargs="*", default=[], help="data paths relative to a mirror (default: none)"
+    )
 
 
 def run(args: argparse.Namespace, tracker: StageRun) -> None:

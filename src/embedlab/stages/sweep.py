@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pairs", required=True)
+    parser.add_argument("--pairs", required=True, help="the synthesize stage's pairs.parquet")
     parser.add_argument("--embeddings", required=True, help="the teacher's .npy")
     parser.add_argument("--ids", required=True, help="the teacher's ids parquet")
     parser.add_argument("--md", required=True, help="Markdown table of both rounds")

@@ -28,8 +28,10 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--corpus", help="corpus.parquet (partial, query; import.match_corpus)")
-    parser.add_argument("--pairs-out", required=True)
-    parser.add_argument("--rejected-out", required=True)
+    parser.add_argument("--pairs-out", required=True, help="pairs.parquet to write (accepted rows)")
+    parser.add_argument(
+        "--rejected-out", required=True, help="rejected.parquet to write (with reasons)"
+    )
     parser.add_argument("--samples-out", help="Markdown of 10 accepted and 10 rejected rows")
     parser.add_argument("--shards", help="folder of resumable shards (default: beside pairs)")
     add_settings(parser, SynthesizeSettings)

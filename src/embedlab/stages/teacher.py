@@ -4,16 +4,16 @@ import argparse
 import time
 
 from embedlab import schemas
-from embedlab.mine.teacher import TeacherSettings
 from embedlab.settings import add_arguments as add_settings
 from embedlab.settings import from_args
+from embedlab.settings.teacher import TeacherSettings
 from embedlab.tracking import StageRun
 
 HELP = "teacher embeddings of the anchors, positives and hard negatives"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pairs", required=True)
+    parser.add_argument("--pairs", required=True, help="the synthesize stage's pairs.parquet")
     parser.add_argument("--out", required=True, help=".npy file")
     parser.add_argument("--ids-out", required=True, help="parquet of id -> row")
     add_settings(parser, TeacherSettings)

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pairs")
+    parser.add_argument("--pairs", help="the synthesize stage's pairs.parquet (with --batches)")
     parser.add_argument("--batches", help="batch file; without it the untrained student is saved")
     parser.add_argument("--out", required=True, help="model folder to write")
     parser.add_argument("--checkpoint-dir", help="where checkpoints go; a rerun resumes there")
