@@ -17,10 +17,10 @@ import argparse
 import numpy as np
 
 from embedlab import schemas
+from embedlab.embeddings import TeacherView
 from embedlab.mine.b3 import b3_batches
 from embedlab.mine.batches import batch_table
 from embedlab.mine.knn import topk_neighbours
-from embedlab.mine.teacher import TeacherView
 
 OPTIONS = dict(batch_size=64, epochs=4, seed=0, p=30, m=100, cluster_size=8)
 

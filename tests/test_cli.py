@@ -137,14 +137,15 @@ def test_teacher_ids_must_cover_the_pairs(tmp_path):
     schemas.write(ids, tmp_path / "t.ids.parquet", schemas.TeacherIds)
     import pytest
 
-    from embedlab.mine.teacher import TeacherView
+    from embedlab.embeddings import TeacherView
 
     with pytest.raises(schemas.DataError, match="no teacher embedding of the positive of id"):
         TeacherView.load(tmp_path / "t.npy", tmp_path / "t.ids.parquet", pairs)
 
 
 def test_teacher_embeddings_are_cached_by_content(tmp_path, minilm):
-    from embedlab.mine.teacher import TeacherView, embed_pairs
+    from embedlab.embeddings import TeacherView
+    from embedlab.teacher.embed import embed_pairs
 
     pairs = make_pairs(12)
     cache = tmp_path / "cache"
@@ -167,8 +168,8 @@ def test_the_teacher_cache_misses_for_another_copy_of_the_model_or_other_code(
     code had computed, because the key was the model's name and the texts)."""
     from embedlab import provenance
     from embedlab.cache import folder_hash
-    from embedlab.mine.teacher import cache_key, embed_pairs
     from embedlab.resolve import model_identity, resolve_model
+    from embedlab.teacher.embed import cache_key, embed_pairs
 
     name = "sentence-transformers/all-MiniLM-L6-v2"
     pairs, cache = make_pairs(8), tmp_path / "cache"

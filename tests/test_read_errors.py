@@ -7,7 +7,7 @@ import pytest
 
 from embedlab import schemas
 from embedlab.corpus.build import Source, read_source
-from embedlab.synth.importing import read_table
+from embedlab.datafiles import read_table
 
 from .conftest import make_pairs
 
@@ -59,7 +59,7 @@ def test_damaged_parquet_between_stages_is_named(tmp_path, damage):
 
 
 def test_a_damaged_teacher_cache_entry_is_recomputed(tmp_path, minilm):
-    from embedlab.mine.teacher import embed_pairs
+    from embedlab.teacher.embed import embed_pairs
 
     pairs, cache = make_pairs(12), tmp_path / "cache"
     first, _, _ = embed_pairs(minilm, pairs, cache_dir=cache, identity="m@1")
@@ -125,7 +125,7 @@ def test_a_full_disk_during_a_checkpoint_or_a_shard_names_the_folder_and_the_res
 def test_a_changed_or_non_finite_teacher_matrix_is_refused(tmp_path):
     """A NaN row in the teacher matrix was mined with exit 0. The ids table carries the
     matrix's sha256, checked when the matrix is loaded; non-finite rows are refused."""
-    from embedlab.mine.teacher import TeacherView, save
+    from embedlab.embeddings import TeacherView, save
 
     pairs = make_pairs(6)
     rng = np.random.default_rng(0)

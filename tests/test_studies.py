@@ -7,9 +7,9 @@ import sys
 import polars as pl
 import pytest
 
-from embedlab.mine.teacher import TeacherView
+from embedlab.embeddings import TeacherView
+from embedlab.page import page as study_markdown
 from embedlab.tables.mining import mining_markdown, mining_summary
-from embedlab.tables.study import study_markdown
 
 from .conftest import REPO
 

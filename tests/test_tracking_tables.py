@@ -206,8 +206,8 @@ def test_a_page_whose_runs_mix_code_versions_is_refused_or_marked():
     versions and the models, unless told to accept the mix, which the page then shows."""
     from embedlab import provenance
     from embedlab.errors import SettingError
+    from embedlab.page import page as study_markdown
     from embedlab.stages.tables import _code_versions
-    from embedlab.tables.study import study_markdown
     from embedlab.tracking import NullRun
 
     for seed, train_code in ((0, "aaaa@c1"), (1, "aaaa@c1"), (2, "bbbb@c2+dirty")):

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from embedlab.schemas import DataError
+from embedlab.schemas import DataError, reading
 from embedlab.text import squash
 
 # the mirror's caption file (COCO 2017 val: about 5 captions for each of 5,000 images)
@@ -32,11 +32,9 @@ def read_captions(path: str | Path) -> dict[int, list[str]]:
     COCO caption file, or an annotation without ``image_id`` or ``caption``, is named."""
     import fsspec
 
-    try:
+    with reading(str(path), "a COCO caption file (JSON)"):
         with fsspec.open(str(path), "r", encoding="utf-8") as f:
             data = json.load(f)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not readable as a COCO caption file (JSON): {err}") from None
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         raise DataError(f"{path}: no 'annotations' list; not a COCO caption file")
     captions: dict[int, list[tuple[int, str]]] = {}

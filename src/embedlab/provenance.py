@@ -51,8 +51,8 @@ def _file(module: str, root: Path = PACKAGE) -> Path | None:
 
 def _imports(file: Path, root: Path) -> set[str]:
     """The ``embedlab`` modules a file imports, anywhere in it (imports inside functions
-    included: the stages import their heavy parts late). ``from embedlab.mine import teacher``
-    is the module ``embedlab.mine.teacher``; ``from embedlab.tables import fetch_scores`` is
+    included: the stages import their heavy parts late). ``from embedlab.teacher import embed``
+    is the module ``embedlab.teacher.embed``; ``from embedlab.tables import fetch_scores`` is
     the package's ``__init__``."""
     found = set()
     for node in ast.walk(_parsed(file)[0]):
@@ -93,8 +93,8 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
 def module_files(*modules: str, root: Path = PACKAGE) -> list[Path]:
     """Every source file behind ``modules``: theirs and, transitively, those of the
     ``embedlab`` modules they import. A package above an imported module counts by its own
-    text, not by what its ``__init__`` re-exports (``embedlab.mine.teacher`` does not depend
-    on the miners that ``embedlab.mine`` re-exports); a package imported for its names
+    text, not by what its ``__init__`` re-exports (``embedlab.mine.b3`` does not depend on
+    the other miners that ``embedlab.mine`` re-exports); a package imported for its names
     (``from embedlab.mine import MINERS``) counts with everything its ``__init__`` imports."""
     todo, followed = list(modules), set()
     files: set[Path] = set()

@@ -20,9 +20,9 @@ from collections.abc import Callable
 import polars as pl
 
 from embedlab import markdown
+from embedlab.embeddings import TeacherView
 from embedlab.mine import MINERS
 from embedlab.mine.batches import batch_table
-from embedlab.mine.teacher import TeacherView
 from embedlab.settings.sweep import SweepGrid
 from embedlab.train import TrainConfig, train
 
@@ -166,7 +166,7 @@ def sweep_markdown(table: pl.DataFrame) -> str:
 
 def sweep_page(table: pl.DataFrame, experiment: str) -> str:
     """The sweep's Markdown page with its provenance (commit, machine) and the chosen values."""
-    from embedlab.tables.study import study_markdown
+    from embedlab.page import page
 
     chosen = best_setting(table)
     text = (
@@ -177,4 +177,4 @@ def sweep_page(table: pl.DataFrame, experiment: str) -> str:
         text += f"; b3 options {best_setting(table, 'b3')['options']}"
     sections = {"Chosen": text + ".", "Trials": sweep_markdown(table)}
     title = "Hyperparameter sweep on STS-B dev"
-    return study_markdown(title, sections, experiments=[experiment], rule="sweep")
+    return page(title, sections, experiments=[experiment], rule="sweep")

@@ -68,7 +68,7 @@ def read_source(source: Source, mirrors: Sequence[str | Path] = ()) -> pl.DataFr
     path = Path(where)  # for the suffix, the stem and messages
     fmt = _format(source, path)
     if fmt == "snli":
-        from embedlab.synth.importing import read_table, snli_triplets
+        from embedlab.datafiles import read_table, snli_triplets
 
         triplets, _ = snli_triplets(read_table(where), where)
         name = source.name or path.stem

@@ -68,10 +68,10 @@ def units(args: argparse.Namespace) -> list[argparse.Namespace]:
 
 
 def run(args: argparse.Namespace, tracker: StageRun) -> None:
+    from embedlab.embeddings import TeacherView
     from embedlab.mine import MINERS
     from embedlab.mine.batches import batch_table, in_batch_similarity
     from embedlab.mine.diagnostics import plot_similarity, similarity_histogram, summarize
-    from embedlab.mine.teacher import TeacherView
 
     s: MineSettings = from_args(MineSettings, args)
     if len(s.seed) != 1:

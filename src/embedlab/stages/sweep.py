@@ -30,8 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, tracker: StageRun) -> None:
     import mlflow
 
+    from embedlab.embeddings import TeacherView
     from embedlab.evaluate import dev_scorer
-    from embedlab.mine.teacher import TeacherView
     from embedlab.sweep import best_setting, summary, sweep, sweep_page
     from embedlab.tracking import retry
     from embedlab.train.student import student_from, train_head

@@ -138,8 +138,9 @@ def _study(
     tracker: StageRun,
 ) -> None:
     from embedlab.contracts import RUN
+    from embedlab.page import page
     from embedlab.tables.mining import fetch_mining, mining_markdown
-    from embedlab.tables.study import study_markdown, synthesis_markdown
+    from embedlab.tables.study import synthesis_markdown
 
     sections = {
         "STS (Spearman × 100, test sets; mean ± std over seeds)": outputs[args.grouped_md],
@@ -164,5 +165,5 @@ def _study(
     pngs = sorted(Path(args.figures).glob("*.png")) if args.figures else []
     figures = [str(p.relative_to(study.parent)) for p in pngs if study.parent in p.parents]
     title = s.title or experiments[0]
-    write_text(study, study_markdown(title, sections, figures, experiments, versions=versions))
+    write_text(study, page(title, sections, figures, experiments, versions=versions))
     tracker.log_artifact(study, "tables")

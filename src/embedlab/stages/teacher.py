@@ -20,18 +20,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, tracker: StageRun) -> None:
+    from embedlab.embeddings import save
     from embedlab.encode import load_encoder
-    from embedlab.mine import teacher
     from embedlab.resolve import model_identity
+    from embedlab.teacher.embed import embed_pairs
 
     s: TeacherSettings = from_args(TeacherSettings, args)
     pairs = schemas.read(args.pairs, schemas.Pairs)
     model = load_encoder(s.model, args.mirror)
     started = time.perf_counter()
     identity = model_identity(s.model, args.mirror) if s.cache_dir else s.model
-    emb, ids, hit = teacher.embed_pairs(model, pairs, s.batch_size, s.cache_dir, identity)
+    emb, ids, hit = embed_pairs(model, pairs, s.batch_size, s.cache_dir, identity)
     seconds = time.perf_counter() - started
-    teacher.save(emb.astype(s.dtype), ids, args.out, args.ids_out)
+    save(emb.astype(s.dtype), ids, args.out, args.ids_out)
     tracker.log_metrics(
         {"texts": ids.height, "cache_hit": float(hit)}
         | ({} if hit else {"texts_per_s": ids.height / seconds})

@@ -34,11 +34,13 @@ from pathlib import Path
 
 import polars as pl
 
+from embedlab.coco import read_captions
 from embedlab.contracts import SYNTH_ACCEPTED, SYNTH_ROWS, rejected_metric
+from embedlab.datafiles import SNLI_COLUMNS, TRIPLET, read_table, snli_triplets
 from embedlab.errors import SettingError
 from embedlab.ids import stable_id
 from embedlab.resolve import is_remote, resolve_file
-from embedlab.schemas import DataError, Pairs, Rejected, polars_schema, reading
+from embedlab.schemas import DataError, Pairs, Rejected, polars_schema
 from embedlab.synth.filters import Filters, copy_similarity, reject_reason
 from embedlab.text import squash
 
@@ -46,10 +48,8 @@ LAYOUTS = {
     "syncse": ("sent0", "sent1", "hard_neg"),
     "nli": ("premise", "entailment", "contradiction"),
     "triplet": ("anchor", "positive", "negative"),
-    "snli": ("premise", "hypothesis", "label"),
+    "snli": SNLI_COLUMNS,
 }
-TRIPLET = ("anchor", "positive", "negative")
-SNLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
 
 
 def locate(name: str, mirrors: Sequence[str | Path] = ()) -> str:
@@ -57,33 +57,6 @@ def locate(name: str, mirrors: Sequence[str | Path] = ()) -> str:
     if is_remote(name):
         return name
     return str(resolve_file(name, mirrors))
-
-
-def read_table(path: str) -> pl.DataFrame:
-    """A file to import by its suffix; a file that cannot be read is named, with its line."""
-    with reading(path, "a table to import"):
-        return _read_by_suffix(path)
-
-
-def _read_by_suffix(path: str) -> pl.DataFrame:
-    suffix = Path(path.split("?")[0]).suffix.lower()
-    if suffix == ".parquet":
-        return pl.read_parquet(path)
-    if suffix in (".jsonl", ".json"):
-        return pl.read_ndjson(path)
-    if suffix in (".csv", ".tsv"):
-        sep = "\t" if suffix == ".tsv" else ","
-        return pl.read_csv(path, separator=sep, infer_schema=False, quote_char='"')
-    if suffix == ".txt":  # the mirror's SNLI copy: premise<TAB>hypothesis<TAB>label, no header
-        return pl.read_csv(
-            path,
-            separator="\t",
-            has_header=False,
-            new_columns=list(LAYOUTS["snli"]),
-            infer_schema=False,
-            quote_char=None,
-        )
-    raise DataError(f"{path}: unknown file type {suffix!r} (csv, tsv, txt, jsonl, json, parquet)")
 
 
 def _layout(path: str, df: pl.DataFrame, layout: str) -> str:
@@ -104,65 +77,20 @@ def _layout(path: str, df: pl.DataFrame, layout: str) -> str:
     return layout
 
 
-def snli_triplets(df: pl.DataFrame, path: str) -> tuple[pl.DataFrame, int]:
-    """Group SNLI rows into (anchor, positive, negative) per premise, in first-seen order.
-
-    Returns the triplets (a null where the premise lacks that hypothesis, to be rejected with
-    its reason), and the number of rows without a gold label. A label that is not 0, 1, 2 or -1
-    stops with the file and the row.
-    """
-    by_premise: dict[str, dict[str, str]] = {}
-    no_gold = 0
-    for row, (premise, hypothesis, label) in enumerate(
-        df.select(LAYOUTS["snli"]).iter_rows(), start=1
-    ):
-        try:
-            value = int(str(label).strip())
-        except ValueError:
-            value = None
-        if value not in (*SNLI_LABELS, -1):
-            raise DataError(f"{path}: row {row}: label {label!r} is not 0, 1, 2 (or -1)")
-        if value == -1:
-            no_gold += 1
-            continue
-        if premise is None or hypothesis is None:
-            raise DataError(f"{path}: row {row}: an empty premise or hypothesis")
-        seen = by_premise.setdefault(squash(premise), {})
-        seen.setdefault(SNLI_LABELS[value], squash(hypothesis))
-    rows = [
-        {"anchor": p, "positive": h.get("entailment"), "negative": h.get("contradiction")}
-        for p, h in by_premise.items()
-    ]
-    return pl.DataFrame(rows, schema=dict.fromkeys(TRIPLET, pl.String)), no_gold
-
-
-def coco_pairs(path: str) -> pl.DataFrame:
+def _coco_pairs(path: str) -> pl.DataFrame:
     """The first two captions (by annotation id) of each image; a null positive for an image
     with one caption (rejected as ``single_caption``)."""
-    import fsspec
-
-    with reading(path, "a COCO caption file (JSON)"), fsspec.open(path, "r", encoding="utf-8") as f:
-        data = json.load(f)
-    if not isinstance(data, dict) or "annotations" not in data:
-        raise DataError(f"{path}: no 'annotations' list; not a COCO caption file")
-    captions: dict[int, list[tuple[int, str]]] = {}
-    for i, ann in enumerate(data["annotations"]):
-        if not {"image_id", "caption"} <= set(ann):
-            raise DataError(f"{path}: annotation {i} lacks image_id or caption")
-        captions.setdefault(ann["image_id"], []).append((ann.get("id", i), ann["caption"]))
-    rows = []
-    for _, caps in sorted(captions.items()):
-        texts = [squash(c) for _, c in sorted(caps)]
-        rows.append({"anchor": texts[0], "positive": texts[1] if len(texts) > 1 else None})
-    return pl.DataFrame(rows, schema={"anchor": pl.String, "positive": pl.String}).with_columns(
-        negative=pl.lit(None, pl.String)
-    )
+    rows = [
+        {"anchor": texts[0], "positive": texts[1] if len(texts) > 1 else None, "negative": None}
+        for texts in read_captions(path).values()
+    ]
+    return pl.DataFrame(rows, schema=dict.fromkeys(TRIPLET, pl.String))
 
 
 def _triplets(path: str, layout: str) -> tuple[pl.DataFrame, str, dict[str, float]]:
     """One file as (anchor, positive, negative) rows, its layout and what was counted."""
     if layout == "coco" or (layout == "auto" and Path(path).suffix.lower() == ".json"):
-        return coco_pairs(path), "coco", {}
+        return _coco_pairs(path), "coco", {}
     df = read_table(path)
     layout = _layout(path, df, layout)
     if layout == "snli":

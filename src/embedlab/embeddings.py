@@ -1,21 +1,19 @@
-"""Teacher embeddings of the pairs: anchors, positives and hard negatives, stored once.
+"""The teacher's embedding files, written by the teacher stage and read by mine and sweep.
 
 The matrix (``teacher/<model>.npy``) has one L2-normalised row per (id, field); the ids table
-(``teacher/<model>.ids.parquet``: id, field, row) says which. Stages join by id, never by position.
+(``teacher/<model>.ids.parquet``: id, field, row) says which, and carries the matrix's sha256 in
+its metadata. Stages join by id, never by position.
 
 Example::
 
-    emb, ids, hit = embed_pairs(load_encoder("sentence-transformers/all-MiniLM-L6-v2"), pairs)
+    save(emb, ids, "teacher/all-MiniLM-L6-v2.npy", "teacher/all-MiniLM-L6-v2.ids.parquet")
     view = TeacherView.load("teacher/all-MiniLM-L6-v2.npy", "teacher/...ids.parquet", pairs)
     view.anchor.shape, view.positive.shape
 """
 
 import functools
-import hashlib
-import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -25,88 +23,8 @@ from embedlab.atomic import atomic_write
 from embedlab.cache import file_sha256
 from embedlab.contracts import NPY_SHA256_KEY
 
-log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:  # the mine stage reads stored embeddings: it need not import the encoder
-    from sentence_transformers import SentenceTransformer
-
+# the fields of a pairs row that get a teacher embedding, in the matrix's order
 FIELDS = ("anchor", "positive", "hard_negative")
-
-
-def cache_key(identity: str, texts: list[str], batch_size: int, device: str) -> str:
-    """A key for the embeddings of ``texts``: everything that decides their bits. The model's
-    identity (its weights, ``resolve.model_identity``, not its name), the code of the teacher
-    stage (``provenance``), the batch size (padding), the device and torch's version, and the
-    texts in order."""
-    import torch
-
-    from embedlab.cache import content_key
-    from embedlab.provenance import stage_code_version
-
-    digest = hashlib.sha256()
-    for text in texts:
-        digest.update(b"\x1f" + text.encode())
-    code = stage_code_version("teacher")
-    return content_key(identity, code, batch_size, device, torch.__version__, digest.hexdigest())
-
-
-def embed_pairs(
-    model: "SentenceTransformer",
-    pairs: pl.DataFrame,
-    batch_size: int = 64,
-    cache_dir: str | Path | None = None,
-    identity: str = "",
-) -> tuple[np.ndarray, pl.DataFrame, bool]:
-    """Embed every field of ``pairs`` in one length-sorted pass.
-
-    Returns (matrix, ids table, cache hit). With ``cache_dir``, the matrix is stored under
-    :func:`cache_key` (``identity`` is the model's, from ``resolve.model_identity``) and reused
-    by a later run only when the model, the code, the settings and the texts are the same.
-    """
-    present = [
-        (i, f, t)
-        for f in FIELDS
-        for i, t in zip(pairs["id"], pairs[f], strict=True)
-        if t is not None
-    ]
-    texts = [t for _, _, t in present]  # rows without a positive or hard negative have none
-    cached = None
-    if cache_dir is not None:
-        key = cache_key(identity, texts, batch_size, model.device.type)
-        name = Path(identity.split("@", 1)[0]).name
-        cached = Path(cache_dir) / f"{name}-{key}.npy"
-        checksum = cached.with_name(cached.name + ".sha256")  # written with the entry
-    emb, hit = None, False
-    if cached is not None and cached.exists():
-        try:
-            if not checksum.is_file() or checksum.read_text().strip() != file_sha256(cached):
-                raise ValueError("its bytes do not match the sha256 written with it")
-            emb, hit = np.load(cached), True
-            if emb.ndim != 2 or emb.shape[0] != len(texts):
-                raise ValueError(f"shape {emb.shape} for {len(texts)} texts")
-            if not np.isfinite(emb).all():
-                raise ValueError("non-finite values")
-        except (ValueError, OSError, EOFError) as err:  # a damaged entry: discarded, recomputed
-            emb = None
-            log.warning("teacher cache %s is damaged (%s); recomputing it", cached, err)
-            cached.unlink()
-            checksum.unlink(missing_ok=True)
-    if emb is None:
-        from embedlab.encode import encode
-
-        emb, hit = encode(model, texts, batch_size, progress=True, desc="teacher"), False
-        if cached is not None:  # the entry, then its checksum: a cut between them is a miss
-            _save_npy(emb, cached)
-            digest = file_sha256(cached)
-            atomic_write(checksum, lambda tmp: tmp.write_text(digest))
-    ids = pl.DataFrame(
-        {
-            "id": [i for i, _, _ in present],
-            "field": [f for _, f, _ in present],
-            "row": np.arange(len(texts), dtype=np.int64),
-        }
-    )
-    return emb, ids, hit
 
 
 def save(emb: np.ndarray, ids: pl.DataFrame, out: str | Path, ids_out: str | Path) -> None:
@@ -114,12 +32,12 @@ def save(emb: np.ndarray, ids: pl.DataFrame, out: str | Path, ids_out: str | Pat
     if not np.isfinite(emb).all():
         row = int(np.flatnonzero(~np.isfinite(emb).all(axis=1))[0])
         raise schemas.DataError(f"teacher embedding row {row} is not finite (NaN or inf)")
-    _save_npy(emb, out)
+    save_npy(emb, out)
     checksum = {NPY_SHA256_KEY: file_sha256(out)}
     schemas.write(ids, ids_out, schemas.TeacherIds, metadata=checksum)
 
 
-def _save_npy(array: np.ndarray, path: str | Path) -> None:
+def save_npy(array: np.ndarray, path: str | Path) -> None:
     """np.save through ``atomic_write``, so a killed stage leaves no half file."""
 
     def write(tmp: Path) -> None:
