@@ -213,11 +213,30 @@ def test_recursive_metis_gives_the_same_parts_on_one_cpu_as_on_two(monkeypatch):
     xadj, adjncy = mutual_graph(topk_neighbours(emb, 24)[0][:, 4:])
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
     monkeypatch.setenv("OMP_NUM_THREADS", "2")
-    two = partition(xadj, adjncy, 128, "metis-recursive", 0)  # halves in two processes
+    graph = [xadj, adjncy]
+    two, _ = partition(graph, 128, "metis-recursive", 0)  # halves in two processes
+    assert graph == []  # handed over: freed once the halves were cut out
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # a Snakemake job with threads: 1
-    one = partition(xadj, adjncy, 128, "metis-recursive", 0)
+    one, _ = partition([xadj, adjncy], 128, "metis-recursive", 0)
     np.testing.assert_array_equal(one, two)
     assert sorted(np.unique(one)) == list(range(128))
+
+
+def _fails(kind: str) -> None:
+    import os
+
+    if kind == "raise":
+        raise MemoryError("no room for the graph")
+    os._exit(9)  # killed, as by the OOM killer
+
+
+@pytest.mark.parametrize("kind, said", [("raise", "MemoryError: no room"), ("die", "it died")])
+def test_a_forked_metis_process_that_fails_stops_the_miner_saying_how(kind, said):
+    from embedlab.mine.b3 import _in_forked_processes
+
+    assert _in_forked_processes(pow, [(2, 3), (3, 2)]) == [8, 9]
+    with pytest.raises(RuntimeError, match=f"a METIS process failed \\({said}"):
+        _in_forked_processes(_fails, [(kind,)])
 
 
 def test_unknown_knn_backend_is_named():
@@ -243,7 +262,7 @@ def test_graph_parts_from_the_saved_neighbours_are_the_partition_of_their_graph(
     np.save(tmp_path / "neighbours.npy", neighbours)
     parts, degree, stats = graph_parts(str(tmp_path / "neighbours.npy"), 4, 128, detector, 0)
     xadj, adjncy = mutual_graph(neighbours[:, 4:])
-    np.testing.assert_array_equal(parts, partition(xadj, adjncy, 128, detector, 0))
+    np.testing.assert_array_equal(parts, partition([xadj, adjncy], 128, detector, 0)[0])
     # for recursive bisection the halves count the in-part degrees: the whole graph's count
     np.testing.assert_array_equal(degree, inside_degree(parts, xadj, adjncy))
     assert degree.sum() > 0 and stats["edges"] == len(adjncy) / 2

@@ -21,7 +21,6 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
 import numpy as np
@@ -160,12 +159,9 @@ def _split(
     return side, halves
 
 
-_HALVES: list[tuple[np.ndarray, np.ndarray, int]] = []  # a forked child inherits them
-
-
-def _half(i: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """METIS's recursive bisection on ``_HALVES[i]``: its parts and each node's in-part degree."""
-    xadj, adjncy, n_parts = _HALVES[i]
+def _half(xadj: np.ndarray, adjncy: np.ndarray, n_parts: int, seed: int):
+    """METIS's recursive bisection of one side of :func:`_split`: its parts and each node's
+    in-part degree."""
     parts = _metis(xadj, adjncy, n_parts, seed, True)
     return parts, inside_degree(parts, xadj, adjncy)
 
@@ -176,20 +172,12 @@ def _halves(
     """Partition the two sides of :func:`_split`: in two processes where two CPUs are free and
     ``OMP_NUM_THREADS`` (a Snakemake job's ``threads``) allows two, else one after the other
     (the same result: it does not depend on them). Returns parts and in-part degrees."""
-    global _HALVES
     cpus = len(os.sched_getaffinity(0))
-    _HALVES = halves
-    try:
-        if int(os.environ.get("OMP_NUM_THREADS", cpus)) > 1 and cpus > 1:
-            # fork: the children inherit the subgraphs without a copy and work from any
-            # __main__ (a notebook, `python -`); each runs METIS alone (pymetis holds the
-            # GIL, so threads would not run the halves at once)
-            with ProcessPoolExecutor(2, mp_context=get_context("fork")) as pool:
-                results = list(pool.map(_half, (0, 1), (seed, seed)))
-        else:
-            results = [_half(i, seed) for i in (0, 1)]
-    finally:
-        _HALVES = []
+    jobs = [(*half, seed) for half in halves]
+    if int(os.environ.get("OMP_NUM_THREADS", cpus)) > 1 and cpus > 1:
+        results = _in_forked_processes(_half, jobs)
+    else:
+        results = [_half(*job) for job in jobs]
     parts = np.empty(len(side), dtype=np.int64)
     degree = np.empty(len(side), dtype=np.int64)
     for s, (got, deg) in enumerate(results):
@@ -198,15 +186,57 @@ def _halves(
     return parts, degree
 
 
+def _in_forked_processes(fn, jobs: list[tuple]) -> list:
+    """``[fn(*job) for job in jobs]``, each job in a process of its own, at once.
+
+    The fork guarantee is kept here: a child is forked with its job as the arguments of its
+    ``Process``, so it inherits the subgraphs without a copy (nothing is pickled on the way in,
+    and any ``__main__`` works: a notebook, ``python -``); only the result comes back, through a
+    pipe. Each child runs METIS alone (pymetis holds the GIL: threads would not run at once). A
+    child that raises or dies stops the miner with what happened.
+    """
+    context = get_context("fork")
+    running = []
+    for job in jobs:
+        receive, send = context.Pipe(duplex=False)
+        process = context.Process(target=_child, args=(send, fn, job), daemon=True)
+        process.start()
+        send.close()  # the child's end: the parent sees EOF if the child dies
+        running.append((process, receive))
+    results = []
+    for process, receive in running:
+        try:
+            ok, value = receive.recv()
+        except EOFError:
+            ok, value = False, "it died"
+        process.join()
+        if not ok:
+            raise RuntimeError(f"a METIS process failed ({value}; exit code {process.exitcode})")
+        results.append(value)
+    return results
+
+
+def _child(send, fn, job: tuple) -> None:
+    try:
+        send.send((True, fn(*job)))
+    except BaseException as err:  # reported to the parent, which raises
+        send.send((False, f"{type(err).__name__}: {err}"))
+    finally:
+        send.close()
+
+
 def _recursive_is_split(n: int, n_parts: int) -> bool:
     """Whether recursive bisection makes its first cut here (and runs the halves apart)."""
     return n_parts // 2 >= 2 and n >= 4 * n_parts
 
 
 def partition(
-    xadj: np.ndarray, adjncy: np.ndarray, n_parts: int, detector: str, seed: int
-) -> np.ndarray:
-    """A part number per node: METIS into ``n_parts`` balanced parts, or Louvain communities.
+    graph: list[np.ndarray], n_parts: int, detector: str, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A part number per node and the node's degree inside its part: METIS into ``n_parts``
+    balanced parts, or Louvain communities. ``graph`` is ``[xadj, adjncy]`` (CSR), handed
+    over: recursive bisection empties the list once its two halves are cut out, so the whole
+    graph is freed while METIS runs (at a million rows it is 0.5 GB; docs/mining-scale.md).
 
     ``metis-recursive`` (the default) is METIS's recursive bisection, ``metis`` its k-way
     partitioning. With parts of a few tens of rows, k-way barely coarsens the graph (METIS
@@ -216,27 +246,37 @@ def partition(
     Louvain (networkx, pure Python: for up to ~100k examples) finds communities of any size;
     fixed_size_clusters then cuts and fills them to the cluster size.
     """
+    xadj, adjncy = graph
     n = len(xadj) - 1
-    if detector == "metis":
-        return _metis(xadj, adjncy, n_parts, seed, False)
-    if detector == "metis-recursive":
-        if not _recursive_is_split(n, n_parts):
-            return _metis(xadj, adjncy, n_parts, seed, True)
-        return _halves(*_split(xadj, adjncy, n_parts, seed), seed)[0]
-    if detector == "louvain":
-        import networkx as nx
+    if detector == "metis-recursive" and _recursive_is_split(n, n_parts):
+        xadj, adjncy = _metis_ints(xadj), _metis_ints(adjncy)  # no copy inside METIS
+        side, halves = _split(xadj, adjncy, n_parts, seed)
+        graph.clear()
+        del xadj, adjncy  # the halves are all that METIS needs from here on
+        return _halves(side, halves, seed)
+    if detector in ("metis", "metis-recursive"):
+        parts = _metis(xadj, adjncy, n_parts, seed, recursive=detector == "metis-recursive")
+    elif detector == "louvain":
+        parts = _louvain(xadj, adjncy, seed)
+    else:
+        raise SettingError(
+            f"unknown community detector {detector!r}; expected metis, metis-recursive or louvain"
+        )
+    return parts, inside_degree(parts, xadj, adjncy)
 
-        graph = nx.Graph()
-        graph.add_nodes_from(range(n))
-        src = np.repeat(np.arange(n), np.diff(xadj))
-        graph.add_edges_from(zip(src.tolist(), adjncy.tolist(), strict=True))
-        parts = np.empty(n, dtype=np.int64)
-        for label, members in enumerate(nx.community.louvain_communities(graph, seed=seed)):
-            parts[list(members)] = label
-        return parts
-    raise SettingError(
-        f"unknown community detector {detector!r}; expected metis, metis-recursive or louvain"
-    )
+
+def _louvain(xadj: np.ndarray, adjncy: np.ndarray, seed: int) -> np.ndarray:
+    import networkx as nx
+
+    n = len(xadj) - 1
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    src = np.repeat(np.arange(n), np.diff(xadj))
+    graph.add_edges_from(zip(src.tolist(), adjncy.tolist(), strict=True))
+    parts = np.empty(n, dtype=np.int64)
+    for label, members in enumerate(nx.community.louvain_communities(graph, seed=seed)):
+        parts[list(members)] = label
+    return parts
 
 
 def graph_parts(
@@ -246,25 +286,16 @@ def graph_parts(
     ``neighbours_file``), partitioned: the part of each row, its neighbours inside its part,
     and the graph's stats and step times.
 
-    It reads the neighbours from a file and keeps the graph to itself, so that nothing METIS
-    does not need stays in memory while it runs: with recursive bisection the whole graph is
-    freed once its two halves are cut out. At a million rows the neighbours (0.5 GB) and the
-    graph (0.5 GB in METIS's integers) are what the two METIS processes need
+    It reads the neighbours from a file and hands the graph to :func:`partition`, so that
+    nothing METIS does not need stays in memory while it runs. At a million rows the neighbours
+    (0.5 GB) and the graph (0.5 GB in METIS's integers) are what the two METIS processes need
     (docs/mining-scale.md).
     """
     started = time.perf_counter()
-    xadj, adjncy = mutual_graph(np.load(neighbours_file, mmap_mode="r")[:, p:])
-    n = len(xadj) - 1
-    stats = {"edges": float(len(adjncy) / 2), "isolated": float((np.diff(xadj) == 0).sum())}
+    graph = list(mutual_graph(np.load(neighbours_file, mmap_mode="r")[:, p:]))
+    stats = {"edges": float(len(graph[1]) / 2), "isolated": float((np.diff(graph[0]) == 0).sum())}
     stats["seconds_graph"] = time.perf_counter() - started
-    if detector == "metis-recursive" and _recursive_is_split(n, n_parts):
-        xadj, adjncy = _metis_ints(xadj), _metis_ints(adjncy)  # no copy inside METIS
-        side, halves = _split(xadj, adjncy, n_parts, seed)
-        del xadj, adjncy  # the halves are all that METIS needs from here on
-        parts, degree = _halves(side, halves, seed)
-    else:
-        parts = partition(xadj, adjncy, n_parts, detector, seed)
-        degree = inside_degree(parts, xadj, adjncy)
+    parts, degree = partition(graph, n_parts, detector, seed)
     stats["seconds_partition"] = time.perf_counter() - started - stats["seconds_graph"]
     return parts, degree, stats
 

@@ -34,7 +34,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -166,20 +166,42 @@ def _number(raw: str | None) -> float | None:
     return min(float(match[0]), 5.0) if match else None
 
 
-class _Chunk:
-    """Generates, parses and filters the rows of one chunk of units."""
+class Seen:
+    """The duplicate filter's memory: the normalised texts accepted so far, across chunks.
 
-    def __init__(self, backend, pool, settings, teacher, seen: set[str]):
+    The resume guarantee is kept here: each chunk's shard records the keys that chunk added
+    (``added``), and a run starts from the recorded chunks' keys in chunk order, so after a
+    kill the memory is exactly the one an uninterrupted run had at that point, and the final
+    tables are the same.
+    """
+
+    def __init__(self, recorded: Iterable[Sequence[str]] = ()):
+        self.keys: set[str] = set()
+        for added in recorded:
+            self.keys.update(added)
+        self.added: list[str] = []  # what the current chunk added, in order (its shard's)
+
+    def start_chunk(self) -> None:
+        self.added = []
+
+    def holds_any(self, keys: Iterable[str]) -> bool:
+        return not self.keys.isdisjoint(keys)
+
+    def add(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            if key not in self.keys:
+                self.keys.add(key)
+                self.added.append(key)
+
+
+class _Chunk:
+    """Generates, parses and filters the rows of one chunk of units: one row per unit (per
+    query type in ``query`` mode), accepted (``reason`` None) or rejected with its reason."""
+
+    def __init__(self, backend, pool, settings, teacher, seen: Seen):
         self.backend, self.pool, self.settings = backend, pool, settings
         self.teacher, self.seen = teacher, seen
-        self.added: list[str] = []  # keys this chunk adds to ``seen``, in order (the manifest's)
         self.tokens = 0
-
-    def remember(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            if key not in self.seen:
-                self.seen.add(key)
-                self.added.append(key)
 
     def ask(self, conversations: list[list[dict[str, str]]]) -> list[Completion]:
         if not conversations:
@@ -195,63 +217,80 @@ class _Chunk:
         return answers
 
     def rows(self, units: list[Unit]) -> list[dict]:
-        mode, seed = self.pool.mode, self.settings.seed
-        rows = []
-        if mode == "scratch":
-            asks = [self.pool.topic_messages(u.id, seed) for u in units]
-            answers = self.ask([turns for turns, _, _ in asks])
-            live = []
-            for unit, (_, prompt_id, subject), answer in zip(units, asks, answers, strict=True):
-                sentence = parse_answer(answer.text, "sentence")
-                reason = answer.error or text_reason(sentence, self.settings.filters)
-                if reason is None and normalised(sentence) in self.seen:
-                    reason = "duplicate"
-                if reason:
-                    rows.append(self._row(unit.id, sentence or subject, None, None, prompt_id))
-                    rows[-1] |= {"raw": json.dumps({"sentence": answer.text}), "reason": reason}
-                else:
-                    self.remember([normalised(sentence)])
-                    live.append(Unit(unit.id, sentence))
-            units = live
-        roles = [r for r in self.pool.roles if r != "sentence"]  # sentence: asked above
-        asks = {
-            role: [self.pool.messages(role, u.text, u.id, seed) for u in units] for role in roles
-        }
-        flat = self.ask([turns for role in roles for turns, _ in asks[role]])
-        answers = {
-            role: flat[i * len(units) : (i + 1) * len(units)] for i, role in enumerate(roles)
-        }
-        for i, unit in enumerate(units):
-            raw = {role: answers[role][i].text for role in roles}
-            errors = [answers[role][i].error for role in roles if answers[role][i].error]
-            parsed = {role: parse_answer(raw[role], role) for role in roles}
-            prompt_id = ";".join(asks[role][i][1] for role in roles)
-            if mode == "query":  # one row per query type, the passage as its positive
-                for role in roles:
-                    rid = stable_id(f"{unit.id}:{role}", "query")
-                    query = parsed[role]
-                    reason = answers[role][i].error or reject_reason(
-                        unit.text, query, None, self.settings.filters, with_negative=False
-                    )
-                    role_prompt = asks[role][i][1]
-                    rows.append(self._row(rid, query or unit.text, unit.text, None, role_prompt))
-                    rows[-1] |= {"raw": json.dumps({role: raw[role]}), "reason": reason}
-                continue
-            positive, negative = parsed["positive"], parsed["hard_negative"]
-            reason = (
-                errors[0]
-                if errors
-                else reject_reason(unit.text, positive, negative, self.settings.filters)
-            )
-            rows.append(self._row(unit.id, unit.text, positive, negative, prompt_id))
-            rows[-1] |= {"raw": json.dumps(raw), "reason": reason}
-        self._teacher(rows)
-        self._duplicates(rows)  # after the teacher: only accepted texts count as seen
+        """Ask, parse and filter: the cheap filters, the teacher, duplicates, then feedback."""
+        rejected: list[dict] = []
+        if self.pool.mode == "scratch":  # first the sentences, which become the anchors
+            units, rejected = self._sentences(units)
+        answers = self._answers(units)
+        make = self._query_rows if self.pool.mode == "query" else self._pair_rows
+        rows = self._duplicates(self._teacher(make(units, answers)))
         if self.settings.feedback:
-            self._feedback(rows)
-        for row in rows:
-            if row["reason"] is None:
-                row["raw"] = None
+            rows = self._feedback(rows)
+        rows = [row if row["reason"] else row | {"raw": None} for row in rows]
+        return rejected + rows
+
+    def _sentences(self, units: list[Unit]) -> tuple[list[Unit], list[dict]]:
+        """``scratch``: a sentence per unit from a sampled genre and topic; the units that got a
+        usable new sentence (it is their text now), and the rows of those that did not."""
+        asks = [self.pool.topic_messages(u.id, self.settings.seed) for u in units]
+        answers = self.ask([turns for turns, _, _ in asks])
+        live, rejected = [], []
+        for unit, (_, prompt_id, subject), answer in zip(units, asks, answers, strict=True):
+            sentence = parse_answer(answer.text, "sentence")
+            reason = answer.error or text_reason(sentence, self.settings.filters)
+            if reason is None and self.seen.holds_any([normalised(sentence)]):
+                reason = "duplicate"
+            if reason:
+                row = self._row(unit.id, sentence or subject, None, None, prompt_id)
+                rejected.append(
+                    row | {"raw": json.dumps({"sentence": answer.text}), "reason": reason}
+                )
+            else:
+                self.seen.add([normalised(sentence)])
+                live.append(Unit(unit.id, sentence))
+        return live, rejected
+
+    def _answers(self, units: list[Unit]) -> dict[str, list[tuple[Completion, str]]]:
+        """Each role's (answer, prompt id) per unit, all roles asked in one batch."""
+        roles = [r for r in self.pool.roles if r != "sentence"]  # sentence: ``_sentences``
+        seed = self.settings.seed
+        asks = {r: [self.pool.messages(r, u.text, u.id, seed) for u in units] for r in roles}
+        flat = self.ask([turns for role in roles for turns, _ in asks[role]])
+        n = len(units)
+        return {
+            role: [(a, p) for a, (_, p) in zip(flat[k * n : (k + 1) * n], asks[role], strict=True)]
+            for k, role in enumerate(roles)
+        }
+
+    def _query_rows(self, units: list[Unit], answers: dict) -> list[dict]:
+        """``query``: one row per query type, the passage as its positive, no hard negative."""
+        rows = []
+        for i, unit in enumerate(units):
+            for role, per_unit in answers.items():
+                answer, prompt_id = per_unit[i]
+                query = parse_answer(answer.text, role)
+                reason = answer.error or reject_reason(
+                    unit.text, query, None, self.settings.filters, with_negative=False
+                )
+                rid = stable_id(f"{unit.id}:{role}", "query")
+                row = self._row(rid, query or unit.text, unit.text, None, prompt_id)
+                rows.append(row | {"raw": json.dumps({role: answer.text}), "reason": reason})
+        return rows
+
+    def _pair_rows(self, units: list[Unit], answers: dict) -> list[dict]:
+        """``partial``, ``scratch``: one row per unit, its positive and hard negative."""
+        rows = []
+        for i, unit in enumerate(units):
+            got = {role: per_unit[i] for role, per_unit in answers.items()}
+            raw = {role: answer.text for role, (answer, _) in got.items()}
+            errors = [answer.error for answer, _ in got.values() if answer.error]
+            positive = parse_answer(raw["positive"], "positive")
+            negative = parse_answer(raw["hard_negative"], "hard_negative")
+            reason = errors[0] if errors else None
+            reason = reason or reject_reason(unit.text, positive, negative, self.settings.filters)
+            prompt_id = ";".join(p for _, p in got.values())
+            row = self._row(unit.id, unit.text, positive, negative, prompt_id)
+            rows.append(row | {"raw": json.dumps(raw), "reason": reason})
         return rows
 
     def _row(self, rid, anchor, positive, negative, prompt_id) -> dict:
@@ -270,46 +309,64 @@ class _Chunk:
             "teacher_negative": None,
         }
 
-    def _duplicates(self, rows: list[dict]) -> None:
-        """A generated text already accepted for another row (a stock answer) is a duplicate."""
+    def _duplicates(self, rows: list[dict]) -> list[dict]:
+        """A generated text already accepted for another row (a stock answer) is a duplicate;
+        run after the teacher, so that only accepted texts count as seen."""
+        out = []
         for row in rows:
-            if row["reason"] is not None:
-                continue
-            generated = [row["anchor"]] if self.pool.mode == "query" else []
-            generated += (
-                [row["positive"], row["hard_negative"]] if self.pool.mode != "query" else []
-            )
-            keys = [normalised(t) for t in generated if t]
-            if self.seen.intersection(keys):
-                row["reason"] = "duplicate"
-            else:
-                self.remember(keys)
+            if row["reason"] is None:
+                generated = (
+                    [row["anchor"]]
+                    if self.pool.mode == "query"
+                    else [row["positive"], row["hard_negative"]]
+                )
+                keys = [normalised(t) for t in generated if t]
+                if self.seen.holds_any(keys):
+                    row = row | {"reason": "duplicate"}
+                else:
+                    self.seen.add(keys)
+            out.append(row)
+        return out
 
-    def _teacher(self, rows: list[dict]) -> None:
+    def _teacher(self, rows: list[dict]) -> list[dict]:
+        """The teacher's cosines of (anchor, positive) and (anchor, hard negative); a row whose
+        margin is below ``teacher_margin`` is rejected (``teacher_disagrees``)."""
         if self.teacher is None:
-            return
-        live = [r for r in rows if r["reason"] is None]
-        pos = self.teacher.cosines([r["anchor"] for r in live], [r["positive"] for r in live])
-        with_neg = [r for r in live if r["hard_negative"] is not None]
-        neg = self.teacher.cosines(
-            [r["anchor"] for r in with_neg], [r["hard_negative"] for r in with_neg]
+            return rows
+        live = [i for i, r in enumerate(rows) if r["reason"] is None]
+        with_neg = [i for i in live if rows[i]["hard_negative"] is not None]
+        pos = self.teacher.cosines(
+            [rows[i]["anchor"] for i in live], [rows[i]["positive"] for i in live]
         )
-        for row, value in zip(live, pos, strict=True):
-            row["teacher_positive"] = float(value)
-        for row, value in zip(with_neg, neg, strict=True):
-            row["teacher_negative"] = float(value)
-            margin = self.settings.teacher_margin
-            if margin is not None and row["teacher_positive"] - value < margin:
-                row["reason"] = "teacher_disagrees"
+        neg = self.teacher.cosines(
+            [rows[i]["anchor"] for i in with_neg], [rows[i]["hard_negative"] for i in with_neg]
+        )
+        out = list(rows)
+        for i, value in zip(live, pos, strict=True):
+            out[i] = out[i] | {"teacher_positive": float(value)}
+        margin = self.settings.teacher_margin
+        for i, value in zip(with_neg, neg, strict=True):
+            out[i] = out[i] | {"teacher_negative": float(value)}
+            if margin is not None and out[i]["teacher_positive"] - value < margin:
+                out[i] = out[i] | {"reason": "teacher_disagrees"}
+        return out
 
-    def _feedback(self, rows: list[dict]) -> None:
-        live = [r for r in rows if r["reason"] is None]
+    def _feedback(self, rows: list[dict]) -> list[dict]:
+        """CLAIF-style: the generator scores each accepted pair 0-5 (column ``score``)."""
+        live = [i for i, r in enumerate(rows) if r["reason"] is None]
         asks = [
-            [{"role": "user", "content": FEEDBACK_PROMPT.format(a=r["anchor"], b=r["positive"])}]
-            for r in live
+            [
+                {
+                    "role": "user",
+                    "content": FEEDBACK_PROMPT.format(a=rows[i]["anchor"], b=rows[i]["positive"]),
+                }
+            ]
+            for i in live
         ]
-        for row, answer in zip(live, self.ask(asks), strict=True):
-            row["score"] = _number(answer.text)
+        out = list(rows)
+        for i, answer in zip(live, self.ask(asks), strict=True):
+            out[i] = out[i] | {"score": _number(answer.text)}
+        return out
 
 
 def synthesize(
@@ -342,21 +399,18 @@ def synthesize(
             log.warning("synthesis cache entry %s is damaged (%s); generating again", cached, err)
             shutil.rmtree(cached)
     store = ShardStore(shards, key)
-    # the duplicate filter's memory is what the recorded chunks added, in chunk order: after a
-    # kill it is exactly the memory an uninterrupted run had at that point
-    seen: set[str] = set()
-    for _, entry in sorted(store.done.items()):
-        seen.update(entry["seen"])
+    seen = Seen(entry["seen"] for _, entry in sorted(store.done.items()))  # see ``Seen``
     chunks = [units[i : i + settings.batch_size] for i in range(0, len(units), settings.batch_size)]
     todo = [i for i in range(len(chunks)) if i not in store.done]
     bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc="synthesize", unit="batch")
     for index in todo:
         started = time.perf_counter()
+        seen.start_chunk()
         work = _Chunk(backend, pool, settings, teacher, seen)
         rows = work.rows(chunks[index])
         seconds = time.perf_counter() - started
         figures = {"units": len(chunks[index]), "tokens": work.tokens, "seconds": seconds}
-        store.write(index, pl.DataFrame(rows, schema=ROW_SCHEMA), seen=work.added, **figures)
+        store.write(index, pl.DataFrame(rows, schema=ROW_SCHEMA), seen=seen.added, **figures)
         if on_chunk:
             on_chunk(index, figures | {"tokens_per_s": work.tokens / max(seconds, 1e-9)})
         bar.update()

@@ -11,7 +11,7 @@ look, never resumed.
 import logging
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,9 @@ from embedlab.errors import naming_a_full_disk
 from embedlab.train.distributed import world
 
 PREFIX = "step-"
+# the layout of state.pt (``TrainState``); it enters every run's fingerprint, so a checkpoint
+# written in another layout is set aside like one of another run
+FORMAT = 2
 log = logging.getLogger(__name__)
 
 
@@ -50,13 +53,50 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 
 @dataclass
+class Best:
+    """The best dev score so far, the step that scored it, and the student's weights then."""
+
+    score: float | None = None
+    step: int | None = None
+    weights: dict[str, torch.Tensor] | None = None
+
+    def offer(self, score: float, step: int, model: torch.nn.Module) -> None:
+        """Keep ``model``'s weights if ``score`` beats the best so far."""
+        if self.score is None or score > self.score:
+            self.score, self.step = score, step
+            self.weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@dataclass
+class TrainState:
+    """What a checkpoint's ``state.pt`` holds (the RNG states lie beside it, one per rank):
+    the state dicts of the student, the train-time head, the optimiser and the scheduler, the
+    best model so far, and the fingerprint of the run it belongs to."""
+
+    model: dict[str, Any]
+    head: dict[str, Any]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    best: Best
+    fingerprint: str
+
+    def to_file(self) -> dict[str, Any]:
+        """The plain mapping ``torch.save`` writes (no class of embedlab inside the file)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"best": vars(self.best)}
+
+    @classmethod
+    def from_file(cls, saved: dict[str, Any]) -> "TrainState":
+        return cls(**(saved | {"best": Best(**saved["best"])}))
+
+
+@dataclass
 class Checkpoint:
     step: int  # optimiser steps done
-    state: dict[str, Any]  # model, head, optimizer, scheduler, best, fingerprint
+    state: TrainState
     rng: dict[str, Any]
 
 
-def save(folder: Path, step: int, state: dict[str, Any]) -> Path:
+def save(folder: Path, step: int, state: TrainState) -> Path:
     """Write checkpoint ``step`` atomically (every rank calls this; rank 0 writes the shared
     state, each rank its RNG states), then delete older checkpoints."""
     rank, _ = world()
@@ -70,7 +110,7 @@ def save(folder: Path, step: int, state: dict[str, Any]) -> Path:
     with naming_a_full_disk(folder, f"checkpoint {step}", resume):
         torch.save(rng_states(), tmp / f"rng-{rank}.pt")
         if rank == 0:
-            torch.save(state, tmp / "state.pt")
+            torch.save(state.to_file(), tmp / "state.pt")
     _barrier()
     if rank == 0:
         fsync(tmp)  # a renamed but empty state.pt after a power cut would resume nothing
@@ -110,4 +150,4 @@ def latest(folder: Path | None, fingerprint: str) -> Checkpoint | None:
         _barrier()
         return None
     rng = torch.load(path / f"rng-{rank}.pt", map_location="cpu", weights_only=False)
-    return Checkpoint(int(path.name.removeprefix(PREFIX)), state, rng)
+    return Checkpoint(int(path.name.removeprefix(PREFIX)), TrainState.from_file(state), rng)

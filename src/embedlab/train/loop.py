@@ -19,7 +19,6 @@ Example::
     result.model.save("my-student")
 """
 
-import copy
 import hashlib
 import json
 import logging
@@ -142,6 +141,7 @@ def fingerprint(
     structure, settings such as pooling and max length, and initial weights): a checkpoint
     resumes only the run it belongs to."""
     h = hashlib.sha256(json.dumps(config.as_params(), sort_keys=True).encode())
+    h.update(f"checkpoint format {checkpoint.FORMAT}".encode())
     for frame in (pairs, batches):
         h.update(frame.hash_rows(seed=0).to_numpy().tobytes())
     for module in modules:
@@ -241,8 +241,54 @@ def train(
     """
     set_seed(config.seed)
     accelerator = Accelerator(mixed_precision=config.mixed_precision)
-    rank, size = world()
+    rank, _ = world()
     steps = plan(pairs, batches, config.pair_weights, config.use_hard_negative)
+    _check(steps, pairs, model)
+    head = head if head is not None else nn.Identity()
+    model.to(accelerator.device)
+    head.to(accelerator.device)
+    params, optimizer, scheduler = _optimiser(model, head, config, len(steps), accelerator)
+    folder = Path(checkpoint_dir) if checkpoint_dir else None
+    stamp = fingerprint(pairs, batches, config, model, head) if folder else None
+    best, start = checkpoint.Best(), 0
+    if (found := checkpoint.latest(folder, stamp)) is not None:
+        best, start = _resume(found, model, head, optimizer, scheduler), found.step
+        log.info("resuming from %s step %d of %d", folder, start, len(steps))
+
+    model.train()
+    head.train()
+    bar = tqdm(range(start, len(steps)), desc="train", unit="step", disable=rank != 0)
+    for i in bar:
+        metrics = _step(model, head, steps[i], config, accelerator, params, optimizer, scheduler)
+        done = i + 1
+        due = config.eval_every and (done % config.eval_every == 0 or done == len(steps))
+        if score_dev and due and rank == 0:  # the dev score, keeping the best model
+            metrics["dev_spearman"] = score = score_dev(model)
+            best.offer(score, done, model)
+            bar.set_postfix(dev=f"{score:.2f}", best=f"{best.score:.2f}")
+        if rank == 0 and on_step is not None:
+            on_step(i, metrics)
+        if folder and config.checkpoint_every and done % config.checkpoint_every == 0:
+            if done < len(steps):
+                state = checkpoint.TrainState(
+                    model.state_dict(),
+                    head.state_dict(),
+                    optimizer.state_dict(),
+                    scheduler.state_dict(),
+                    best,
+                    stamp,
+                )
+                checkpoint.save(folder, done, state)
+    if best.weights is not None:
+        model.load_state_dict(best.weights)
+    model.eval()
+    return Trained(model, len(steps), start, best.score, best.step)
+
+
+def _check(steps: Sequence[Step], pairs: pl.DataFrame, model: nn.Module) -> None:
+    """Stop on batches the processes cannot share; warn when unsupervised rows (no positive)
+    would teach nothing (a student without dropout embeds both views alike)."""
+    _, size = world()
     if any(len(s.anchor) < size for s in steps):
         raise SettingError(f"a mined batch is smaller than the {size} processes that share it")
     unlabeled = pairs["positive"].null_count()
@@ -252,76 +298,43 @@ def train(
             "their two views are identical and teach nothing",
             unlabeled,
         )
-    head = head if head is not None else nn.Identity()
-    model.to(accelerator.device)
-    head.to(accelerator.device)
+
+
+def _optimiser(
+    model: nn.Module, head: nn.Module, config: TrainConfig, steps: int, accelerator: Accelerator
+) -> tuple[list[nn.Parameter], torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    """AdamW over the trainable parameters of student and head, linear warm-up then decay."""
     params = [p for p in [*model.parameters(), *head.parameters()] if p.requires_grad]
     optimizer = torch.optim.AdamW(
         params, lr=config.lr, weight_decay=config.weight_decay, fused=True
     )  # fused: one kernel for all parameters, 4x faster than the loop on a CPU
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(config.warmup_ratio * len(steps)), len(steps)
-    )
-    optimizer = accelerator.prepare(optimizer)
-    best: dict = {"score": None, "step": None, "model": None}
-    folder = Path(checkpoint_dir) if checkpoint_dir else None
-    stamp = fingerprint(pairs, batches, config, model, head) if folder else None
-    start = 0
-    if (found := checkpoint.latest(folder, stamp)) is not None:
-        model.load_state_dict(found.state["model"])
-        head.load_state_dict(found.state["head"])
-        optimizer.load_state_dict(found.state["optimizer"])
-        scheduler.load_state_dict(found.state["scheduler"])
-        best = found.state["best"]
-        checkpoint.set_rng_states(found.rng)
-        start = found.step
-        log.info("resuming from %s step %d of %d", folder, start, len(steps))
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * steps), steps)
+    return params, accelerator.prepare(optimizer), scheduler
 
-    model.train()
-    head.train()
-    bar = tqdm(range(start, len(steps)), desc="train", unit="step", disable=rank != 0)
-    for i in bar:
-        started = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss, tokens = backward(model, head, steps[i], config, accelerator)
-        grad_norm = accelerator.clip_grad_norm_(params, config.max_grad_norm)
-        optimizer.step()
-        scheduler.step()
-        seconds = time.perf_counter() - started
-        metrics = {
-            "loss": float(loss.detach()),
-            "lr": scheduler.get_last_lr()[0],
-            "grad_norm": float(grad_norm),
-            "examples_per_s": len(steps[i].anchor) / seconds,
-            "tokens_per_s": tokens / seconds,
-        }
-        done = i + 1
-        if (
-            score_dev
-            and config.eval_every
-            and (done % config.eval_every == 0 or done == len(steps))
-        ):
-            if rank == 0:
-                score = score_dev(model)
-                metrics["dev_spearman"] = score
-                if best["score"] is None or score > best["score"]:
-                    state = model.state_dict()
-                    best = {"score": score, "step": done, "model": copy.deepcopy(state)}
-                bar.set_postfix(dev=f"{score:.2f}", best=f"{best['score']:.2f}")
-        if rank == 0 and on_step is not None:
-            on_step(i, metrics)
-        if folder and config.checkpoint_every and done % config.checkpoint_every == 0:
-            if done < len(steps):
-                state = {
-                    "model": model.state_dict(),
-                    "head": head.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "best": best,
-                    "fingerprint": stamp,
-                }
-                checkpoint.save(folder, done, state)
-    if best["model"] is not None:
-        model.load_state_dict(best["model"])
-    model.eval()
-    return Trained(model, len(steps), start, best["score"], best["step"])
+
+def _resume(found: checkpoint.Checkpoint, model, head, optimizer, scheduler) -> checkpoint.Best:
+    """Put every state of a checkpoint back (weights, optimiser, schedule, RNG); its best."""
+    model.load_state_dict(found.state.model)
+    head.load_state_dict(found.state.head)
+    optimizer.load_state_dict(found.state.optimizer)
+    scheduler.load_state_dict(found.state.scheduler)
+    checkpoint.set_rng_states(found.rng)
+    return found.state.best
+
+
+def _step(model, head, step: Step, config: TrainConfig, accelerator, params, optimizer, scheduler):
+    """One optimiser step over one mined batch; its figures (loss, lr, grad norm, speed)."""
+    started = time.perf_counter()
+    optimizer.zero_grad(set_to_none=True)
+    loss, tokens = backward(model, head, step, config, accelerator)
+    grad_norm = accelerator.clip_grad_norm_(params, config.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    seconds = time.perf_counter() - started
+    return {
+        "loss": float(loss.detach()),
+        "lr": scheduler.get_last_lr()[0],
+        "grad_norm": float(grad_norm),
+        "examples_per_s": len(step.anchor) / seconds,
+        "tokens_per_s": tokens / seconds,
+    }
