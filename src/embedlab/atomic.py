@@ -12,6 +12,7 @@ Example::
     atomic_write("out/stats.json", lambda tmp: Path(tmp).write_text("{}"))
     atomic_write("out/model", lambda tmp: model.save(str(tmp)))      # a folder
     write_text("out/page.md", "# page")
+    write_figure(fig, "out/figures/avg.png", dpi=150)
 """
 
 import ctypes
@@ -64,6 +65,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
 def write_text(path: str | Path, text: str) -> Path:
     """``atomic_write`` of a text file (UTF-8)."""
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_figure(fig, path: str | Path, **options) -> Path:
+    """``atomic_write`` of a matplotlib figure, in the format its suffix names (PNG without one)."""
+    path = Path(path)
+    kind = path.suffix[1:] or "png"
+    return atomic_write(path, lambda tmp: fig.savefig(tmp, format=kind, **options))
 
 
 def _replace_folder(new: Path, old: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from embedlab.atomic import atomic_write
+from embedlab.atomic import atomic_write, write_text
 from embedlab.resolve import resolve_file, resolve_model
 
 
@@ -72,5 +72,5 @@ def stage(
         _copy(source, target)
         manifest[name] = {"kind": "data", "from": str(source), "to": str(target)}
     text = json.dumps(manifest, indent=1, sort_keys=True)
-    atomic_write(out / "manifest.json", lambda tmp: tmp.write_text(text))
+    write_text(out / "manifest.json", text)
     return manifest

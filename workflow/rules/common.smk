@@ -157,7 +157,7 @@ def synth_inputs(wildcards):
         inputs["imported"] = [f for f in map(local_file, IMPORTED) if f]
         if SYNTH["import"]["match_pairs"]:
             inputs["match_pairs"] = SYNTH["import"]["match_pairs"]
-    elif SYNTH["mode"] != "unlabeled":
+    elif PROMPT:
         inputs["prompt"] = PROMPT
     return inputs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedlab.atomic import atomic_write
+from embedlab.atomic import write_figure
 from embedlab.contracts import (
     FALSE_NEGATIVES,
     HARDNESS,
@@ -92,6 +92,6 @@ def plot_similarity(sim: np.ndarray, base: np.ndarray, title: str, out: str | Pa
     ax.set_ylabel("density")
     ax.legend()
     fig.tight_layout()
-    atomic_write(out, lambda tmp: fig.savefig(tmp, format=Path(out).suffix[1:] or "png"))
+    write_figure(fig, out)
     plt.close(fig)
     return Path(out)

@@ -5,9 +5,9 @@ A stage's command-line flags are generated from its dataclass (name, type, defau
 the Snakemake rules turn their config sections into the same flags with :func:`config_flags`
 (exactly the dataclass's keys: no rule keeps a list of keys), so ``embedlab train`` typed by
 hand and the ``train`` rule run the same experiment. The settings modules import nothing heavy:
-the Snakefile reads them at every start. The config
-schema repeats the defaults (Snakemake fills them in), and ``tests/test_settings.py`` holds the
-two equal and checks that ``config/README.md`` documents every key.
+the Snakefile reads them at every start. The config schema repeats the defaults (Snakemake
+fills them in), and ``tests/test_settings.py`` holds the two equal and checks that
+``config/README.md`` documents every key.
 
 Conventions: a key ``n_anchors`` is the flag ``--n-anchors``; a nested dataclass ``openai`` gives
 ``--openai-base-url``; a trailing ``_`` is dropped (``import_`` is the config key ``import``);

@@ -12,7 +12,7 @@ from pathlib import Path
 import polars as pl
 
 from embedlab import schemas
-from embedlab.atomic import atomic_write
+from embedlab.atomic import write_text
 from embedlab.contracts import SYNTH_ACCEPTED, SYNTH_ROWS, TAG_SYNTH_MODE, TAG_SYNTH_SOURCE
 from embedlab.errors import SettingError
 from embedlab.settings import add_arguments as add_settings
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
 
     samples = Path(args.samples_out or Path(args.pairs_out).with_name("samples.md"))
     text = samples_markdown(pairs, rejected, seed=s.seed)
-    atomic_write(samples, lambda tmp: tmp.write_text(text))
+    write_text(samples, text)
     tracker.log_metrics(stats)
     for path in (args.rejected_out, samples):
         tracker.log_artifact(path, "synth")

@@ -43,7 +43,7 @@ import polars as pl
 from tqdm.auto import tqdm
 
 from embedlab import markdown
-from embedlab.atomic import atomic_write
+from embedlab.atomic import atomic_write, write_text
 from embedlab.contracts import SYNTH_ACCEPTED, SYNTH_ROWS, rejected_metric
 from embedlab.ids import stable_id
 from embedlab.provenance import stage_code_version
@@ -238,7 +238,8 @@ class _Chunk:
         for unit, (_, prompt_id, subject), answer in zip(units, asks, answers, strict=True):
             sentence = parse_answer(answer.text, "sentence")
             reason = answer.error or text_reason(sentence, self.settings.filters)
-            if reason is None and self.seen.holds_any([normalised(sentence)]):
+            key = [normalised(sentence)] if reason is None else []
+            if self.seen.holds_any(key):
                 reason = "duplicate"
             if reason:
                 row = self._row(unit.id, sentence or subject, None, None, prompt_id)
@@ -246,7 +247,7 @@ class _Chunk:
                     row | {"raw": json.dumps({"sentence": answer.text}), "reason": reason}
                 )
             else:
-                self.seen.add([normalised(sentence)])
+                self.seen.add(key)
                 live.append(Unit(unit.id, sentence))
         return live, rejected
 
@@ -286,8 +287,8 @@ class _Chunk:
             errors = [answer.error for answer, _ in got.values() if answer.error]
             positive = parse_answer(raw["positive"], "positive")
             negative = parse_answer(raw["hard_negative"], "hard_negative")
-            reason = errors[0] if errors else None
-            reason = reason or reject_reason(unit.text, positive, negative, self.settings.filters)
+            filters = self.settings.filters
+            reason = errors[0] if errors else reject_reason(unit.text, positive, negative, filters)
             prompt_id = ";".join(p for _, p in got.values())
             row = self._row(unit.id, unit.text, positive, negative, prompt_id)
             rows.append(row | {"raw": json.dumps(raw), "reason": reason})
@@ -426,7 +427,7 @@ def synthesize(
     if cached is not None:  # rows first, stats last: stats.json marks a complete entry
         cached.mkdir(parents=True, exist_ok=True)
         atomic_write(cached / "rows.parquet", table.write_parquet)
-        atomic_write(cached / "stats.json", lambda p: Path(p).write_text(json.dumps(stats)))
+        write_text(cached / "stats.json", json.dumps(stats))
     return *_split(table), stats | {"cache_hit": 0.0}
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import polars as pl
 
-from embedlab.atomic import atomic_write
+from embedlab.atomic import atomic_write, write_text
 from embedlab.errors import naming_a_full_disk
 
 
@@ -56,7 +56,7 @@ class ShardStore:
         # rewrite the manifest without any line cut by a kill, so appends start on a fresh line
         lines = [json.dumps({"fingerprint": self.fingerprint})]
         lines += [json.dumps(e) for _, e in sorted(self.done.items())]
-        atomic_write(self.manifest, lambda tmp: tmp.write_text("\n".join(lines) + "\n"))
+        write_text(self.manifest, "\n".join(lines) + "\n")
         known = {e["shard"] for e in self.done.values()}
         for path in self.folder.glob("part-*.parquet*"):
             if path.name not in known:

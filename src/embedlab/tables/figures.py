@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import polars as pl  # noqa: E402
 
-from embedlab.atomic import atomic_write  # noqa: E402
+from embedlab.atomic import write_figure  # noqa: E402
 
 
 def _save(fig, stem: str | Path) -> list[Path]:
@@ -27,10 +27,7 @@ def _save(fig, stem: str | Path) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     for path in paths:
-        atomic_write(
-            path,
-            lambda tmp, f=path.suffix[1:]: fig.savefig(tmp, format=f, dpi=150, bbox_inches="tight"),
-        )
+        write_figure(fig, path, dpi=150, bbox_inches="tight")
     plt.close(fig)
     return paths
 

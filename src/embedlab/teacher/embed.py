@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import polars as pl
 
-from embedlab.atomic import atomic_write
+from embedlab.atomic import write_text
 from embedlab.cache import file_sha256
 from embedlab.embeddings import FIELDS, save_npy
 
@@ -91,7 +91,7 @@ def embed_pairs(
         if cached is not None:  # the entry, then its checksum: a cut between them is a miss
             save_npy(emb, cached)
             digest = file_sha256(cached)
-            atomic_write(checksum, lambda tmp: tmp.write_text(digest))
+            write_text(checksum, digest)
     ids = pl.DataFrame(
         {
             "id": [i for i, _, _ in present],
