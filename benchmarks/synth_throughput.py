@@ -50,6 +50,7 @@ def batched(backend, pool, corpus, batch_size: int, max_new_tokens: int) -> dict
         batch_size=batch_size,
         max_new_tokens=max_new_tokens,
         teacher_margin=None,
+        max_attempts=1,  # one greedy ask per row, as the peers do
     )
     if hasattr(backend, "_cache"):
         backend._cache.clear()  # every measured run pays for its few-shot prefixes
@@ -75,7 +76,7 @@ def _rows(corpus: pl.DataFrame, pool, generate, max_new_tokens: int, batch: int)
             tokens += sum(d.tokens for d in done)
             answers[role] = [parse_answer(d.text, role) for d in done]
         for r, pos, neg in zip(chunk, answers["positive"], answers["hard_negative"], strict=True):
-            reason = reject_reason(r["text"], pos, neg, f.copy_threshold, f.min_chars, f.max_chars)
+            reason = reject_reason(r["text"], pos, neg, f)
             accepted += reason is None
     seconds = time.perf_counter() - started
     return {

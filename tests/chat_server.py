@@ -20,9 +20,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 class ChatServer:
     def __init__(
-        self, answer: Callable[[list[dict]], str], stall_s: float = 2.0, retry_s: float = 3.0
+        self,
+        answer: Callable[[list[dict]], str],
+        stall_s: float = 2.0,
+        retry_s: float = 3.0,
+        whole_request: bool = False,
     ):
-        self.answer = answer
+        self.answer = answer  # of the messages, or of the whole request body (whole_request)
+        self.whole_request = whole_request
         self.stall_s = stall_s
         self.retry_s = retry_s
         self.drips_completed = 0  # drip answers that reached their last byte (a client waited)
@@ -69,7 +74,7 @@ class ChatServer:
                     return self._send(429, {"error": "slow down"}, {"Retry-After": "0.2"})
                 if fault == "garbage":
                     return self._send(200, {"unexpected": True})
-                text = server.answer(body["messages"])
+                text = server.answer(body if server.whole_request else body["messages"])
                 reply = {
                     "object": "chat.completion",
                     "model": body["model"],

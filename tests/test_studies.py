@@ -99,7 +99,7 @@ def test_synthesis_is_cached_by_content(tmp_path):
         name = identity = "echo"
         calls = 0
 
-        def chat(self, conversations, max_new_tokens):
+        def chat(self, conversations, max_new_tokens, sampling=None):
             from embedlab.synth.backends import Completion
 
             Echo.calls += len(conversations)

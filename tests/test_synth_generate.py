@@ -17,7 +17,7 @@ import yaml
 from embedlab import schemas
 from embedlab.ids import stable_id
 from embedlab.synth import Filters, PromptPool, SynthSettings, import_pairs, synthesize
-from embedlab.synth.backends import BackendError
+from embedlab.synth.backends import BackendError, Sampling
 from embedlab.synth.generate import Teacher
 from embedlab.synth.openai_http import OpenAIBackend
 
@@ -133,7 +133,7 @@ def run_partial(tmp_path, teacher, name="shards", **settings):
             corpus,
             backend,
             pool,
-            SynthSettings(n_anchors=6, batch_size=4, **settings),
+            SynthSettings(n_anchors=6, batch_size=4, **({"max_attempts": 1} | settings)),
             tmp_path / name,
             teacher,
         )
@@ -195,7 +195,7 @@ def test_query_and_scratch_modes(tmp_path, teacher, monkeypatch):
     texts = ["The children played in the garden.", "He sold his old car last week."]
     with ChatServer(scripted) as server:
         backend = OpenAIBackend("scripted", base_url=server.url, api_key_env=None)
-        settings = SynthSettings(n_anchors=2, batch_size=2)
+        settings = SynthSettings(n_anchors=2, batch_size=2, max_attempts=1)
         pool = PromptPool.load(pool_file(tmp_path, "query"))
         pairs, rejected, _ = synthesize(
             corpus_of(texts), backend, pool, settings, tmp_path / "q", teacher
@@ -313,7 +313,9 @@ def test_import_reads_syncse_and_nli_layouts(tmp_path):
 
 @pytest.mark.slow
 def test_kill_9_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, mirror):
-    """The real packaged LLM, killed by SIGKILL mid-run; the rerun skips finished chunks."""
+    """The real packaged LLM asking rejected rows again (sampled), killed by SIGKILL in the
+    middle of its second round; the rerun skips the finished chunks of both rounds and ends
+    with the uninterrupted run's tables, every failed attempt included."""
     texts = [t.strip() for t in (mirror / "corpus/wordnet-examples.txt").open()][:4000:200]
     schemas.write(corpus_of(texts[:20]), tmp_path / "corpus.parquet", schemas.Corpus)
 
@@ -323,35 +325,41 @@ def test_kill_9_midway_then_rerun_equals_an_uninterrupted_run(tmp_path, mirror):
             "--corpus", str(tmp_path / "corpus.parquet"), "--mirror", str(mirror),
             "--prompt", str(REPO / "config/prompts/partial.yaml"), "--device", "cpu",
             "--n-anchors", "20", "--batch-size", "4", "--max-new-tokens", "24",
-            "--teacher-margin", "none", "--shards", str(tmp_path / name / "shards"),
+            "--max-attempts", "3", "--teacher-margin", "none",
+            "--shards", str(tmp_path / name / "shards"),
             "--pairs-out", str(tmp_path / name / "pairs.parquet"),
             "--rejected-out", str(tmp_path / name / "rejected.parquet"),
         ]  # fmt: skip
+
+    def attempts(manifest: Path) -> list[int]:
+        lines = manifest.read_text().splitlines()[1:] if manifest.exists() else []
+        return [json.loads(line)["attempt"] for line in lines if line.endswith("}")]
 
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
     victim = subprocess.Popen(command("killed"), env=env, stderr=subprocess.DEVNULL)
     manifest = tmp_path / "killed/shards/manifest.jsonl"
     deadline = time.time() + TIMEOUT_S
     while time.time() < deadline and victim.poll() is None:
-        if manifest.exists() and len(manifest.read_text().splitlines()) >= 3:  # 2 chunks done
+        if 2 in attempts(manifest):  # the first chunk of the second round is recorded
             break
         time.sleep(0.05)
     victim.send_signal(signal.SIGKILL)
     victim.wait()
-    done_at_kill = len(manifest.read_text().splitlines()) - 1
-    assert 2 <= done_at_kill < 5, "the run was not killed midway"
+    at_kill = attempts(manifest)
+    assert at_kill.count(1) == 5 and at_kill.count(2) >= 1, "not killed in the second round"
 
     for name in ("killed", "clean"):
         finished = subprocess.run(command(name), env=env, capture_output=True, text=True)
         assert finished.returncode == 0, finished.stderr[-3000:]
     killed = [pl.read_parquet(tmp_path / f"killed/{t}.parquet") for t in ("pairs", "rejected")]
     clean = [pl.read_parquet(tmp_path / f"clean/{t}.parquet") for t in ("pairs", "rejected")]
-    assert sorted([*killed[0]["id"], *killed[1]["id"]]) == sorted(corpus_of(texts[:20])["id"])
-    assert killed[0].equals(clean[0]) and killed[1].equals(clean[1])  # greedy: same outputs
+    assert set([*killed[0]["id"], *killed[1]["id"]]) == set(corpus_of(texts[:20])["id"])
+    assert killed[1]["attempt"].max() == 3  # rows were asked a third time
+    assert killed[0].equals(clean[0]) and killed[1].equals(clean[1])  # seeded: same outputs
     mlflow.set_tracking_uri(os.environ["EMBEDLAB_TRACKING_URI"])
     runs = mlflow.search_runs(experiment_names=["test"], output_format="list")
     resumed = [r.data.metrics.get("chunks_resumed") for r in runs]
-    assert done_at_kill in resumed  # the rerun generated only the chunks the kill left undone
+    assert len(at_kill) in resumed  # the rerun generated only the chunks the kill left undone
 
 
 @pytest.mark.slow
@@ -373,6 +381,101 @@ def test_prefix_cache_and_row_dropping_decode_as_generate_does(mirror):
     plain = backend.generate([backend.prompt(t) for t in turns], 24)
     assert [a.text for a in fast] == [a.text for a in plain]
     assert [a.tokens for a in fast] == [a.tokens for a in plain]
+
+
+# what the scripted server writes for a hard negative when asked with sampling: a copy of the
+# anchor greedily (ANSWERS), a usable negative when asked again
+SAMPLED_NEGATIVES = {
+    "She poured the milk into a glass.": "She spilled the juice onto the floor.",
+    "He sold his old car last week.": "He bought a new bike yesterday.",
+}
+
+
+def scripted_by_request(body: dict) -> str:
+    """``scripted``, except that a sampled hard negative is usable (``SAMPLED_NEGATIVES``)."""
+    kind, _, text = body["messages"][-1]["content"].partition(": ")
+    if kind == "NEG" and body["temperature"] > 0 and text in SAMPLED_NEGATIVES:
+        return f"Hard negative: {SAMPLED_NEGATIVES[text]}"
+    return scripted(body["messages"])
+
+
+def test_a_rejected_row_is_asked_again_sampled_and_only_for_the_role_its_reason_blames(tmp_path):
+    """Attempt 1 greedy; attempt 2 asks, with sampling and the row's own seed, only what the
+    reason blames (a copied negative: the negative; an unusable positive: the positive; a
+    duplicate: both). A run with max_attempts 1 is exactly the first round of a longer one."""
+    texts, pool = list(ANSWERS), PromptPool.load(pool_file(tmp_path))
+    ids = {t: i for t, i in zip(texts, corpus_of(texts)["id"], strict=True)}
+    runs, requests = {}, {}
+    for attempts in (1, 2, 2):
+        with ChatServer(scripted_by_request, whole_request=True) as server:
+            backend = OpenAIBackend("scripted", base_url=server.url, api_key_env=None)
+            settings = SynthSettings(
+                n_anchors=6, batch_size=4, teacher_margin=None, max_attempts=attempts
+            )
+            folder = tmp_path / f"{attempts}-{len(requests)}"
+            result = synthesize(corpus_of(texts), backend, pool, settings, folder)
+        runs.setdefault(attempts, []).append(result)
+        requests.setdefault(attempts, []).append([r["body"] for r in server.requests])
+    pairs, rejected, stats = runs[2][0]
+    schemas.validate(rejected, schemas.Rejected, "rejected")
+    milk, car = "She poured the milk into a glass.", "He sold his old car last week."
+    committee = "The committee approved the new budget."
+    train = "The train to Boston was delayed by two hours."
+    assert set(pairs["anchor"]) == {texts[0], milk, car, texts[4]}
+    failed = [
+        (milk, 1, "negative_copies_anchor"),
+        (car, 1, "negative_copies_anchor"),
+        (committee, 1, "not_text"),
+        (committee, 2, "not_text"),
+        (train, 1, "duplicate"),
+        (train, 2, "duplicate"),
+    ]
+    assert sorted(rejected.select("id", "attempt", "reason").iter_rows()) == sorted(
+        (ids[t], n, reason) for t, n, reason in failed
+    )
+    row = pairs.row(by_predicate=pl.col("anchor") == milk, named=True)
+    assert row["positive"] == ANSWERS[milk][0]  # kept from attempt 1
+    assert row["hard_negative"] == SAMPLED_NEGATIVES[milk]  # asked again
+    assert stats["attempt2_asked"] == 4 and stats["attempt2_accepted"] == 2
+    assert stats["rows"] == 6 and stats["accepted"] == 4 and stats["failed_attempts"] == 6
+
+    sampled = [b for b in requests[2][0] if b["temperature"] > 0]
+    asked = sorted((b["messages"][-1]["content"].split(": ")[0], b["messages"][-1]["content"]
+                    .split(": ", 1)[1]) for b in sampled)  # fmt: skip
+    assert asked == sorted(
+        [("NEG", milk), ("NEG", car), ("POS", committee), ("POS", train), ("NEG", train)]
+    )
+    assert {b["top_p"] for b in sampled} == {0.95} and len({b["seed"] for b in sampled}) == 5
+    assert all(b["temperature"] == 0 for b in requests[2][0] if b not in sampled)
+    # the same seeds in a second run: the random state is the seed's, the row's and the attempt's
+    seeds = [sorted(b["seed"] for b in r if b["temperature"] > 0) for r in requests[2]]
+    assert seeds[0] == seeds[1]
+    assert runs[2][0][0].equals(runs[2][1][0]) and runs[2][0][1].equals(runs[2][1][1])
+
+    once_pairs, once_rejected, _ = runs[1][0]  # the first round of the longer run, exactly
+    assert once_rejected.equals(rejected.filter(pl.col("attempt") == 1))
+    later = rejected.filter(pl.col("attempt") == 1)["id"].implode()
+    assert once_pairs.equals(pairs.filter(~pl.col("id").is_in(later)))
+
+
+def test_sampled_decoding_is_the_seeds_and_a_tiny_nucleus_is_greedy(mirror):
+    """The transformers backend's sampling: the same seed gives the same answer, other seeds
+    other answers, and a nucleus of one token (top_p near 0) is greedy decoding."""
+    from embedlab.synth.backends import TransformersBackend
+
+    backend = TransformersBackend("HuggingFaceTB/SmolLM2-135M-Instruct", device="cpu")
+    pool = PromptPool.load(REPO / "config/prompts/partial.yaml")
+    texts = [t.strip() for t in (mirror / "corpus/wordnet-examples.txt").open()][:2000:500]
+    turns = [pool.messages("positive", t, unit=str(i), seed=0)[0] for i, t in enumerate(texts)]
+    greedy = [c.text for c in backend.chat(turns, 20)]
+
+    def sampled(seeds, top_p=0.95):
+        return [c.text for c in backend.chat(turns, 20, [Sampling(1.0, top_p, s) for s in seeds])]
+
+    first = sampled([1, 2, 3, 4])
+    assert sampled([1, 2, 3, 4]) == first
+    assert sampled([5, 6, 7, 8]) != first and first != greedy
+    assert sampled([5, 6, 7, 8], top_p=1e-6) == greedy
 
 
 class Killed(Exception):
@@ -529,14 +632,15 @@ def test_llama_cpp_backend_keeps_the_input_order_and_runs_shared_prefixes_togeth
     from embedlab.errors import SettingError
     from embedlab.synth.backends import LlamaCppBackend, make_backend
 
-    calls, loaded = [], {}
+    calls, loaded, decodings = [], {}, []
 
     class Llama:
         def __init__(self, model_path, **options):
             loaded.update(options, model_path=model_path)
 
-        def create_chat_completion(self, messages, max_tokens, temperature):
+        def create_chat_completion(self, messages, max_tokens, **decoding):
             calls.append(messages)
+            decodings.append(decoding)
             if messages[-1]["content"] == "too long":
                 raise ValueError("Requested tokens exceed context window")
             text = f"answer to {messages[-1]['content']}"
@@ -550,8 +654,12 @@ def test_llama_cpp_backend_keeps_the_input_order_and_runs_shared_prefixes_togeth
     shots = {"a": [{"role": "user", "content": "shot a"}], "b": [{"role": "user", "content": "b"}]}
     asks = [("a", "x"), ("b", "y"), ("a", "too long"), ("b", "z")]
     conversations = [[*shots[s], {"role": "user", "content": q}] for s, q in asks]
-    done = backend.chat(conversations, 8)
+    sampled = Sampling(0.7, 0.9, 11)
+    done = backend.chat(conversations, 8, [None, sampled, None, None])
     assert [c.text for c in done] == ["answer to x", "answer to y", None, "answer to z"]
+    by_question = {c[-1]["content"]: d for c, d in zip(calls, decodings, strict=True)}
+    assert by_question["y"] == {"temperature": 0.7, "top_p": 0.9, "seed": 11}
+    assert by_question["x"] == by_question["z"] == {"temperature": 0.0}  # greedy
     assert done[2].error.startswith("backend_error: Requested tokens")
     prefixes = [c[0]["content"] for c in calls]
     assert prefixes == sorted(prefixes)  # requests that share a few-shot prefix run in a row
@@ -615,7 +723,7 @@ def test_doubled_braces_are_literal_in_the_prompt(tmp_path):
     assert turns[-1]["content"] == 'Answer {"positive": ...}: A cat.'
 
 
-def test_the_vllm_backend_asks_for_greedy_answers_and_reads_them_in_order(monkeypatch, mirror):
+def test_the_vllm_backend_asks_as_each_request_says_and_reads_answers_in_order(monkeypatch, mirror):
     """vLLM replaced by a recorder (it needs a GPU): the model path, seed and sampling
     parameters embedlab passes, and the completions it reads back."""
     import types
@@ -626,7 +734,7 @@ def test_the_vllm_backend_asks_for_greedy_answers_and_reads_them_in_order(monkey
 
     class SamplingParams:
         def __init__(self, **params):
-            seen["params"] = params
+            self.params = params
 
     class LLM:
         def __init__(self, model, seed):
@@ -634,6 +742,7 @@ def test_the_vllm_backend_asks_for_greedy_answers_and_reads_them_in_order(monkey
 
         def chat(self, conversations, params, use_tqdm):
             seen["conversations"] = conversations
+            seen["params"] = [p.params for p in params]
             return [
                 types.SimpleNamespace(
                     outputs=[types.SimpleNamespace(text=f"to {c[-1]['content']}", token_ids=[1, 2])]
@@ -646,9 +755,12 @@ def test_the_vllm_backend_asks_for_greedy_answers_and_reads_them_in_order(monkey
     backend = make_backend("vllm", "HuggingFaceTB/SmolLM2-135M-Instruct", [str(mirror)], seed=3)
     assert isinstance(backend, VLLMBackend) and seen["seed"] == 3
     conversations = [[{"role": "user", "content": q}] for q in ("a", "b")]
-    done = backend.chat(conversations, 16)
+    done = backend.chat(conversations, 16, [None, Sampling(0.8, 0.95, 5)])
     assert [(c.text, c.tokens) for c in done] == [("to a", 2), ("to b", 2)]
-    assert seen["params"] == {"temperature": 0.0, "max_tokens": 16, "seed": 3}
+    assert seen["params"] == [
+        {"temperature": 0.0, "max_tokens": 16, "seed": 3},  # greedy
+        {"temperature": 0.8, "top_p": 0.95, "max_tokens": 16, "seed": 5},  # the row's own seed
+    ]
     assert seen["conversations"] == conversations
 
 

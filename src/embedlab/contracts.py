@@ -54,10 +54,12 @@ TAG_SYNTH_MODE = "synthesis.mode"
 TAG_SYNTH_SOURCE = "synthesis.source"
 
 # Counts a synthesize run logs (metrics), read by the study page's synthesis table: rows read
-# or generated, rows accepted, and per rejection reason ``rejected_<reason>``.
+# or generated, rows accepted, per rejection reason ``rejected_<reason>`` (over every failed
+# attempt), and per attempt ``attempt<k>_<what>`` (``attempt_metric``).
 SYNTH_ROWS = "rows"
 SYNTH_ACCEPTED = "accepted"
 REJECTED_PREFIX = "rejected_"
+ATTEMPT_FIGURES = ("asked", "accepted", "tokens", "seconds")  # rows asked at attempt k, ...
 
 # Metrics a mine run logs for its batches and for random batches of the same size and seed
 # (``mine.diagnostics``), read by the mining table: hardness (mean teacher cosine of in-batch
@@ -100,6 +102,18 @@ def rejected_metric(reason: str) -> str:
     """The synthesize run's count metric of a rejection reason (``backend_error: HTTP 400``
     counts as ``rejected_backend_error``)."""
     return REJECTED_PREFIX + reason.split(":")[0]
+
+
+def attempt_metric(what: str, attempt: int) -> str:
+    """The synthesize run's metric of one attempt (``what`` one of ``ATTEMPT_FIGURES``): rows
+    asked at it, accepted at it, tokens generated and seconds spent in it.
+
+    >>> attempt_metric("accepted", 2)
+    'attempt2_accepted'
+    """
+    if what not in ATTEMPT_FIGURES:
+        raise ValueError(f"{what!r} is not one of {ATTEMPT_FIGURES}")
+    return f"attempt{attempt}_{what}"
 
 
 def wildcard_tag(name: str) -> str:

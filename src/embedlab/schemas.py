@@ -59,7 +59,8 @@ class Pairs(pa.DataFrameModel):
 
 
 class Rejected(pa.DataFrameModel):
-    """A generated row that a filter refused: ``reason`` says which, ``raw`` what the LLM said."""
+    """A generated row's failed attempt: ``reason`` says which filter refused it, ``raw`` what
+    the LLM said. A row asked several times has one line per failed attempt."""
 
     id: str
     anchor: str
@@ -72,6 +73,7 @@ class Rejected(pa.DataFrameModel):
     reason: str
     teacher_positive: float | None = pa.Field(nullable=True)
     teacher_negative: float | None = pa.Field(nullable=True)
+    attempt: int = pa.Field(ge=1)  # the ask that failed (a row asked again fails once per ask)
 
     class Config:
         strict = True

@@ -54,6 +54,11 @@ class SynthesizeSettings:
     n_anchors: int = setting(480, "anchors (partial, query) or sentences")
     batch_size: int = setting(32, "prompts per generate call (one chunk)")
     max_new_tokens: int = setting(48, "per answer")
+    max_attempts: int = setting(
+        4, "asks per row: a row the filters reject is asked again, sampled, up to this (1: once)"
+    )
+    retry_temperature: float = setting(0.8, "sampling temperature of the asks after the first")
+    retry_top_p: float = setting(0.95, "nucleus (top-p) of the asks after the first")
     copy_threshold: float = setting(0.9, "a positive this close is a copy")
     min_chars: int = setting(3, "shorter generated texts are rejected")
     max_chars: int = setting(400, "longer generated texts are rejected")

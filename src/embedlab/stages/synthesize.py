@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     s: SynthesizeSettings = from_args(SynthesizeSettings, args)
     tracker.set_tag(TAG_SYNTH_MODE, s.mode)
     tracker.set_tag(TAG_SYNTH_SOURCE, synthesis_source(s))
-    filters = Filters(s.copy_threshold, s.min_chars, s.max_chars)
+    filters = Filters.of(s)
     if s.mode == "unlabeled":  # unsupervised SimCSE: the corpus itself, no generator
         from embedlab.corpus.build import unlabeled_pairs
 
@@ -51,7 +51,7 @@ def run(args: argparse.Namespace, tracker: StageRun) -> None:
     elif s.mode == "import":
         pairs, rejected, stats = _imported(s, filters, args.corpus, args.mirror)
     else:
-        pairs, rejected, stats = _generated(s, filters, args, tracker)
+        pairs, rejected, stats = _generated(s, args, tracker)
     schemas.write(rejected, args.rejected_out, schemas.Rejected)
     _check_yield(pairs, rejected, args.rejected_out, stats, tracker)
     schemas.write(pairs, args.pairs_out, schemas.Pairs)
@@ -85,9 +85,11 @@ def _check_yield(
     pairs: pl.DataFrame, rejected: pl.DataFrame, rejected_out: str, stats: dict, tracker
 ) -> None:
     """Stop when nothing was accepted (the next stages would fail on an empty table), with the
-    rejection reasons counted; warn below ``ACCEPTED_FLOOR``. The rejected table is already
-    written, and the shards of a generating mode are kept, so a rerun loses nothing."""
-    total = pairs.height + rejected.height
+    rejection reasons (of every failed attempt) counted; warn below ``ACCEPTED_FLOOR``. The
+    rejected table is already written, and the shards of a generating mode are kept, so a rerun
+    loses nothing."""
+    never = rejected.filter(~pl.col("id").is_in(pairs["id"].implode()))  # no attempt passed
+    total = pairs.height + never["id"].n_unique()
     if total and pairs.height / total >= ACCEPTED_FLOOR:
         return
     counts = rejected.group_by("reason").len().sort("len", descending=True)
@@ -135,7 +137,7 @@ def _imported(s: SynthesizeSettings, filters: Filters, corpus: str | None, mirro
     return import_pairs(options.path, options.layout, filters, s.n_anchors, mirrors, anchors)
 
 
-def _generated(s: SynthesizeSettings, filters: Filters, args: argparse.Namespace, tracker):
+def _generated(s: SynthesizeSettings, args: argparse.Namespace, tracker):
     from dataclasses import asdict
 
     from embedlab.synth import make_backend, synthesize
@@ -152,14 +154,11 @@ def _generated(s: SynthesizeSettings, filters: Filters, args: argparse.Namespace
     options = {"transformers": {"device": s.device}, "openai": asdict(s.openai)}
     backend = make_backend(s.backend, s.model, args.mirror, s.seed, **options.get(s.backend, {}))
     teacher = None if s.teacher_margin is None else Teacher.load(s.teacher, args.mirror)
-    settings = SynthSettings(
-        s.n_anchors, s.batch_size, s.max_new_tokens, s.seed, filters, s.teacher_margin, s.feedback
-    )
     pairs, rejected, stats = synthesize(
         corpus,
         backend,
         pool,
-        settings,
+        SynthSettings.of(s),
         _shards(args),
         teacher,
         on_chunk=lambda i, f: tracker.log_metrics({"chunk_tokens_per_s": f["tokens_per_s"]}, i),

@@ -101,6 +101,11 @@ class Filters:
     max_chars: int = SynthesizeSettings.max_chars
     min_letter_ratio: float = 0.5
 
+    @classmethod
+    def of(cls, s: SynthesizeSettings) -> "Filters":
+        """The thresholds the stage's settings hold."""
+        return cls(s.copy_threshold, s.min_chars, s.max_chars)
+
 
 def text_reason(text: str | None, filters: Filters) -> str | None:
     """Why one generated text is unusable on its own, or None."""

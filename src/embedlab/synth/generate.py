@@ -15,10 +15,17 @@ fine-tuning); ``import`` reads a published set and ``unlabeled`` uses the corpus
 
 Work is cut into chunks of ``batch_size`` units (anchors sorted by length, so a batch pads
 little); every chunk is generated, parsed, filtered (cheap filters, then teacher agreement,
-then optional AI feedback) and written as a shard (``synth.shards``). Every unit ends in
-exactly one of pairs / rejected, each rejected row with its reason. A rerun after a kill skips
-the recorded chunks, so nothing accepted is generated twice, and since chunks are fixed before
-the first one runs, the final tables equal an uninterrupted run's.
+then optional AI feedback) and written as a shard (``synth.shards``). That is attempt 1, decoded
+greedily. Then, up to ``max_attempts``, each round asks again for the rows the previous round
+rejected: another instruction variant and exemplars from the pool, sampled decoding
+(``retry_temperature``, ``retry_top_p``) from a generator seeded by (seed, row, role, attempt),
+and only the role the reason names (a positive that copies the anchor is asked again, its hard
+negative kept). A row is accepted at its first passing attempt. Since a round only reads the
+rounds before it, a run with ``max_attempts = k`` gives exactly the first k rounds of a longer
+one. Every row ends in pairs or in rejected, and every failed attempt is in rejected with its
+reason and attempt number. A rerun after a kill skips the recorded chunks, so nothing accepted
+is generated twice, and since each round's chunks are fixed before its first one runs, the
+final tables equal an uninterrupted run's.
 
 Example::
 
@@ -44,12 +51,12 @@ from tqdm.auto import tqdm
 
 from embedlab import markdown
 from embedlab.atomic import atomic_write, write_text
-from embedlab.contracts import SYNTH_ACCEPTED, SYNTH_ROWS, rejected_metric
+from embedlab.contracts import SYNTH_ACCEPTED, SYNTH_ROWS, attempt_metric, rejected_metric
 from embedlab.ids import stable_id
 from embedlab.provenance import stage_code_version
 from embedlab.schemas import Pairs, polars_schema
 from embedlab.settings.synthesize import SynthesizeSettings
-from embedlab.synth.backends import Backend, BackendError, Completion
+from embedlab.synth.backends import Backend, BackendError, Completion, Sampling
 from embedlab.synth.filters import (
     Filters,
     copy_similarity,
@@ -58,7 +65,7 @@ from embedlab.synth.filters import (
     reject_reason,
     text_reason,
 )
-from embedlab.synth.prompts import PromptPool
+from embedlab.synth.prompts import PromptPool, stream_seed
 from embedlab.synth.shards import ShardStore
 
 log = logging.getLogger(__name__)
@@ -75,6 +82,7 @@ ROW_SCHEMA = {
     "teacher_negative": pl.Float64,
     "raw": pl.String,
     "reason": pl.String,
+    "attempt": pl.Int64,
 }
 
 
@@ -89,12 +97,81 @@ class SynthSettings:
     filters: Filters = field(default_factory=Filters)
     teacher_margin: float | None = SynthesizeSettings.teacher_margin  # None: no teacher filter
     feedback: bool = SynthesizeSettings.feedback  # CLAIF-style 0-5 similarity, column `score`
+    max_attempts: int = SynthesizeSettings.max_attempts  # asks per row (1: once, greedy)
+    retry_temperature: float = SynthesizeSettings.retry_temperature
+    retry_top_p: float = SynthesizeSettings.retry_top_p
+
+    @classmethod
+    def of(cls, s: SynthesizeSettings) -> "SynthSettings":
+        """The generating part of the stage's settings (what enters the fingerprint)."""
+        return cls(
+            s.n_anchors,
+            s.batch_size,
+            s.max_new_tokens,
+            s.seed,
+            Filters.of(s),
+            s.teacher_margin,
+            s.feedback,
+            s.max_attempts,
+            s.retry_temperature,
+            s.retry_top_p,
+        )
 
 
 @dataclass
 class Unit:
     id: str
     text: str | None  # the anchor (partial), the passage (query), None (scratch)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """One row's request in an attempt: its unit, the roles asked, and (on a later attempt) the
+    answers kept from the one before, by role: (raw answer, prompt id)."""
+
+    row: str
+    unit: Unit
+    roles: tuple[str, ...]
+    kept: dict[str, tuple[str | None, str]] = field(default_factory=dict)
+
+
+# the role a rejection reason blames, where it names one; any other reason asks all roles
+BLAMED = {
+    "positive_copies_anchor": ("positive",),
+    "negative_copies_anchor": ("hard_negative",),
+    "positive_equals_negative": ("hard_negative",),
+}
+
+
+def asks_of(units: list[Unit], roles: Sequence[str], mode: str) -> list[Ask]:
+    """The first attempt's asks: one row per unit (per unit and query type in ``query``)."""
+    if mode == "query":
+        return [Ask(stable_id(f"{u.id}:{r}", "query"), u, (r,)) for u in units for r in roles]
+    return [Ask(u.id, u, tuple(roles)) for u in units]
+
+
+def ask_again(
+    row: dict, mode: str, roles: Sequence[str], unit_of: dict[str, str], filters: Filters
+) -> Ask | None:
+    """The ask that retries a rejected ``row`` (None for a scratch sentence: its topic is not
+    asked again). Only the blamed roles are asked; the others keep their answer. ``unit_of``
+    maps a query row to its unit."""
+    raw = json.loads(row["raw"])
+    if "sentence" in raw:
+        return None
+    if mode == "query":  # one role per row, the passage its positive
+        [role] = raw
+        return Ask(row["id"], Unit(unit_of[row["id"]], row["positive"]), (role,))
+    blamed = BLAMED.get(row["reason"])
+    if blamed is None and row["reason"] in TEXT_REASONS:  # the role(s) whose own text fails
+        blamed = tuple(r for r in roles if text_reason(parse_answer(raw[r], r), filters))
+    blamed = blamed or tuple(roles)
+    prompts = dict(zip(roles, row["prompt_id"].split(";"), strict=True))
+    kept = {r: (raw[r], prompts[r]) for r in roles if r not in blamed}
+    return Ask(row["id"], Unit(row["id"], row["anchor"]), blamed, kept)
+
+
+TEXT_REASONS = ("parse", "backend_error", "too_short", "too_long", "not_text")
 
 
 def choose_units(corpus: pl.DataFrame | None, mode: str, settings: SynthSettings) -> list[Unit]:
@@ -195,18 +272,22 @@ class Seen:
 
 
 class _Chunk:
-    """Generates, parses and filters the rows of one chunk of units: one row per unit (per
-    query type in ``query`` mode), accepted (``reason`` None) or rejected with its reason."""
+    """Generates, parses and filters the rows of one chunk of one attempt: one row per ask,
+    accepted (``reason`` None) or rejected with its reason."""
 
-    def __init__(self, backend, pool, settings, teacher, seen: Seen):
+    def __init__(self, backend, pool, settings, teacher, seen: Seen, attempt: int = 1):
         self.backend, self.pool, self.settings = backend, pool, settings
-        self.teacher, self.seen = teacher, seen
+        self.teacher, self.seen, self.attempt = teacher, seen, attempt
         self.tokens = 0
 
-    def ask(self, conversations: list[list[dict[str, str]]]) -> list[Completion]:
+    def ask(
+        self,
+        conversations: list[list[dict[str, str]]],
+        sampling: list[Sampling | None] | None = None,
+    ) -> list[Completion]:
         if not conversations:
             return []
-        answers = self.backend.chat(conversations, self.settings.max_new_tokens)
+        answers = self.backend.chat(conversations, self.settings.max_new_tokens, sampling)
         failed = [a.error for a in answers if a.error]
         if len(failed) == len(answers):  # a broken backend, not a few bad rows: stop
             raise BackendError(
@@ -216,18 +297,25 @@ class _Chunk:
         self.tokens += sum(a.tokens for a in answers)
         return answers
 
-    def rows(self, units: list[Unit]) -> list[dict]:
-        """Ask, parse and filter: the cheap filters, the teacher, duplicates, then feedback."""
+    def first(self, units: list[Unit]) -> list[dict]:
+        """Attempt 1 for a chunk of units (in ``scratch``, first the sentences, which become
+        the anchors)."""
         rejected: list[dict] = []
-        if self.pool.mode == "scratch":  # first the sentences, which become the anchors
+        if self.pool.mode == "scratch":
             units, rejected = self._sentences(units)
-        answers = self._answers(units)
+        return rejected + self.rows(asks_of(units, self._roles(), self.pool.mode))
+
+    def rows(self, asks: list[Ask]) -> list[dict]:
+        """Ask, parse and filter: the cheap filters, the teacher, duplicates, then feedback."""
+        answers = self._answers(asks)
         make = self._query_rows if self.pool.mode == "query" else self._pair_rows
-        rows = self._duplicates(self._teacher(make(units, answers)))
+        rows = self._duplicates(self._teacher(make(asks, answers)))
         if self.settings.feedback:
             rows = self._feedback(rows)
-        rows = [row if row["reason"] else row | {"raw": None} for row in rows]
-        return rejected + rows
+        return [row if row["reason"] else row | {"raw": None} for row in rows]
+
+    def _roles(self) -> list[str]:
+        return [r for r in self.pool.roles if r != "sentence"]  # sentence: ``_sentences``
 
     def _sentences(self, units: list[Unit]) -> tuple[list[Unit], list[dict]]:
         """``scratch``: a sentence per unit from a sampled genre and topic; the units that got a
@@ -251,46 +339,64 @@ class _Chunk:
                 live.append(Unit(unit.id, sentence))
         return live, rejected
 
-    def _answers(self, units: list[Unit]) -> dict[str, list[tuple[Completion, str]]]:
-        """Each role's (answer, prompt id) per unit, all roles asked in one batch."""
-        roles = [r for r in self.pool.roles if r != "sentence"]  # sentence: ``_sentences``
-        seed = self.settings.seed
-        asks = {r: [self.pool.messages(r, u.text, u.id, seed) for u in units] for r in roles}
-        flat = self.ask([turns for role in roles for turns, _ in asks[role]])
-        n = len(units)
-        return {
-            role: [(a, p) for a, (_, p) in zip(flat[k * n : (k + 1) * n], asks[role], strict=True)]
-            for k, role in enumerate(roles)
-        }
+    def _answers(self, asks: list[Ask]) -> list[dict[str, tuple[Completion, str]]]:
+        """Each ask's (answer, prompt id) by role: the asked roles in one batch (role by role,
+        so that requests sharing a few-shot prefix run together), the kept ones as they were."""
+        seed, attempt = self.settings.seed, self.attempt
+        requests = [
+            (i, role) for role in self._roles() for i, a in enumerate(asks) if role in a.roles
+        ]
+        turns = [
+            self.pool.messages(r, asks[i].unit.text, asks[i].unit.id, seed, attempt)
+            for i, r in requests
+        ]
+        sampling = None
+        if attempt > 1:
+            sampling = [
+                Sampling(
+                    self.settings.retry_temperature,
+                    self.settings.retry_top_p,
+                    stream_seed(seed, asks[i].row, role, str(attempt)),
+                )
+                for i, role in requests
+            ]
+        done = self.ask([t for t, _ in turns], sampling)
+        got = [
+            {role: (Completion(text, 0), prompt) for role, (text, prompt) in a.kept.items()}
+            for a in asks
+        ]
+        for (i, role), answer, (_, prompt) in zip(requests, done, turns, strict=True):
+            got[i][role] = (answer, prompt)
+        return got
 
-    def _query_rows(self, units: list[Unit], answers: dict) -> list[dict]:
+    def _query_rows(self, asks: list[Ask], answers: list[dict]) -> list[dict]:
         """``query``: one row per query type, the passage as its positive, no hard negative."""
         rows = []
-        for i, unit in enumerate(units):
-            for role, per_unit in answers.items():
-                answer, prompt_id = per_unit[i]
-                query = parse_answer(answer.text, role)
-                reason = answer.error or reject_reason(
-                    unit.text, query, None, self.settings.filters, with_negative=False
-                )
-                rid = stable_id(f"{unit.id}:{role}", "query")
-                row = self._row(rid, query or unit.text, unit.text, None, prompt_id)
-                rows.append(row | {"raw": json.dumps({role: answer.text}), "reason": reason})
+        for ask, got in zip(asks, answers, strict=True):
+            [(role, (answer, prompt_id))] = got.items()
+            query = parse_answer(answer.text, role)
+            passage = ask.unit.text
+            reason = answer.error or reject_reason(
+                passage, query, None, self.settings.filters, with_negative=False
+            )
+            row = self._row(ask.row, query or passage, passage, None, prompt_id)
+            rows.append(row | {"raw": json.dumps({role: answer.text}), "reason": reason})
         return rows
 
-    def _pair_rows(self, units: list[Unit], answers: dict) -> list[dict]:
+    def _pair_rows(self, asks: list[Ask], answers: list[dict]) -> list[dict]:
         """``partial``, ``scratch``: one row per unit, its positive and hard negative."""
         rows = []
-        for i, unit in enumerate(units):
-            got = {role: per_unit[i] for role, per_unit in answers.items()}
+        for ask, got in zip(asks, answers, strict=True):
+            got = {role: got[role] for role in self._roles()}  # the pool's role order
             raw = {role: answer.text for role, (answer, _) in got.items()}
             errors = [answer.error for answer, _ in got.values() if answer.error]
             positive = parse_answer(raw["positive"], "positive")
             negative = parse_answer(raw["hard_negative"], "hard_negative")
             filters = self.settings.filters
-            reason = errors[0] if errors else reject_reason(unit.text, positive, negative, filters)
+            anchor = ask.unit.text
+            reason = errors[0] if errors else reject_reason(anchor, positive, negative, filters)
             prompt_id = ";".join(p for _, p in got.values())
-            row = self._row(unit.id, unit.text, positive, negative, prompt_id)
+            row = self._row(ask.row, anchor, positive, negative, prompt_id)
             rows.append(row | {"raw": json.dumps(raw), "reason": reason})
         return rows
 
@@ -308,6 +414,7 @@ class _Chunk:
             "score": None,
             "teacher_positive": None,
             "teacher_negative": None,
+            "attempt": self.attempt,
         }
 
     def _duplicates(self, rows: list[dict]) -> list[dict]:
@@ -401,28 +508,29 @@ def synthesize(
             shutil.rmtree(cached)
     store = ShardStore(shards, key)
     seen = Seen(entry["seen"] for _, entry in sorted(store.done.items()))  # see ``Seen``
-    chunks = [units[i : i + settings.batch_size] for i in range(0, len(units), settings.batch_size)]
-    todo = [i for i in range(len(chunks)) if i not in store.done]
-    bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc="synthesize", unit="batch")
-    for index in todo:
-        started = time.perf_counter()
-        seen.start_chunk()
-        work = _Chunk(backend, pool, settings, teacher, seen)
-        rows = work.rows(chunks[index])
-        seconds = time.perf_counter() - started
-        figures = {"units": len(chunks[index]), "tokens": work.tokens, "seconds": seconds}
-        store.write(index, pl.DataFrame(rows, schema=ROW_SCHEMA), seen=seen.added, **figures)
-        if on_chunk:
-            on_chunk(index, figures | {"tokens_per_s": work.tokens / max(seconds, 1e-9)})
-        bar.update()
-    bar.close()
+    resumed = len(store.done)
+    roles = [r for r in pool.roles if r != "sentence"]
+    unit_of = {a.row: a.unit.id for a in asks_of(units, roles, pool.mode)}
+    work: list = units  # attempt 1: units; later attempts: the asks of the rejected rows
+    for attempt in range(1, settings.max_attempts + 1):
+        if attempt > 1:
+            previous = store.collect(attempt - 1)
+            rejected = [] if previous is None else previous.filter(pl.col("reason").is_not_null())
+            again = (
+                ask_again(row, pool.mode, roles, unit_of, settings.filters)
+                for row in (rejected.iter_rows(named=True) if len(rejected) else [])
+            )
+            work = [a for a in again if a is not None]
+            if not work:
+                break
+        _round(attempt, work, backend, pool, settings, teacher, store, seen, on_chunk)
     table = store.collect()
     if table is None:
         table = pl.DataFrame(schema=ROW_SCHEMA)
     stats = _stats(table, store)
     stats |= {
-        "chunks_resumed": float(len(chunks) - len(todo)),
-        "chunks_generated": float(len(todo)),
+        "chunks_resumed": float(resumed),
+        "chunks_generated": float(len(store.done) - resumed),
     }
     if cached is not None:  # rows first, stats last: stats.json marks a complete entry
         cached.mkdir(parents=True, exist_ok=True)
@@ -431,34 +539,70 @@ def synthesize(
     return *_split(table), stats | {"cache_hit": 0.0}
 
 
+def _round(attempt, work, backend, pool, settings, teacher, store, seen, on_chunk) -> None:
+    """One attempt over ``work`` (units, or asks again), chunk by chunk, skipping the chunks
+    the store holds (a resumed run)."""
+    size = settings.batch_size
+    chunks = [work[i : i + size] for i in range(0, len(work), size)]
+    todo = [i for i in range(len(chunks)) if (attempt, i) not in store.done]
+    desc = "synthesize" if attempt == 1 else f"synthesize, attempt {attempt}"
+    bar = tqdm(total=len(chunks), initial=len(chunks) - len(todo), desc=desc, unit="batch")
+    for index in todo:
+        started = time.perf_counter()
+        seen.start_chunk()
+        chunk = _Chunk(backend, pool, settings, teacher, seen, attempt)
+        rows = chunk.first(chunks[index]) if attempt == 1 else chunk.rows(chunks[index])
+        seconds = time.perf_counter() - started
+        figures = {"units": len(chunks[index]), "tokens": chunk.tokens, "seconds": seconds}
+        table = pl.DataFrame(rows, schema=ROW_SCHEMA)
+        store.write((attempt, index), table, seen=seen.added, **figures)
+        if on_chunk:
+            on_chunk(index, figures | {"tokens_per_s": chunk.tokens / max(seconds, 1e-9)})
+        bar.update()
+    bar.close()
+
+
 def _split(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The unit table as (pairs, rejected), each sorted by id."""
-    pairs = table.filter(pl.col("reason").is_null()).drop("raw", "reason").sort("id")
+    """The row table as (pairs, rejected): pairs sorted by id, every failed attempt in rejected
+    sorted by id and attempt."""
+    pairs = table.filter(pl.col("reason").is_null()).drop("raw", "reason", "attempt").sort("id")
     rejected = table.filter(pl.col("reason").is_not_null()).drop("copy_similarity", "score")
-    return pairs, rejected.sort("id")
+    return pairs, rejected.sort("id", "attempt")
 
 
 def _stats(table: pl.DataFrame, store: ShardStore) -> dict[str, float]:
-    entries = store.done.values()
+    """Counts over the rows (each row once, however many attempts it took), per reason over
+    every failed attempt, and per attempt: rows asked, accepted, tokens and seconds."""
+    entries = list(store.done.values())
     seconds = sum(e["seconds"] for e in entries)
     tokens = sum(e["tokens"] for e in entries)
+    rows = table["id"].n_unique()
     accepted = int(table["reason"].is_null().sum())
     stats = {
-        "units": float(sum(e["units"] for e in entries)),
-        SYNTH_ROWS: float(table.height),
+        "units": float(sum(e["units"] for e in entries if e["attempt"] == 1)),
+        SYNTH_ROWS: float(rows),
         SYNTH_ACCEPTED: float(accepted),
-        "rejected": float(table.height - accepted),
-        "acceptance_rate": accepted / max(table.height, 1),
-        "rows_per_s": table.height / max(seconds, 1e-9),
+        "rejected": float(rows - accepted),
+        "failed_attempts": float(table.height - accepted),
+        "acceptance_rate": accepted / max(rows, 1),
+        "rows_per_s": rows / max(seconds, 1e-9),
         "accepted_per_s": accepted / max(seconds, 1e-9),
         "tokens_per_s": tokens / max(seconds, 1e-9),
         "generated_tokens": float(tokens),
     }
     for (mode,), part in table.group_by("mode"):
-        stats[f"acceptance_rate_{mode}"] = float(part["reason"].is_null().mean())
+        stats[f"acceptance_rate_{mode}"] = float(
+            part["reason"].is_null().sum() / part["id"].n_unique()
+        )
     for (reason,), part in table.filter(pl.col("reason").is_not_null()).group_by("reason"):
         key = rejected_metric(reason)
         stats[key] = stats.get(key, 0.0) + part.height
+    for (attempt,), part in table.group_by("attempt"):
+        mine = [e for e in entries if e["attempt"] == attempt]
+        stats[attempt_metric("asked", attempt)] = float(part.height)
+        stats[attempt_metric("accepted", attempt)] = float(part["reason"].is_null().sum())
+        stats[attempt_metric("tokens", attempt)] = float(sum(e["tokens"] for e in mine))
+        stats[attempt_metric("seconds", attempt)] = sum(e["seconds"] for e in mine)
     return stats
 
 

@@ -174,7 +174,7 @@ def import_pairs(
                     **dict(zip(TRIPLET, (anchor, positive, negative), strict=True)),
                 }
             )
-            rejected.append(base | {"raw": raw, "reason": reason})
+            rejected.append(base | {"raw": raw, "reason": reason, "attempt": 1})
         else:
             accepted.append(base | {"copy_similarity": copy_similarity(anchor, positive)})
     pairs = pl.DataFrame(accepted, schema=polars_schema(Pairs))

@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from email.message import Message
 
 from embedlab.settings.synthesize import OpenAIOptions
-from embedlab.synth.backends import BackendError, Completion, Conversation
+from embedlab.synth.backends import BackendError, Completion, Conversation, Sampling, Samplings
 
 log = logging.getLogger(__name__)
 
@@ -183,16 +183,18 @@ class OpenAIBackend:
             raise TimeoutError(f"no whole answer within {self.timeout_s:g} s")
         return response.status, response.headers, payload
 
-    def _one(self, conversation: Conversation, max_new_tokens: int) -> Completion:
-        body = json.dumps(
-            {
-                "model": self.name,
-                "messages": conversation,
-                "max_tokens": max_new_tokens,
-                "temperature": self.temperature,
-                "seed": self.seed,
+    def _one(
+        self, conversation: Conversation, max_new_tokens: int, sampling: Sampling | None = None
+    ) -> Completion:
+        decoding = {"temperature": self.temperature, "seed": self.seed}
+        if sampling is not None:  # servers take a 32-bit seed at most
+            decoding = {
+                "temperature": sampling.temperature,
+                "top_p": sampling.top_p,
+                "seed": sampling.seed % 2**31,
             }
-        ).encode()
+        request = {"model": self.name, "messages": conversation, "max_tokens": max_new_tokens}
+        body = json.dumps(request | decoding).encode()
         last = ""
         for attempt in range(self.max_attempts):
             wait = min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.random()
@@ -226,6 +228,11 @@ class OpenAIBackend:
             "what was generated so far is kept, rerun to resume"
         )
 
-    def chat(self, conversations: Sequence[Conversation], max_new_tokens: int) -> list[Completion]:
+    def chat(
+        self, conversations: Sequence[Conversation], max_new_tokens: int, sampling: Samplings = None
+    ) -> list[Completion]:
+        sampling = list(sampling or [None] * len(conversations))
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda c: self._one(c, max_new_tokens), conversations))
+            return list(
+                pool.map(lambda c, s: self._one(c, max_new_tokens, s), conversations, sampling)
+            )

@@ -1,8 +1,8 @@
 """Prompt pools: several instruction variants per role and a pool of few-shot exemplars.
 
 A pool is data (``config/prompts/<mode>.yaml``). Every request samples one instruction variant
-and ``shots`` exemplars with a generator seeded by (seed, unit id, role), so the same config
-and seed give the same prompts in any order, after any restart, on any number of workers.
+and ``shots`` exemplars with a generator seeded by (seed, unit id, role, attempt), so the same
+config and seed give the same prompts in any order, after any restart, on any number of workers.
 SynCSE found prompts sampled from such pools beat one fixed prompt.
 
 File layout::
@@ -88,10 +88,15 @@ def check_template(text: str, fields: Sequence[str], where: str) -> None:
         raise DataError(f"{where}: the template has no {{{fields[0]}}}")
 
 
+def stream_seed(seed: int, *parts: str) -> int:
+    """A 63-bit seed that depends only on the seed and the given strings (not on call order)."""
+    digest = hashlib.sha256("\x1f".join([str(seed), *parts]).encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
 def unit_rng(seed: int, *parts: str) -> np.random.Generator:
     """A generator that depends only on the seed and the given strings (not on call order)."""
-    digest = hashlib.sha256("\x1f".join([str(seed), *parts]).encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    return np.random.default_rng(stream_seed(seed, *parts))
 
 
 @dataclass(frozen=True)
@@ -157,13 +162,14 @@ class PromptPool:
         )
 
     def messages(
-        self, role: str, anchor: str, unit: str, seed: int
+        self, role: str, anchor: str, unit: str, seed: int, attempt: int = 1
     ) -> tuple[list[dict[str, str]], str]:
         """The chat turns asking for ``role`` of ``anchor``, and the id of the sampled prompt.
 
-        The id reads ``<pool>/<variant>/<exemplar indices>``, e.g. ``partial-v3/p2/4.1``.
+        The id reads ``<pool>/<variant>/<exemplar indices>``, e.g. ``partial-v3/p2/4.1``. A
+        later ``attempt`` (a row asked again) draws its variant and exemplars afresh.
         """
-        rng = unit_rng(seed, unit, role)
+        rng = unit_rng(seed, unit, role, *([f"attempt {attempt}"] if attempt > 1 else []))
         variant = self.roles[role][int(rng.integers(len(self.roles[role])))]
         if self.exemplar_sets:  # one of a few seeded sets, shared by many requests
             which = str(int(rng.integers(self.exemplar_sets)))

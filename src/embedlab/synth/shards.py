@@ -1,9 +1,11 @@
 """Append-only shards with a manifest: synthesis that survives ``kill -9`` and resumes exactly.
 
-Work is cut into numbered chunks before anything is generated. Each finished chunk is written
-as ``part-<chunk>.parquet`` (temporary file, fsync, rename), and only then is a line appended
-to ``manifest.jsonl`` (and fsynced). On restart the manifest says which chunks are done; a shard
-file without its manifest line (killed between the two writes) is deleted and its chunk redone.
+Work is cut into numbered chunks before it starts: a chunk is named by its attempt (the round
+of asks it belongs to, cut when the round starts) and its number in that round. Each finished
+chunk is written as ``part-<attempt>-<chunk>.parquet`` (temporary file, fsync, rename), and
+only then is a line appended to ``manifest.jsonl`` (and fsynced). On restart the manifest says
+which chunks are done; a shard file without its manifest line (killed between the two writes)
+is deleted and its chunk redone.
 A manifest written for other inputs or settings (another fingerprint) is moved aside as
 ``<folder>.stale``, never mixed in.
 
@@ -11,9 +13,9 @@ Example::
 
     shards = ShardStore(Path("results/x/synth/shards"), fingerprint="ab12...")
     for chunk in range(n_chunks):
-        if chunk in shards.done:
+        if (1, chunk) in shards.done:
             continue
-        shards.write(chunk, rows)           # a polars DataFrame
+        shards.write((1, chunk), rows)      # a polars DataFrame: attempt 1, chunk `chunk`
     table = shards.collect()
 """
 
@@ -33,7 +35,7 @@ class ShardStore:
         self.folder = Path(folder)
         self.manifest = self.folder / "manifest.jsonl"
         self.fingerprint = fingerprint
-        self.done: dict[int, dict] = {}
+        self.done: dict[tuple[int, int], dict] = {}  # (attempt, chunk) -> its manifest line
         self._open()
 
     def _open(self) -> None:
@@ -51,7 +53,7 @@ class ShardStore:
                     except json.JSONDecodeError:
                         break  # a line cut by a kill: its chunk is redone
                     if (self.folder / entry["shard"]).exists():
-                        self.done[entry["chunk"]] = entry
+                        self.done[entry["attempt"], entry["chunk"]] = entry
         self.folder.mkdir(parents=True, exist_ok=True)
         # rewrite the manifest without any line cut by a kill, so appends start on a fresh line
         lines = [json.dumps({"fingerprint": self.fingerprint})]
@@ -68,17 +70,24 @@ class ShardStore:
             f.flush()
             os.fsync(f.fileno())
 
-    def write(self, chunk: int, rows: pl.DataFrame, **record) -> None:
-        """Store one finished chunk durably, then record it in the manifest."""
-        name = f"part-{chunk:06d}.parquet"
+    def write(self, key: tuple[int, int], rows: pl.DataFrame, **record) -> None:
+        """Store one finished chunk, ``key`` = (attempt, chunk), durably, then record it in the
+        manifest."""
+        attempt, chunk = key
+        name = f"part-{attempt}-{chunk:06d}.parquet"
         resume = "synthesis resumes after the last recorded shard"
         with naming_a_full_disk(self.folder, f"shard {name}", resume):
             atomic_write(self.folder / name, rows.write_parquet)
-        entry = {"chunk": chunk, "shard": name, "rows": rows.height, **record}
+        entry = {"attempt": attempt, "chunk": chunk, "shard": name, "rows": rows.height, **record}
         self._append(entry)
-        self.done[chunk] = entry
+        self.done[key] = entry
 
-    def collect(self) -> pl.DataFrame | None:
-        """All recorded shards in chunk order (None if there are none)."""
-        paths = [self.folder / e["shard"] for _, e in sorted(self.done.items())]
+    def collect(self, attempt: int | None = None) -> pl.DataFrame | None:
+        """The recorded shards (of one attempt, or all) in (attempt, chunk) order; None if there
+        are none."""
+        paths = [
+            self.folder / e["shard"]
+            for key, e in sorted(self.done.items())
+            if attempt is None or key[0] == attempt
+        ]
         return pl.concat([pl.read_parquet(p) for p in paths], how="vertical") if paths else None
