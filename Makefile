@@ -66,7 +66,7 @@ benchmarks: env
 # so that two run at once on a 2-core machine (a static student gains little from a second).
 SNAKEMAKE := PATH="$(BIN):$$PATH" snakemake --profile profiles/default --cores $(CORES)
 THREADS := --set-threads train=1 evaluate=1 evaluate_seeds=1 evaluate_teacher=1
-SYNCSE := gold gold-pos llm llm-pos gold-matched
+SYNCSE := gold gold-pos llm llm-pos llm-once gold-matched
 
 # a page, its figures and its per-seed, per-task scores (what `make verify-studies` checks)
 define publish
@@ -91,8 +91,8 @@ study-b3-resample: env
 	$(SNAKEMAKE) $(THREADS) --configfile config/studies/b3.yaml config/studies/b3-resample.yaml
 	$(call publish,study-b3-resample,b3-resample)
 
-# five experiments up to their evaluations (gold-matched reads llm's pairs, so it comes after),
-# then one table over all five
+# six experiments up to their evaluations (llm-pos and llm-once read llm's synthesis from the
+# cache, gold-matched its pairs, so they come after), then one table over all six
 study-syncse: env
 	for s in $(SYNCSE); do \
 		$(SNAKEMAKE) $(THREADS) --until evaluate evaluate_seeds evaluate_teacher \

@@ -26,7 +26,8 @@ def render(results: Path = HERE / "results") -> str:
     """The section: one row per record (sorted by name), then each record's notes."""
     records = [json.loads(p.read_text()) for p in sorted(results.glob("*.json"))]
     scales = [r for r in records if r.get("kind") == "scale"]
-    records = [r for r in records if r.get("kind") != "scale"]
+    yields = [r for r in records if r.get("kind") == "yield"]
+    records = [r for r in records if r.get("kind") not in ("scale", "yield")]
     lines = [
         "| benchmark | embedlab | peer | ratio | setup | machine, commit, date |",
         "|---|---:|---|---:|---|---|",
@@ -59,6 +60,22 @@ def render(results: Path = HERE / "results") -> str:
             *(
                 f"| {x['n']:,} | {x['method']} | {x['seconds']:,.1f} | {_steps(x)}"
                 f" | {x['peak_gib']:.2f} GiB | {x['hardness']:.4f} |"
+                for x in r["rows"]
+            ),
+        ]
+    for r in yields:  # what a generator's rows cost, by how often a rejected row is asked again
+        notes += [
+            "",
+            f"`{r['name']}`: {r['title']}; {r['setup']}; {r['machine']}; `{r['commit']}`;"
+            f" {r['date']}; `{r['command']}`. {r['notes']}",
+            "",
+            "| max_attempts | premises with an accepted pair | generated tokens per accepted pair"
+            " | minutes |",
+            "|---:|---:|---:|---:|",
+            *(
+                f"| {x['max_attempts']} | {x['accepted']:,} of {x['premises']:,}"
+                f" ({100 * x['share']:.1f}%) | {x['tokens_per_accepted']:,.0f}"
+                f" | {x['minutes']:.1f} |"
                 for x in r["rows"]
             ),
         ]

@@ -36,9 +36,40 @@ def test_synthesis_counts_mode_and_source_reach_the_study_page(tmp_path):
     rejected = schemas.read(out / "rejected.parquet", schemas.Rejected)
     reasons = rejected.group_by("reason").len().sort("len", "reason", descending=[True, False])
     expected = ", ".join(f"{r} {n}" for r, n in reasons.iter_rows())
-    row = f"| test | import | {pairs.height + rejected.height} | {pairs.height} | {expected} |"
+    total = pairs.height + rejected.height
+    row = f"| test | import | {total} | {pairs.height} | – | – | {expected} |"
     assert row in synthesis_markdown(["test"])
     assert synthesis_source(ensure_experiment("test")) == "import/snli.txt"
+
+
+def test_rows_accepted_at_each_attempt_reach_the_study_page(tmp_path):
+    """The synthesize stage asking rejected rows again (a scripted server whose sampled hard
+    negatives are usable): rows, accepted, accepted per attempt and the failed attempts'
+    reasons as the page shows them."""
+    from embedlab.tables.study import synthesis_markdown
+
+    from .chat_server import ChatServer
+    from .test_synth_generate import ANSWERS, corpus_of, pool_file, scripted_by_request
+
+    schemas.write(corpus_of(list(ANSWERS)), tmp_path / "corpus.parquet", schemas.Corpus)
+    with ChatServer(scripted_by_request, whole_request=True) as server:
+        code = main(
+            [
+                "synthesize", "--corpus", str(tmp_path / "corpus.parquet"),
+                "--prompt", pool_file(tmp_path), "--backend", "openai",
+                "--openai-base-url", server.url, "--openai-api-key-env", "none",
+                "--model", "scripted", "--n-anchors", "6", "--batch-size", "4",
+                "--max-attempts", "2", "--teacher-margin", "none",
+                "--pairs-out", str(tmp_path / "pairs.parquet"),
+                "--rejected-out", str(tmp_path / "rejected.parquet"),
+            ]
+        )  # fmt: skip
+    assert code == 0
+    reasons = "duplicate 2, negative_copies_anchor 2, not_text 2"  # over all failed attempts
+    # the server counts the words of an answer as its tokens
+    words = sum(len(scripted_by_request(r["body"]).split()) for r in server.requests)
+    row = f"| test | partial | 6 | 4 | 2 + 2 | {words / 4:,.0f} | {reasons} |"
+    assert row in synthesis_markdown(["test"])
 
 
 def test_mining_figures_reach_the_mining_table():

@@ -163,7 +163,7 @@ def _dry_run(*configfiles: str, target: str = "all") -> str:
         ["config/studies/b3.yaml"],
         *[
             ["config/studies/syncse/base.yaml", f"config/studies/syncse/{s}.yaml"]
-            for s in ("gold", "gold-pos", "llm", "llm-pos", "gold-matched")
+            for s in ("gold", "gold-pos", "llm", "llm-pos", "llm-once", "gold-matched")
         ],
         ["config/studies/b3.yaml", "config/studies/b3-resample.yaml"],
         # the slices `make verify-studies` reruns

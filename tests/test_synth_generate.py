@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -452,10 +453,30 @@ def test_a_rejected_row_is_asked_again_sampled_and_only_for_the_role_its_reason_
     assert seeds[0] == seeds[1]
     assert runs[2][0][0].equals(runs[2][1][0]) and runs[2][0][1].equals(runs[2][1][1])
 
-    once_pairs, once_rejected, _ = runs[1][0]  # the first round of the longer run, exactly
+    once_pairs, once_rejected, once_stats = runs[1][0]  # the longer run's first round, exactly
     assert once_rejected.equals(rejected.filter(pl.col("attempt") == 1))
     later = rejected.filter(pl.col("attempt") == 1)["id"].implode()
     assert once_pairs.equals(pairs.filter(~pl.col("id").is_in(later)))
+
+    # so a cache entry of 2 rounds serves a run of 1 (the same tables and counts); a run of 3
+    # generates, since a third round would ask again for two rows
+    def cached(attempts: int):
+        settings = SynthSettings(n_anchors=6, batch_size=4, teacher_margin=None)
+        with ChatServer(scripted_by_request, whole_request=True) as server:
+            backend = OpenAIBackend("scripted", base_url=server.url, api_key_env=None)
+            return synthesize(
+                corpus_of(texts), backend, pool, replace(settings, max_attempts=attempts),
+                tmp_path / f"c{attempts}", cache=tmp_path / "cache",
+            )  # fmt: skip
+
+    assert cached(2)[2]["cache_hit"] == 0
+    from_cache = cached(1)
+    assert from_cache[2]["cache_hit"] == 1
+    assert from_cache[0].equals(once_pairs) and from_cache[1].equals(once_rejected)
+    for key in ("rows", "accepted", "failed_attempts", "attempt1_tokens", "rejected"):
+        assert from_cache[2][key] == once_stats[key], key
+    assert "attempt2_asked" not in from_cache[2]
+    assert cached(3)[2]["cache_hit"] == 0
 
 
 def test_sampled_decoding_is_the_seeds_and_a_tiny_nucleus_is_greedy(mirror):

@@ -16,7 +16,7 @@ rule synthesize:
         gpu=SYNTH["gpus"],
         cpus_per_gpu=4,
         mem_mb=8000,
-        runtime=30 + N // (1000 if SYNTH["gpus"] else 60),
+        runtime=30 + N * SYNTH["max_attempts"] // (1000 if SYNTH["gpus"] else 60),
     params:
         code=stage_code_version("synthesize"),
         track=track("synthesize"),

@@ -198,6 +198,21 @@ def config_flags(cls: type, *sections: Mapping[str, Any], **values: Any) -> list
     return flags
 
 
+def from_config(cls: type, *sections: Mapping[str, Any], **values: Any):
+    """The settings a rule's stage would run with, from the same config sections: what a script
+    outside the workflow (a benchmark) uses to run a stage as a study does.
+
+    Example::
+
+        from_config(SynthesizeSettings, {"n_anchors": 2000}, seed=0).n_anchors   # 2000
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser, cls)
+    return from_args(cls, parser.parse_args(config_flags(cls, *sections, **values)))
+
+
 def _value(value: Any) -> str:
     if value is None:
         return "none"

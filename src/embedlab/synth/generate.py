@@ -42,7 +42,7 @@ import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -195,10 +195,11 @@ def fingerprint(
 ) -> str:
     """Hash of everything that decides what the rows hold: the units, the generator and the
     teacher (by content where they are local), the prompt pool, the settings and the synthesis
-    code (the shards' and the cache's key)."""
+    code (the shards' and the cache's key). ``max_attempts`` is left out: the first k rounds of
+    a run are a run of k attempts, so a cache entry with more rounds serves one with fewer."""
     h = hashlib.sha256()
     for part in (
-        json.dumps(asdict(settings), sort_keys=True, default=str),
+        json.dumps(asdict(replace(settings, max_attempts=0)), sort_keys=True, default=str),
         backend.identity,
         repr(pool),
         teacher.identity if teacher else "no teacher",
@@ -490,22 +491,24 @@ def synthesize(
     """Generate (or resume generating) pairs; returns (pairs, rejected, stats).
 
     ``shards`` is the folder of the append-only shards: a rerun with the same inputs and
-    settings continues from it. ``on_chunk(chunk, figures)`` is called after each new shard
+    settings continues from it. ``on_chunk(step, figures)`` is called after each new shard
     (the CLI logs its figures to MLflow). With ``cache``, a finished table is stored under
     the fingerprint and any later run with the same fingerprint, in any experiment, reads it
-    instead of generating (a damaged entry is discarded and generated again).
+    instead of generating: all of it, or its first ``max_attempts`` rounds (a damaged entry is
+    discarded and generated again).
     """
     units = choose_units(corpus, pool.mode, settings)
     key = fingerprint(units, backend, pool, settings, teacher)
     cached = Path(cache) / key if cache else None
-    if cached is not None and (cached / "stats.json").exists():
+    if cached is not None and (cached / CHUNKS).exists():
         try:
-            table = pl.read_parquet(cached / "rows.parquet")
-            stats = json.loads((cached / "stats.json").read_text()) | {"cache_hit": 1.0}
-            return *_split(table), stats
-        except (pl.exceptions.PolarsError, OSError, ValueError) as err:
+            found = _from_cache(cached, settings.max_attempts)
+        except (pl.exceptions.PolarsError, OSError, ValueError, KeyError) as err:
             log.warning("synthesis cache entry %s is damaged (%s); generating again", cached, err)
             shutil.rmtree(cached)
+        else:
+            if found is not None:
+                return *_split(found[0]), found[1] | {"cache_hit": 1.0}
     store = ShardStore(shards, key)
     seen = Seen(entry["seen"] for _, entry in sorted(store.done.items()))  # see ``Seen``
     resumed = len(store.done)
@@ -521,22 +524,38 @@ def synthesize(
                 for row in (rejected.iter_rows(named=True) if len(rejected) else [])
             )
             work = [a for a in again if a is not None]
-            if not work:
-                break
+        if not work:  # nothing left to ask: more attempts would change nothing
+            break
         _round(attempt, work, backend, pool, settings, teacher, store, seen, on_chunk)
     table = store.collect()
     if table is None:
         table = pl.DataFrame(schema=ROW_SCHEMA)
-    stats = _stats(table, store)
+    chunks = [entry for _, entry in sorted(store.done.items())]
+    stats = _stats(table, chunks)
     stats |= {
         "chunks_resumed": float(resumed),
         "chunks_generated": float(len(store.done) - resumed),
     }
-    if cached is not None:  # rows first, stats last: stats.json marks a complete entry
+    if cached is not None:  # rows first, the chunks last: their file marks a complete entry
         cached.mkdir(parents=True, exist_ok=True)
         atomic_write(cached / "rows.parquet", table.write_parquet)
-        write_text(cached / "stats.json", json.dumps(stats))
+        done = {"max_attempts": settings.max_attempts, "exhausted": not work, "chunks": chunks}
+        write_text(cached / CHUNKS, json.dumps(done))
     return *_split(table), stats | {"cache_hit": 0.0}
+
+
+CHUNKS = "chunks.json"  # a cache entry's record of its chunks, written last
+
+
+def _from_cache(entry: Path, max_attempts: int) -> tuple[pl.DataFrame, dict] | None:
+    """A cache entry's rows and stats cut to ``max_attempts`` rounds, or None when the entry
+    holds fewer rounds than asked and more would have changed it."""
+    done = json.loads((entry / CHUNKS).read_text())
+    if done["max_attempts"] < max_attempts and not done["exhausted"]:
+        return None
+    table = pl.read_parquet(entry / "rows.parquet").filter(pl.col("attempt") <= max_attempts)
+    chunks = [c for c in done["chunks"] if c["attempt"] <= max_attempts]
+    return table, _stats(table, chunks) | {"chunks_resumed": 0.0, "chunks_generated": 0.0}
 
 
 def _round(attempt, work, backend, pool, settings, teacher, store, seen, on_chunk) -> None:
@@ -556,8 +575,9 @@ def _round(attempt, work, backend, pool, settings, teacher, store, seen, on_chun
         figures = {"units": len(chunks[index]), "tokens": chunk.tokens, "seconds": seconds}
         table = pl.DataFrame(rows, schema=ROW_SCHEMA)
         store.write((attempt, index), table, seen=seen.added, **figures)
-        if on_chunk:
-            on_chunk(index, figures | {"tokens_per_s": chunk.tokens / max(seconds, 1e-9)})
+        if on_chunk:  # numbered across rounds: the chunks recorded so far
+            step = len(store.done) - 1
+            on_chunk(step, figures | {"tokens_per_s": chunk.tokens / max(seconds, 1e-9)})
         bar.update()
     bar.close()
 
@@ -570,10 +590,10 @@ def _split(table: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     return pairs, rejected.sort("id", "attempt")
 
 
-def _stats(table: pl.DataFrame, store: ShardStore) -> dict[str, float]:
+def _stats(table: pl.DataFrame, entries: list[dict]) -> dict[str, float]:
     """Counts over the rows (each row once, however many attempts it took), per reason over
-    every failed attempt, and per attempt: rows asked, accepted, tokens and seconds."""
-    entries = list(store.done.values())
+    every failed attempt, and per attempt: rows asked, accepted, tokens and seconds (from the
+    chunks' manifest ``entries``)."""
     seconds = sum(e["seconds"] for e in entries)
     tokens = sum(e["tokens"] for e in entries)
     rows = table["id"].n_unique()

@@ -12,7 +12,13 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 from embedlab import markdown
-from embedlab.contracts import REJECTED_PREFIX, SYNTH_ACCEPTED, SYNTH_ROWS, TAG_SYNTH_MODE
+from embedlab.contracts import (
+    REJECTED_PREFIX,
+    SYNTH_ACCEPTED,
+    SYNTH_ROWS,
+    TAG_SYNTH_MODE,
+    attempt_metric,
+)
 
 
 def code_versions(lineages: Mapping[str, Mapping[str, Sequence[str]]]) -> list[dict]:
@@ -46,8 +52,9 @@ def code_versions(lineages: Mapping[str, Mapping[str, Sequence[str]]]) -> list[d
 
 
 def synthesis_markdown(experiments: Sequence[str]) -> str:
-    """What each experiment trained on: rows read or generated, accepted, and the counts of
-    each rejection reason, from its newest finished synthesize run."""
+    """What each experiment trained on: rows read or generated, accepted (by attempt, where rows
+    were asked again), and the counts of each rejection reason over every failed attempt, from
+    its newest finished synthesize run."""
     from embedlab.tables.sts import finished_runs
     from embedlab.tracking import ensure_experiment
 
@@ -65,14 +72,24 @@ def synthesis_markdown(experiments: Sequence[str]) -> str:
             ),
             key=lambda kv: (-kv[1], kv[0]),  # most frequent first, ties by name
         )
+        by_attempt = []  # accepted at attempt 1, 2, ... (a generating mode's rounds)
+        while attempt_metric("accepted", len(by_attempt) + 1) in metrics:
+            by_attempt.append(int(metrics[attempt_metric("accepted", len(by_attempt) + 1)]))
         rows.append(
             [
                 name,
                 tags.get(TAG_SYNTH_MODE, "?"),
                 f"{metrics.get(SYNTH_ROWS, 0):.0f}",
                 f"{metrics.get(SYNTH_ACCEPTED, 0):.0f}",
+                " + ".join(map(str, by_attempt)) if len(by_attempt) > 1 else "–",
+                _per_accepted(metrics.get("generated_tokens"), metrics.get(SYNTH_ACCEPTED)),
                 ", ".join(f"{k} {v}" for k, v in reasons) or "–",
             ]
         )
-    header = ["experiment", "mode", "rows", "accepted", "rejected, by reason"]
-    return markdown.table(header, rows, align="llrrl")
+    header = ["experiment", "mode", "rows", "accepted", "of which at attempt 1 + 2 + …"]
+    header += ["generated tokens per accepted row", "failed attempts, by reason"]
+    return markdown.table(header, rows, align="llrrlrl")
+
+
+def _per_accepted(tokens: float | None, accepted: float | None) -> str:
+    return f"{tokens / accepted:,.0f}" if tokens and accepted else "–"
