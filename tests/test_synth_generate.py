@@ -108,6 +108,29 @@ def test_prompt_pool_samples_per_unit_with_the_seed():
         assert PromptPool.load(REPO / f"config/prompts/{mode}.yaml").mode == mode
 
 
+def test_what_a_seed_draws_does_not_change_and_a_later_attempt_draws_afresh():
+    """A seed's first-attempt prompts are pinned: a change in how they are drawn would silently
+    change every synthesized table made with that seed (it happened once, in a refactor).
+    The values are those of commit a5e3c87, before rows were asked again."""
+    pool = PromptPool.load(REPO / "config/prompts/partial.yaml")
+    drawn = [
+        pool.messages(role, "The cat sleeps.", f"u{i}", seed)[1]
+        for i in range(2)
+        for role in ("positive", "hard_negative")
+        for seed in (0, 7)
+    ]
+    assert drawn[:6] == [
+        "partial-v3/p1/0.1",
+        "partial-v3/p1/3.2",
+        "partial-v3/n1/3.0",
+        "partial-v3/n1/0.3",
+        "partial-v3/p3/0.5",
+        "partial-v3/p1/4.0",
+    ]
+    later = [pool.messages("positive", "x", f"u{i}", 0, attempt=2)[1] for i in range(40)]
+    assert later != [pool.messages("positive", "x", f"u{i}", 0)[1] for i in range(40)]
+
+
 def test_prompt_pool_errors_name_the_file_and_key(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("id: x\nmode: partial\nsystem: s\nroles:\n  positive: [{text: 'no slot'}]\n")

@@ -58,7 +58,7 @@ class Sampling:
 
     temperature: float
     top_p: float
-    seed: int
+    seed: int  # under 2**31: what every backend takes (llama.cpp and servers: 32 bits)
 
 
 Samplings = Sequence[Sampling | None] | None  # one per conversation (None: greedy)
@@ -272,11 +272,16 @@ def _sample(logits: torch.Tensor, s: Sampling, generator: torch.Generator) -> to
     """One token from ``softmax(logits / temperature)`` restricted to the smallest set of tokens
     whose probability reaches ``top_p`` (the nucleus), drawn with ``generator``."""
     probs = torch.softmax(logits.float() / s.temperature, dim=-1)
-    if s.top_p < 1.0:
+    if s.top_p >= 1.0:
+        return torch.multinomial(probs, 1, generator=generator)[0]
+    ranked, order = probs.topk(min(NUCLEUS_FIRST, len(probs)))  # the nucleus is nearly always
+    if ranked.sum() < s.top_p:  # among these; a full sort (49k tokens a step) only if not
         ranked, order = probs.sort(descending=True)
-        ranked[ranked.cumsum(-1) - ranked >= s.top_p] = 0.0  # after the nucleus is full
-        probs = torch.zeros_like(probs).scatter(0, order, ranked)
-    return torch.multinomial(probs, 1, generator=generator)[0]
+    ranked = ranked.masked_fill(ranked.cumsum(-1) - ranked >= s.top_p, 0.0)  # past the nucleus
+    return order[torch.multinomial(ranked, 1, generator=generator)[0]]
+
+
+NUCLEUS_FIRST = 64  # tokens ranked before the nucleus is looked for among all of them
 
 
 class VLLMBackend:

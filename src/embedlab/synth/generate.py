@@ -357,7 +357,7 @@ class _Chunk:
                 Sampling(
                     self.settings.retry_temperature,
                     self.settings.retry_top_p,
-                    stream_seed(seed, asks[i].row, role, str(attempt)),
+                    stream_seed(seed, asks[i].row, role, str(attempt)) % 2**31,  # any backend's
                 )
                 for i, role in requests
             ]

@@ -187,11 +187,11 @@ class OpenAIBackend:
         self, conversation: Conversation, max_new_tokens: int, sampling: Sampling | None = None
     ) -> Completion:
         decoding = {"temperature": self.temperature, "seed": self.seed}
-        if sampling is not None:  # servers take a 32-bit seed at most
+        if sampling is not None:
             decoding = {
                 "temperature": sampling.temperature,
                 "top_p": sampling.top_p,
-                "seed": sampling.seed % 2**31,
+                "seed": sampling.seed,
             }
         request = {"model": self.name, "messages": conversation, "max_tokens": max_new_tokens}
         body = json.dumps(request | decoding).encode()

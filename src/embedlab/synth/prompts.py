@@ -89,9 +89,9 @@ def check_template(text: str, fields: Sequence[str], where: str) -> None:
 
 
 def stream_seed(seed: int, *parts: str) -> int:
-    """A 63-bit seed that depends only on the seed and the given strings (not on call order)."""
+    """A 64-bit seed that depends only on the seed and the given strings (not on call order)."""
     digest = hashlib.sha256("\x1f".join([str(seed), *parts]).encode()).digest()
-    return int.from_bytes(digest[:8], "little") >> 1
+    return int.from_bytes(digest[:8], "little")
 
 
 def unit_rng(seed: int, *parts: str) -> np.random.Generator:
