@@ -106,15 +106,15 @@ def test_a_full_disk_during_a_checkpoint_or_a_shard_names_the_folder_and_the_res
     assert "checkpoint 40" in str(full.value) and "resumes from the last whole" in str(full.value)
 
     store = ShardStore(tmp_path / "shards", "f1")
-    store.write(0, pl.DataFrame({"a": [1]}))
+    store.write((1, 0), pl.DataFrame({"a": [1]}))  # attempt 1, chunk 0
 
     def polars_full(self, path, *args, **kwargs):
         raise pl.exceptions.ComputeError("failed to write: No space left on device (os error 28)")
 
     monkeypatch.setattr(pl.DataFrame, "write_parquet", polars_full)
-    with pytest.raises(DiskFull, match=r"shards: no space left .* shard part-000001.parquet"):
-        store.write(1, pl.DataFrame({"a": [2]}))
-    assert list(store.done) == [0]  # the shard written before is still recorded
+    with pytest.raises(DiskFull, match=r"shards: no space left .* shard part-1-000001.parquet"):
+        store.write((1, 1), pl.DataFrame({"a": [2]}))
+    assert list(store.done) == [(1, 0)]  # the shard written before is still recorded
 
     monkeypatch.setattr(errors.shutil, "disk_usage", lambda p: usage)  # space enough
     monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("bug")))
