@@ -6,7 +6,9 @@ import polars as pl
 import pytest
 
 from embedlab import schemas
+from embedlab.coco import image_split
 from embedlab.corpus import Source, build_corpus
+from embedlab.evaluate.retrieval import coco_retrieval
 from embedlab.synth import import_pairs
 
 SNLI = [  # premise, hypothesis, label (0 entailment, 1 neutral, 2 contradiction)
@@ -73,21 +75,28 @@ def test_triplet_layout_and_coco_captions(tmp_path):
     ).write_parquet(triplets)
     pairs, _, _ = import_pairs(triplets)
     assert pairs["prompt_id"].to_list() == ["import:triplet"]
+    # 21 images of two captions but one of one caption: only the train part of the fixed image
+    # split is read, so the images the COCO retrieval task scores are never trained on
     coco = tmp_path / "captions.json"
     annotations = [
-        {"id": 3, "image_id": 1, "caption": "A cat on a mat."},
-        {"id": 1, "image_id": 1, "caption": "A  kitten sits on a rug."},
-        {"id": 2, "image_id": 2, "caption": "A lone surfer on a wave."},
+        {"id": 2 * i + k, "image_id": i, "caption": f"Scene {i} seen {'once twice'.split()[k]}."}
+        for i in range(21)
+        for k in range(2)
     ]
+    train = [i for i, part in image_split(range(21)).items() if part == "train"]
+    lone = train[0]  # a train image with one caption
+    annotations = [a for a in annotations if a["image_id"] != lone]
+    annotations += [{"id": 99, "image_id": lone, "caption": "A  lone surfer on a wave."}]
     coco.write_text(json.dumps({"images": [], "annotations": annotations}))
-    pairs, rejected, _ = import_pairs(coco)
-    assert pairs.select("anchor", "positive").rows() == [
-        ("A kitten sits on a rug.", "A cat on a mat.")
-    ]
+    pairs, rejected, stats = import_pairs(coco)
+    assert sorted(pairs.select("anchor", "positive").rows()) == sorted(
+        (f"Scene {i} seen once.", f"Scene {i} seen twice.") for i in train if i != lone
+    )
     assert pairs["hard_negative"].is_null().all()
     assert rejected.select("anchor", "reason").rows() == [
         ("A lone surfer on a wave.", "single_caption")
     ]
+    assert stats["held_out_images"] == 21 - len(train) > 0
     broken = tmp_path / "broken.json"
     broken.write_text('{"annotations": [{"image_id": 1}]}')
     with pytest.raises(schemas.DataError, match=r"broken\.json: annotation 0 lacks"):
@@ -109,7 +118,11 @@ def test_the_mirror_snli_and_coco_files_read_through(mirror):
         "duplicate",
     }
     captions, _, _ = import_pairs("train/coco-captions/captions_val2017.json", mirrors=[mirror])
-    assert captions.height > 4900  # one pair per image of 5,000
+    # one pair per train image: 70% of 5,000; none of the test images the retrieval task scores
+    assert 3450 < captions.height <= 3500
+    test = coco_retrieval([mirror])
+    held_out = {(test.queries[q], test.corpus[min(docs)]) for q, docs in test.qrels.items()}
+    assert len(held_out) > 900 and not held_out & set(captions.select("anchor", "positive").rows())
 
 
 def test_a_synthesis_that_accepts_nothing_stops_with_its_reasons_and_keeps_them(tmp_path, capsys):

@@ -13,7 +13,9 @@ Layouts, from CSV, TSV, JSON Lines or Parquet (by the file's extension), local o
   (``no_entailment``, ``no_contradiction``), rows without a gold label (``-1``) are counted;
 - ``coco``: COCO caption annotations (JSON, ``annotations``: ``image_id``, ``caption``); the
   first two captions of an image are a positive pair, an image with one caption is rejected
-  (``single_caption``);
+  (``single_caption``); only the train images of ``coco.image_split`` are read, so the images
+  that the COCO retrieval task scores are never trained on (the others are counted,
+  ``held_out_images``);
 - ``auto`` (default) picks the layout by the columns (``coco`` by the JSON's keys).
 
 Several files are read in order as one set. Rows go through the same cheap filters as
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import polars as pl
 
-from embedlab.coco import read_captions
+from embedlab.coco import image_split, read_captions
 from embedlab.contracts import SYNTH_ACCEPTED, SYNTH_ROWS, rejected_metric
 from embedlab.datafiles import SNLI_COLUMNS, TRIPLET, read_table, snli_triplets
 from embedlab.errors import SettingError
@@ -77,20 +79,28 @@ def _layout(path: str, df: pl.DataFrame, layout: str) -> str:
     return layout
 
 
-def _coco_pairs(path: str) -> pl.DataFrame:
-    """The first two captions (by annotation id) of each image; a null positive for an image
-    with one caption (rejected as ``single_caption``)."""
+def _coco_pairs(path: str) -> tuple[pl.DataFrame, dict[str, float]]:
+    """The first two captions (by annotation id) of each image of the train part of
+    ``coco.image_split``; a null positive for an image with one caption (rejected as
+    ``single_caption``). The dev and test images, which evaluation holds out, are counted."""
+    captions = read_captions(path)
+    parts = image_split(captions)
     rows = [
         {"anchor": texts[0], "positive": texts[1] if len(texts) > 1 else None, "negative": None}
-        for texts in read_captions(path).values()
+        for image, texts in captions.items()
+        if parts[image] == "train"
     ]
-    return pl.DataFrame(rows, schema=dict.fromkeys(TRIPLET, pl.String))
+    held_out = len(captions) - len(rows)
+    return pl.DataFrame(rows, schema=dict.fromkeys(TRIPLET, pl.String)), {
+        "held_out_images": float(held_out)
+    }
 
 
 def _triplets(path: str, layout: str) -> tuple[pl.DataFrame, str, dict[str, float]]:
     """One file as (anchor, positive, negative) rows, its layout and what was counted."""
     if layout == "coco" or (layout == "auto" and Path(path).suffix.lower() == ".json"):
-        return _coco_pairs(path), "coco", {}
+        pairs, counts = _coco_pairs(path)
+        return pairs, "coco", counts
     df = read_table(path)
     layout = _layout(path, df, layout)
     if layout == "snli":
