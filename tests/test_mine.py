@@ -64,6 +64,19 @@ def test_b3_clusters_are_whole_and_hard_negatives_outside():
             assert len(negatives[row]) == 2
 
 
+def test_b3_with_clusters_as_large_as_the_batch_makes_every_batch_one_cluster():
+    """cluster_size="batch": each batch is one METIS cluster, the same rows in every epoch
+    (only their order changes), and it is harder than batches of clusters of 8."""
+    emb = clustered(800)
+    whole, _, stats = b3_batches(emb, None, 32, 2, 0, p=2, m=16, cluster_size="batch")
+    eight, _, _ = b3_batches(emb, None, 32, 2, 0, p=2, m=16, cluster_size=8)
+    assert stats["clusters"] == 25
+    assert {frozenset(b) for b in whole[0]} == {frozenset(b) for b in whole[1]}
+    assert in_batch_similarity(emb, whole).mean() > in_batch_similarity(emb, eight).mean()
+    with pytest.raises(ValueError, match="cluster_size='half'"):
+        b3_batches(emb, None, 32, 1, 0, cluster_size="half")
+
+
 def test_b3_is_deterministic():
     emb = clustered(400)
     a = b3_batches(emb, None, 32, 2, 5, p=2, m=16, cluster_size=8)

@@ -129,7 +129,7 @@ def problems(config: dict, mirrors: Sequence[str]) -> list[str]:
     if "b3" in config["grid"]["miners"]:
         b3 = mine["b3"]
         for bs in config["grid"]["batch_sizes"]:
-            if bs % b3["cluster_size"]:
+            if b3["cluster_size"] != "batch" and bs % b3["cluster_size"]:
                 found.append(
                     f"mine.b3.cluster_size = {b3['cluster_size']} does not divide the batch "
                     f"size {bs} (grid.batch_sizes)"

@@ -6,7 +6,8 @@
    temporary file, so that METIS has the memory: docs/mining-scale.md).
 3. METIS (pymetis) cuts it into ceil(N / c) parts (or Louvain finds communities); parts are
    then made exactly size c (members with the fewest edges inside an oversized part are
-   trimmed; short parts are filled with them).
+   trimmed; short parts are filled with them). ``cluster_size="batch"`` makes c = B: each
+   batch is one cluster, hard in all of its B - 1 partners.
 4. Each epoch shuffles the clusters and a batch is B / c whole clusters.
 5. Each example gets K hard negatives drawn from its cluster's candidate lists, excluding the
    cluster's members and anything in a member's top p.
@@ -308,7 +309,7 @@ def b3_batches(
     seed: int,
     p: int = 2,
     m: int = 16,
-    cluster_size: int = 8,
+    cluster_size: int | str = 8,
     hard_negatives: int = 1,
     knn: str = "auto",
     nprobe: int = 16,
@@ -321,6 +322,10 @@ def b3_batches(
     embeddings equal up to float noise give the same batches (``knn.stable_ranks``)."""
     n = emb.shape[0]
     check_size(n, batch_size)
+    if cluster_size == "batch":
+        cluster_size = batch_size
+    if not isinstance(cluster_size, int) or cluster_size < 1:
+        raise SettingError(f"cluster_size={cluster_size!r}: expected a positive int or 'batch'")
     if batch_size % cluster_size:
         raise SettingError(
             f"cluster_size={cluster_size} must divide batch size {batch_size} "
