@@ -57,6 +57,7 @@ benchmarks: env
 	$(PY) benchmarks/synth_throughput.py $(if $(LLAMA_SERVER),--llama-server $(LLAMA_SERVER))
 	$(PY) benchmarks/train_throughput.py --students static transformer
 	$(PY) benchmarks/train_throughput.py --students transformer --batch-size 128 --chunk 32 --n 512
+	$(PY) benchmarks/train_throughput.py --students transformer --data snli --before --max-length 48
 	$(PY) benchmarks/gradcache_memory.py
 	$(PY) benchmarks/mine_scale.py --compare-n 20000 --sizes 100000 --b3-sizes 1000000
 	$(PY) benchmarks/readme.py

@@ -8,10 +8,14 @@ order, with the same batch size and InfoNCE over in-batch plus hard negatives:
   ``CachedMultipleNegativesRankingLoss`` (GradCache) with the same chunk.
 
 Triplets are STS-B train pairs scored >= 3 (anchor, positive) with another pair's sentence as the
-hard negative, from the mirror. The sides alternate (which goes first too), --repeats times,
-after a warm-up; each student writes ``results/train-<student>-b<B>[...].json`` with the medians
-of examples/s (and, for transformers, model FLOPs utilisation when --peak-tflops is given,
-counting 6 x non-embedding parameters x tokens per example, 8x with GradCache's extra forward).
+hard negative, from the mirror, or (``--data snli``) gold SNLI triplets (premise, entailment,
+contradiction) as Study 3 trains on. ``--before`` adds a third side: embedlab without the short
+``max_length`` and the length groups (the model's own 256 tokens, one forward per batch padded
+to its longest text), so the record shows what those two settings buy. The sides take turns
+going first, --repeats times, after a warm-up; each student writes
+``results/train-<student>-b<B>[...].json`` with the medians of examples/s (and, for
+transformers, model FLOPs utilisation when --peak-tflops is given, counting 6 x non-embedding
+parameters x tokens per example, 8x with GradCache's extra forward).
 
     .venv/bin/python benchmarks/train_throughput.py --students static transformer
     .venv/bin/python benchmarks/train_throughput.py --device cuda --bf16 --peak-tflops 989
@@ -34,6 +38,8 @@ from embedlab.sts_data import read_pair_file
 from embedlab.train import TrainConfig, build_student, train
 
 MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DATA = {"stsb": "STS-B train", "snli": "gold SNLI"}
+BEFORE = "embedlab, model's own max length, one forward per batch"
 
 
 def triplets(mirror: str, n: int) -> pl.DataFrame:
@@ -58,17 +64,30 @@ def triplets(mirror: str, n: int) -> pl.DataFrame:
     )
 
 
-def ours(kind: str, pairs: pl.DataFrame, args) -> tuple[float, float]:
-    """Seconds of embedlab's train(), and its tokens/s."""
+def snli(mirror: str, n: int) -> pl.DataFrame:
+    """The first ``n`` gold SNLI triplets of the mirror's dev file, as a Pairs table."""
+    from embedlab.synth import import_pairs
+
+    pairs, _, _ = import_pairs("train/snli/dev.txt", layout="snli", mirrors=[mirror])
+    if pairs.height < n:
+        raise SystemExit(f"only {pairs.height} SNLI triplets; ask for fewer")
+    return pairs.head(n)
+
+
+def ours(kind: str, pairs: pl.DataFrame, args, before: bool = False) -> tuple[float, float]:
+    """Seconds of embedlab's train(), and its tokens/s; ``before``: at the model's own
+    max length, one forward per batch."""
     n = pairs.height // args.batch_size * args.batch_size
     order = [np.arange(n).reshape(-1, args.batch_size)]
     batches = batch_table(order, pairs["id"].to_list())
-    student = build_student(kind, args.model, max_length=args.max_length).to(args.device)
+    max_length = None if before else args.max_length
+    student = build_student(kind, args.model, max_length=max_length).to(args.device)
     tokens: list[float] = []
     config = TrainConfig(
         lr=args.lr,
         temperature=0.05,
         chunk_size=args.chunk,  # texts per forward, as mini_batch_size is theirs
+        length_groups=1 if before else TrainConfig.length_groups,
         mixed_precision="bf16" if args.bf16 else "no",
     )
     started = time.perf_counter()
@@ -133,21 +152,26 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peak-tflops", type=float, help="device peak (H100 bf16: 989)")
+    parser.add_argument("--data", choices=["stsb", "snli"], default="stsb")
+    parser.add_argument("--before", action="store_true", help="add the side without max length")
     args = parser.parse_args()
     logging.disable(logging.WARNING)
 
     for kind in args.students:
         n = args.n or (2048 if kind == "static" else 256)
-        pairs = triplets(args.mirror, n)
-        a, b, tok = [], [], []
+        pairs = (snli if args.data == "snli" else triplets)(args.mirror, n)
+        a, b, c, tok = [], [], [], []
         warm = pairs.head(args.batch_size * 2)  # untimed: CUDA context, kernels, caches
         ours(kind, warm, args), theirs(kind, warm, args)
-        for i in range(args.repeats):  # alternating which side goes first
-            for side in ("ours", "theirs") if i % 2 == 0 else ("theirs", "ours"):
+        sides = ["ours", "theirs", *(["before"] if args.before else [])]
+        for i in range(args.repeats):  # rotating which side goes first
+            for side in sides[i % len(sides) :] + sides[: i % len(sides)]:
                 if side == "ours":
                     seconds, tokens_per_s = ours(kind, pairs, args)
                     a.append(n / seconds)
                     tok.append(tokens_per_s)
+                elif side == "before":
+                    c.append(n / ours(kind, pairs, args, before=True)[0])
                 else:
                     b.append(n / theirs(kind, pairs, args))
         device = args.device + (" bf16" if args.bf16 else "")
@@ -165,7 +189,8 @@ def main() -> None:
             Record(
                 name=f"train-{kind}-b{args.batch_size}"
                 + (f"-gc{args.chunk}" if args.chunk else "")
-                + ("" if args.device == "cpu" else f"-{args.device}{'-bf16' if args.bf16 else ''}"),
+                + ("" if args.device == "cpu" else f"-{args.device}{'-bf16' if args.bf16 else ''}")
+                + ("" if args.data == "stsb" else f"-{args.data}"),
                 title=f"training a {kind} student"
                 + (f", GradCache chunk {args.chunk}" if args.chunk else ""),
                 peer=f"sentence-transformers trainer ({peer})",
@@ -177,8 +202,10 @@ def main() -> None:
                         "median": statistics.median(b),
                         "runs": b,
                     },
-                },
-                setup=f"{n} STS-B train triplets, {args.model.split('/')[-1]}, B={args.batch_size},"
+                }
+                | ({BEFORE: {"median": statistics.median(c), "runs": c}} if c else {}),
+                setup=f"{n} {DATA[args.data]} triplets, {args.model.split('/')[-1]},"
+                f" B={args.batch_size},"
                 f" max {args.max_length} tokens, {device}",
                 notes=notes,
             )

@@ -11,6 +11,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 from sentence_transformers import SentenceTransformer
+from torch import nn
 
 from embedlab import schemas
 from embedlab.encode import encode
@@ -151,6 +152,35 @@ def test_gradcache_gives_the_full_batch_gradients(tiny_bert, pairs):
     assert full.keys() == cached.keys() and any(k.startswith("head.") for k in full)
     for name in full:
         torch.testing.assert_close(cached[name], full[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_length_groups_pad_less_and_leave_the_gradients_as_they_were(tiny_bert, pairs):
+    """Texts embedded in 3 length-sorted forwards (the default) count fewer padded tokens than
+    one forward, with the loss and gradients of one forward."""
+    padded: dict[int, int] = {}
+    for groups in (1, 3):
+        model = build_student("transformer", str(tiny_bert), pooling="mean", max_length=32)
+        model.eval()
+        preprocess = model.preprocess
+        padded[groups] = 0
+
+        def counting(texts, groups=groups, preprocess=preprocess):
+            features = preprocess(texts)
+            padded[groups] += features["input_ids"].numel()  # positions, padding included
+            return features
+
+        model.preprocess = counting
+        step = plan(pairs, _batches(pairs, 32, 1))[0]
+        config = TrainConfig(length_groups=groups)
+        loss, _ = backward(model, nn.Identity(), step, config, Accelerator(cpu=True))
+        if groups == 1:
+            ref_loss, ref = loss, _grads(model, nn.Identity())
+        else:
+            torch.testing.assert_close(loss, ref_loss, rtol=1e-5, atol=1e-6)
+            grads = _grads(model, nn.Identity())
+            for name in ref:
+                torch.testing.assert_close(grads[name], ref[name], rtol=1e-4, atol=1e-6)
+    assert padded[3] < padded[1]
 
 
 def test_gradcache_replays_dropout(tiny_bert, pairs, monkeypatch):

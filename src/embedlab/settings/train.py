@@ -42,6 +42,9 @@ class TrainConfig:
         None, "None: as the accelerate config says (no on a CPU)"
     )
     chunk_size: int = setting(0, "GradCache: embed at most this many texts at once (0: off)")
+    length_groups: int = setting(
+        3, "transformer students: forwards per batch, texts grouped by length (1: one forward)"
+    )
     checkpoint_every: int = setting(50, "steps between checkpoints (with a checkpoint folder)")
     eval_every: int = setting(10, "steps between dev scores (with a scorer), keeping the best")
     seed: int = setting(0, "seed of the initial weights and dropout")

@@ -207,7 +207,8 @@ def backward(
         else:
             # a transformer pads each forward to its longest text: a few length groups waste
             # less than one padded batch (a static student has no padding: one call)
-            groups = 3 if hasattr(model[0], "auto_model") and len(texts) >= 48 else 1
+            groups = config.length_groups if hasattr(model[0], "auto_model") else 1
+            groups = groups if len(texts) >= 16 * groups else 1
             parts = [embed(by_length[g]) for g in _split(len(texts), groups)]
             loss = loss_of(torch.cat(parts))
             accelerator.backward(loss)
