@@ -77,7 +77,8 @@ define publish
 	cp results/$(1)/tables/sts.csv docs/studies/$(2)/scores.csv
 endef
 
-.PHONY: sweep-b3 study-b3 study-b3-resample study-syncse studies verify-studies
+.PHONY: sweep-b3 study-b3 study-b3-resample study-syncse studies verify-studies \
+	sweep-transformer study-transformer
 
 sweep-b3: env
 	$(SNAKEMAKE) sweep --configfile config/studies/b3.yaml
@@ -103,7 +104,26 @@ study-syncse: env
 		config/studies/syncse/gold.yaml
 	$(call publish,syncse-gold,syncse)
 
-studies: study-syncse study-b3 study-b3-resample
+# Study 3: the sweep on STS-B dev (its table beside the page), then four experiments up to their
+# evaluations (the teacher's and the untrained student's scores come from the evaluation cache
+# after the first), then one page over all four
+TRANSFORMER := snli whole steps coco
+STUDY3 := config/studies/transformer
+
+sweep-transformer: env
+	$(SNAKEMAKE) sweep --configfile $(STUDY3)/base.yaml $(STUDY3)/snli.yaml
+	mkdir -p docs/studies/transformer
+	cp results/transformer-snli/sweep/sweep.md docs/studies/transformer/sweep.md
+
+study-transformer: sweep-transformer
+	for s in $(TRANSFORMER); do \
+		$(SNAKEMAKE) $(THREADS) --until evaluate evaluate_seeds evaluate_teacher \
+			--configfile $(STUDY3)/base.yaml $(STUDY3)/$$s.yaml || exit 1; \
+	done
+	$(SNAKEMAKE) tables $(THREADS) --configfile $(STUDY3)/base.yaml $(STUDY3)/snli.yaml
+	$(call publish,transformer-snli,transformer)
+
+studies: study-syncse study-b3 study-b3-resample study-transformer
 
 # A stated slice of each study rerun in its own experiment (config/studies/verify/), every
 # per-seed score compared with the committed scores.csv (embedlab.verify): run it in a fresh

@@ -178,6 +178,14 @@ def _dry_run(*configfiles: str, target: str = "all") -> str:
             "config/studies/syncse/gold.yaml",
             "config/studies/verify/syncse.yaml",
         ],
+        *[
+            ["config/studies/transformer/base.yaml", f"config/studies/transformer/{s}.yaml"]
+            for s in ("snli", "whole", "steps", "coco")
+        ],
+        *[
+            ["config/studies/paper/b3-transformer.yaml", f"config/studies/paper/b3-transformer/{s}"]
+            for s in ("whole.yaml", "steps.yaml")
+        ],
     ],
     ids=lambda c: c[-1].split("config/")[1],
 )
@@ -201,6 +209,22 @@ def test_b3_study_has_every_cell_and_the_cross_size_comparison():
     ]
     assert all(f"models/{c}" in out for c in cells)
     assert '"a": "b3", "a_bs": 64, "b": "random", "b_bs": 512' in out
+
+
+def test_study3_plans_whole_batch_clusters_and_equal_steps():
+    """Study 3's arms: b3 with cluster_size "batch" at 32 and 128; random at 128 for 4 epochs,
+    as many steps as 32 in one (1,033 triplets: 32 batches of 32, 8 of 128 an epoch)."""
+    base = "config/studies/transformer/base.yaml"
+    whole = _dry_run(base, "config/studies/transformer/whole.yaml")
+    mines = [x for x in whole.splitlines() if " mine --miner " in x]
+    assert len(mines) == 2 and all('"cluster_size": "batch"' in x for x in mines)
+    assert {x.split("--batch-size ")[1].split()[0] for x in mines} == {"32", "128"}
+    (steps,) = [
+        x
+        for x in _dry_run(base, "config/studies/transformer/steps.yaml").splitlines()
+        if " mine --miner " in x
+    ]
+    assert "--miner random" in steps and "--batch-size 128" in steps and "--epochs 4" in steps
 
 
 @pytest.mark.parametrize(
