@@ -1,11 +1,14 @@
 """Every name one stage writes and another reads (``embedlab.contracts``), written by the writer
 and read back by the reader: a renamed metric, tag or label fails here, not on a study page."""
 
+import os
+
 import numpy as np
 import pytest
 
 from embedlab import schemas
 from embedlab.cli import main
+from embedlab.contracts import FALSE_NEGATIVES
 from embedlab.tracking import ensure_experiment, stage_run
 
 from .test_import_gold import snli_file
@@ -72,7 +75,7 @@ def test_rows_accepted_at_each_attempt_reach_the_study_page(tmp_path):
     assert row in synthesis_markdown(["test"])
 
 
-def test_mining_figures_reach_the_mining_table():
+def test_mining_figures_reach_the_mining_table(monkeypatch):
     from embedlab.mine.diagnostics import summarize
     from embedlab.tables.mining import FIGURES, fetch_mining
 
@@ -89,6 +92,14 @@ def test_mining_figures_reach_the_mining_table():
     assert table.height == 1 and table["miner"][0] == "b3"
     for metric, column in FIGURES.items():
         assert table[column][0] == pytest.approx(figures[metric]), metric
+    # a study of several experiments (data sets, arms): each one's batches keep their own row
+    first = os.environ["EMBEDLAB_EXPERIMENT"]
+    monkeypatch.setenv("EMBEDLAB_EXPERIMENT", "coco")
+    with stage_run("mine", {}, tags=tags) as run:
+        run.log_metrics(figures | {FALSE_NEGATIVES: 0.5})
+    table = fetch_mining([first, "coco"])
+    assert table["miner"].to_list() == [f"{first} · b3", "coco · b3"]
+    assert table["false negatives"].to_list() == [figures[FALSE_NEGATIVES], 0.5]
 
 
 def test_geometry_and_sts_scores_reach_the_scores_table(tmp_path, mirror):

@@ -19,6 +19,7 @@ from embedlab.contracts import (
     HARDNESS,
     RANDOM_FALSE_NEGATIVES,
     RANDOM_HARDNESS,
+    source_label,
     wildcard_tag,
 )
 from embedlab.tables.sts import finished_runs
@@ -34,21 +35,26 @@ FIGURES = {
 
 
 def fetch_mining(experiments: Sequence[str] = ()) -> pl.DataFrame:
-    """One row per (miner, batch size, seed): the newest finished mine run's figures, from the
-    first of ``experiments`` (the current experiment when none is given)."""
-    rows, seen = [], set()
-    experiment = experiments[0] if experiments else None
-    for run in finished_runs(ensure_experiment(experiment), "mine"):
-        tags = run.data.tags
-        key = tuple(tags.get(wildcard_tag(k)) for k in GRID_WILDCARDS)
-        if None in key or key in seen:
-            continue
-        seen.add(key)
-        metrics = run.data.metrics
-        rows.append(
-            {"miner": key[0], "bs": int(key[1]), "seed": int(key[2])}
-            | {name: metrics.get(metric) for metric, name in FIGURES.items()}
-        )
+    """One row per (miner, batch size, seed) of each of ``experiments`` (the current experiment
+    when none is given): the newest finished mine run's figures. With several experiments the
+    miner is named by its experiment (``source_label``), as the score rows are, so that each
+    data set's or arm's batches keep their own row."""
+    rows = []
+    names = list(experiments) or [None]
+    for experiment in names:
+        seen = set()
+        for run in finished_runs(ensure_experiment(experiment), "mine"):
+            tags = run.data.tags
+            key = tuple(tags.get(wildcard_tag(k)) for k in GRID_WILDCARDS)
+            if None in key or key in seen:
+                continue
+            seen.add(key)
+            metrics = run.data.metrics
+            miner = source_label(experiment, key[0]) if len(names) > 1 else key[0]
+            rows.append(
+                {"miner": miner, "bs": int(key[1]), "seed": int(key[2])}
+                | {name: metrics.get(metric) for metric, name in FIGURES.items()}
+            )
     schema = {"miner": pl.String, "bs": pl.Int64, "seed": pl.Int64}
     return pl.DataFrame(rows, schema=schema | dict.fromkeys(FIGURES.values(), pl.Float64))
 
