@@ -79,8 +79,10 @@ def fetch_scores(
     ``<source> · <model>``, where the source is the experiment's synthesis (``partial/
     SmolLM2-135M-Instruct``), or the experiment's name where two share a source; the grouped
     table then has one method per (source, miner). Models that are not grid runs (teacher,
-    student-init) are read from the first experiment only. Raises LookupError naming every
-    model that has no finished evaluate run.
+    student-init) are read from the first experiment only; from each other experiment, every
+    grid run it evaluated (its own grid: an arm of a study may have other miners or batch
+    sizes). Raises LookupError naming every model that has no finished evaluate run (for an
+    experiment with no grid run at all: the models of the first experiment's grid).
     """
     names = list(experiments) or [None]
     ids = [ensure_experiment(name) for name in names]
@@ -97,8 +99,12 @@ def fetch_scores(
             sha = wanted_sha.get(model) if (experiment or current) == current else None
             if sha is None or run.data.tags.get(TAG_SCORES_SHA256) == sha:
                 newest.setdefault(model, run)
-        # reference rows (teacher, student-init) come from the first experiment only
-        wanted = [m for m in models if experiment == names[0] or RUN.match(m)]
+        if experiment == names[0]:  # the current grid, and the reference rows
+            wanted = list(models)
+        else:  # another experiment's own grid: every grid run it evaluated (an arm may differ)
+            wanted = [m for m in newest if m and RUN.match(m)] or [
+                m for m in models if RUN.match(m)
+            ]
         absent += [f"{experiment}/{m}" if experiment else m for m in wanted if m not in newest]
         for model in wanted:
             if model not in newest:
