@@ -144,3 +144,12 @@ def test_rows_of_several_experiments_are_labelled_and_parsed_back_alike(monkeypa
         "partial/Gen-1B · random, B=8",
         "query/Gen-1B · random, B=8",
     ]
+    # an arm with its own grid (Study 3's whole-batch b3): its runs, not the first one's grid
+    monkeypatch.setenv("EMBEDLAB_EXPERIMENT", "three")
+    with stage_run("synthesize", {}) as run:
+        run.set_tag(TAG_SYNTH_SOURCE, "partial/Gen-1B")
+    with stage_run("evaluate", {}, tags={"model": "b3-bs16-seed0"}) as run:
+        run.log_metrics({"Avg.spearman": 2.0})
+    scores = fetch_scores(["random-bs8-seed0"], experiments=["one", "three"])
+    assert scores["model"].to_list() == ["one · random-bs8-seed0", "three · b3-bs16-seed0"]
+    assert scores["Avg"].to_list() == [1.0, 2.0]
