@@ -61,6 +61,12 @@ def synthesis_source(experiment_id: str) -> str | None:
     return runs[0].data.tags.get(TAG_SYNTH_SOURCE, "?")
 
 
+def _cell(model: str) -> tuple[str, int, int]:
+    """(miner, batch size, seed) of a grid run's name, to order an arm's own runs."""
+    miner, bs, seed = RUN.match(model).groups()
+    return miner, int(bs), int(seed)
+
+
 def fetch_scores(
     models: Sequence[str],
     experiments: Sequence[str] = (),
@@ -102,9 +108,9 @@ def fetch_scores(
         if experiment == names[0]:  # the current grid, and the reference rows
             wanted = list(models)
         else:  # another experiment's own grid: every grid run it evaluated (an arm may differ)
-            wanted = [m for m in newest if m and RUN.match(m)] or [
-                m for m in models if RUN.match(m)
-            ]
+            grid = [m for m in models if RUN.match(m)]
+            own = sorted((m for m in newest if m and RUN.match(m) and m not in grid), key=_cell)
+            wanted = [m for m in grid if m in newest] + own or grid
         absent += [f"{experiment}/{m}" if experiment else m for m in wanted if m not in newest]
         for model in wanted:
             if model not in newest:
